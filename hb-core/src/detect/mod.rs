@@ -1,0 +1,1 @@
+//! Failure detectors and the client interval policy.

@@ -1,0 +1,1 @@
+//! Wire format: encode/decode, auth tag, test vectors. See docs/protocol.md.
