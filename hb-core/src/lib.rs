@@ -1,7 +1,30 @@
 //! heartbeater engine.
 //!
 //! Everything with behaviour lives here; the C ABI, the Go and Python bindings and the CLI
-//! are thin layers over this crate. See `../shared/DESIGN.md` for the picture.
+//! are thin layers over this crate. See `docs/` and the design notes for the picture.
 
-pub mod proto;
+pub mod clock;
+pub mod config;
 pub mod detect;
+pub mod error;
+pub mod events;
+pub mod metrics;
+pub mod peers;
+pub mod proto;
+pub mod runtime;
+
+pub mod client;
+pub mod monitor;
+pub mod registry;
+
+pub use client::{Client, FencingToken};
+pub use config::{Config, Endpoint, Options, Role};
+pub use detect::DetectorKind;
+pub use error::{Error, Result};
+pub use events::{Event, EventHub, Reason, State};
+pub use monitor::Monitor;
+pub use peers::PeerInfo;
+pub use registry::Watcher;
+
+/// The library version (Cargo package version).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

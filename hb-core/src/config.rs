@@ -1,0 +1,755 @@
+//! Configuration shared by every language: one string-keyed setter (`Options::set`) is the
+//! single parse path for API calls, environment variables, CLI flags, C, Go and Python, so a
+//! bad value gets the same precise error everywhere.
+//!
+//! Precedence: explicit options, then `HEARTBEATER_*` environment variables, then defaults.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::detect::DetectorKind;
+use crate::error::{Error, Result};
+
+pub const MAX_NAME_LEN: usize = 64;
+pub const MAX_LABEL_KEY_LEN: usize = 63;
+pub const MAX_LABEL_VALUE_LEN: usize = 128;
+/// Labels travel in every beat frame (512 bytes at most), so their total is capped.
+pub const MAX_LABELS_BYTES: usize = 256;
+pub const MIN_AUTH_KEY_LEN: usize = 16;
+
+pub const DEFAULT_TTL: Duration = Duration::from_secs(15);
+pub const DEFAULT_INTERVAL_MIN: Duration = Duration::from_secs(1);
+pub const DEFAULT_INTERVAL_MAX: Duration = Duration::from_secs(30);
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_MAX_PEERS: usize = 1 << 20;
+pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
+
+/// What a handle is for; decides which options apply and which variables are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Monitor,
+    Watcher,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Udp(HostPort),
+    Tcp(HostPort),
+    /// `etcd://host:port[,host:port]/prefix`; keys are `prefix/<service>/<instance>`.
+    Etcd { hosts: Vec<HostPort>, prefix: String },
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Udp(hp) => write!(f, "udp://{hp}"),
+            Endpoint::Tcp(hp) => write!(f, "tcp://{hp}"),
+            Endpoint::Etcd { hosts, prefix } => {
+                let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+                write!(f, "etcd://{}{}", hosts.join(","), prefix)
+            }
+        }
+    }
+}
+
+const ENDPOINT_FORM: &str = "scheme://host:port[/prefix] with scheme udp, tcp or etcd, comma-separated";
+
+impl Endpoint {
+    /// Parses a comma-separated list. A piece without a scheme continues the etcd
+    /// endpoint before it: `etcd://a:1,b:2/prefix`.
+    pub fn parse_list(text: &str) -> Result<Vec<Endpoint>> {
+        let bad = || Error::config("endpoint", text, ENDPOINT_FORM);
+        let mut out: Vec<Endpoint> = Vec::new();
+        let mut etcd_pieces: Option<Vec<String>> = None;
+        for piece in text.split(',').map(str::trim) {
+            if piece.is_empty() {
+                return Err(bad());
+            }
+            if piece.contains("://") {
+                if let Some(pieces) = etcd_pieces.take() {
+                    out.push(parse_etcd(text, &pieces)?);
+                }
+                let (scheme, rest) = piece.split_once("://").ok_or_else(bad)?;
+                match scheme {
+                    "udp" => out.push(Endpoint::Udp(parse_host_port(text, rest)?)),
+                    "tcp" => out.push(Endpoint::Tcp(parse_host_port(text, rest)?)),
+                    "etcd" => etcd_pieces = Some(vec![rest.to_string()]),
+                    _ => return Err(Error::config("endpoint", text, format!("{ENDPOINT_FORM} (unknown scheme {scheme:?})"))),
+                }
+            } else if let Some(pieces) = etcd_pieces.as_mut() {
+                pieces.push(piece.to_string());
+            } else {
+                return Err(bad());
+            }
+        }
+        if let Some(pieces) = etcd_pieces.take() {
+            out.push(parse_etcd(text, &pieces)?);
+        }
+        if out.is_empty() {
+            return Err(bad());
+        }
+        Ok(out)
+    }
+
+    pub fn is_etcd(&self) -> bool {
+        matches!(self, Endpoint::Etcd { .. })
+    }
+}
+
+/// `pieces` are `host:port` strings; the last may carry the `/prefix`.
+fn parse_etcd(text: &str, pieces: &[String]) -> Result<Endpoint> {
+    let mut hosts = Vec::new();
+    let mut prefix = String::from("/heartbeater");
+    for (i, piece) in pieces.iter().enumerate() {
+        let (hp, path) = match piece.find('/') {
+            Some(at) => (&piece[..at], Some(&piece[at..])),
+            None => (piece.as_str(), None),
+        };
+        if let Some(path) = path {
+            if i + 1 != pieces.len() {
+                return Err(Error::config("endpoint", text, "etcd://host:port[,host:port]/prefix (the prefix comes last)"));
+            }
+            let trimmed = path.trim_end_matches('/');
+            if !trimmed.is_empty() {
+                if trimmed.contains("//") || trimmed.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                    return Err(Error::config("endpoint", text, "an etcd prefix like /services (no empty segments, spaces or control characters)"));
+                }
+                prefix = trimmed.to_string();
+            }
+        }
+        hosts.push(parse_host_port(text, hp)?);
+    }
+    Ok(Endpoint::Etcd { hosts, prefix })
+}
+
+fn parse_host_port(text: &str, s: &str) -> Result<HostPort> {
+    let bad = || Error::config("endpoint", text, "host:port with a port from 1 to 65535 (IPv6 as [addr]:port)");
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (host, port) = rest.split_once("]:").ok_or_else(bad)?;
+        (host, port)
+    } else {
+        s.rsplit_once(':').ok_or_else(bad)?
+    };
+    if host.is_empty() || host.contains(['/', ' ', '[', ']']) || (host.contains(':') && !s.starts_with('[')) {
+        return Err(bad());
+    }
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if port == 0 {
+        return Err(bad());
+    }
+    Ok(HostPort { host: host.to_string(), port })
+}
+
+/// Parses `15s`, `200ms`, `1.5s`, `2m`, `1h`, `500us`; a bare number is seconds.
+pub fn parse_duration(field: &str, text: &str) -> Result<Duration> {
+    let bad = || Error::config(field, text, "a duration like 200ms, 15s, 1.5s, 2m or 1h");
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num.parse().map_err(|_| bad())?;
+    let scale = match unit.trim() {
+        "" | "s" | "sec" => 1.0,
+        "ms" => 1e-3,
+        "us" | "µs" => 1e-6,
+        "ns" => 1e-9,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad()),
+    };
+    let secs = value * scale;
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IntervalRange {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl IntervalRange {
+    /// `1s..30s` (adaptive between bounds) or `200ms` (fixed).
+    pub fn parse(text: &str) -> Result<IntervalRange> {
+        let form = "an interval like 200ms (fixed) or 1s..30s (adaptive between bounds)";
+        let (min, max) = match text.split_once("..") {
+            Some((a, b)) => (parse_duration("interval", a)?, parse_duration("interval", b)?),
+            None => {
+                let d = parse_duration("interval", text)?;
+                (d, d)
+            }
+        };
+        if min < Duration::from_millis(10) || min > max {
+            return Err(Error::config("interval", text, format!("{form}, with 10ms <= min <= max")));
+        }
+        Ok(IntervalRange { min, max })
+    }
+}
+
+/// Parses `k=v,k=v`.
+pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>> {
+    let mut labels = BTreeMap::new();
+    if text.trim().is_empty() {
+        return Ok(labels);
+    }
+    for pair in text.split(',') {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| Error::config("labels", text, "k=v pairs separated by commas"))?;
+        labels.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    validate_labels(&labels)?;
+    Ok(labels)
+}
+
+pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<()> {
+    let mut total = 0;
+    for (k, v) in labels {
+        let key_ok = !k.is_empty()
+            && k.len() <= MAX_LABEL_KEY_LEN
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'));
+        if !key_ok {
+            return Err(Error::config("label key", k, format!("1..={MAX_LABEL_KEY_LEN} characters of A-Z a-z 0-9 _ - . /")));
+        }
+        if v.len() > MAX_LABEL_VALUE_LEN || v.chars().any(char::is_control) {
+            return Err(Error::config(format!("label {k}"), v, format!("at most {MAX_LABEL_VALUE_LEN} bytes of text without control characters")));
+        }
+        total += k.len() + v.len() + 2;
+    }
+    if total > MAX_LABELS_BYTES {
+        return Err(Error::config("labels", format!("{total} bytes"), format!("at most {MAX_LABELS_BYTES} bytes in all (they travel in every beat)")));
+    }
+    Ok(())
+}
+
+fn validate_name(field: &str, value: &str) -> Result<()> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_NAME_LEN
+        && !value.chars().any(|c| c == '/' || c.is_control() || c.is_whitespace());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::config(field, value, format!("1..={MAX_NAME_LEN} bytes of UTF-8 without '/', spaces or control characters")))
+    }
+}
+
+fn parse_bool(field: &str, text: &str) -> Result<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(Error::config(field, text, "true or false")),
+    }
+}
+
+fn parse_count(field: &str, text: &str, min: usize, max: usize) -> Result<usize> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(Error::config(field, text, format!("a whole number from {min} to {max}"))),
+    }
+}
+
+/// A secret that never shows up in Debug output or error messages.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+/// What the caller said. Every field is optional; [`Config::resolve`] fills the rest.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub endpoint: Option<Vec<Endpoint>>,
+    pub service: Option<String>,
+    pub instance_id: Option<String>,
+    pub ttl: Option<Duration>,
+    pub interval: Option<IntervalRange>,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub auth_key: Option<Secret>,
+    pub auth_key_file: Option<PathBuf>,
+    pub detector: Option<DetectorKind>,
+    pub max_peers: Option<usize>,
+    pub stop_timeout: Option<Duration>,
+    pub connect_timeout: Option<Duration>,
+    pub event_capacity: Option<usize>,
+    pub traceparent: Option<String>,
+    pub metrics_addr: Option<SocketAddr>,
+    pub etcd_ca_file: Option<PathBuf>,
+    pub etcd_cert_file: Option<PathBuf>,
+    pub etcd_key_file: Option<PathBuf>,
+    pub etcd_username: Option<String>,
+    pub etcd_password: Option<Secret>,
+    pub ack: Option<bool>,
+}
+
+/// The keys `Options::set` accepts, in the order shown in error messages.
+pub const OPTION_KEYS: &[&str] = &[
+    "endpoint", "listen", "service", "instance_id", "ttl", "interval", "labels", "label", "auth_key",
+    "auth_key_file", "detector", "max_peers", "stop_timeout", "connect_timeout", "event_capacity",
+    "traceparent", "metrics_addr", "etcd_ca_file", "etcd_cert_file", "etcd_key_file",
+    "etcd_username", "etcd_password", "ack",
+];
+
+impl Options {
+    pub fn new() -> Options {
+        Options::default()
+    }
+
+    /// Sets one option from text. `label` adds one `k=v`; `labels` replaces them all.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        match key {
+            "endpoint" | "listen" => self.endpoint = Some(Endpoint::parse_list(value)?),
+            "service" => {
+                validate_name("service", value)?;
+                self.service = Some(value.to_string());
+            }
+            "instance_id" => {
+                validate_name("instance_id", value)?;
+                self.instance_id = Some(value.to_string());
+            }
+            "ttl" => self.ttl = Some(parse_duration("ttl", value)?),
+            "interval" => self.interval = Some(IntervalRange::parse(value)?),
+            "labels" => self.labels = Some(parse_labels(value)?),
+            "label" => {
+                let one = parse_labels(value)?;
+                if one.len() != 1 {
+                    return Err(Error::config("label", value, "one k=v pair"));
+                }
+                let labels = self.labels.get_or_insert_with(BTreeMap::new);
+                labels.extend(one);
+                validate_labels(labels)?;
+            }
+            "auth_key" => self.auth_key = Some(auth_key(value.as_bytes())?),
+            "auth_key_file" => self.auth_key_file = Some(PathBuf::from(value)),
+            "detector" => {
+                self.detector = Some(value.parse().map_err(|_| Error::config("detector", value, "adaptive or phi"))?)
+            }
+            "max_peers" => self.max_peers = Some(parse_count("max_peers", value, 1, 1 << 24)?),
+            "stop_timeout" => self.stop_timeout = Some(parse_duration("stop_timeout", value)?),
+            "connect_timeout" => self.connect_timeout = Some(parse_duration("connect_timeout", value)?),
+            "event_capacity" => self.event_capacity = Some(parse_count("event_capacity", value, 1, 1 << 20)?),
+            "traceparent" => self.traceparent = Some(validate_traceparent(value)?),
+            "metrics_addr" => {
+                self.metrics_addr = Some(value.parse().map_err(|_| Error::config("metrics_addr", value, "ip:port, e.g. 127.0.0.1:9464"))?)
+            }
+            "etcd_ca_file" => self.etcd_ca_file = Some(PathBuf::from(value)),
+            "etcd_cert_file" => self.etcd_cert_file = Some(PathBuf::from(value)),
+            "etcd_key_file" => self.etcd_key_file = Some(PathBuf::from(value)),
+            "etcd_username" => self.etcd_username = Some(value.to_string()),
+            "etcd_password" => self.etcd_password = Some(Secret(value.as_bytes().to_vec())),
+            "ack" => self.ack = Some(parse_bool("ack", value)?),
+            _ => return Err(Error::config("option", key, format!("one of {}", OPTION_KEYS.join(", ")))),
+        }
+        Ok(())
+    }
+}
+
+fn auth_key(bytes: &[u8]) -> Result<Secret> {
+    if bytes.len() < MIN_AUTH_KEY_LEN {
+        return Err(Error::config("auth_key", format!("{} bytes", bytes.len()), format!("at least {MIN_AUTH_KEY_LEN} bytes")));
+    }
+    Ok(Secret(bytes.to_vec()))
+}
+
+/// W3C trace context: `00-<32 hex>-<16 hex>-<2 hex>`.
+pub fn validate_traceparent(value: &str) -> Result<String> {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    if parts.len() == 4 && hex(parts[0], 2) && hex(parts[1], 32) && hex(parts[2], 16) && hex(parts[3], 2) {
+        Ok(value.to_string())
+    } else {
+        Err(Error::config("traceparent", value, "W3C traceparent 00-<32 hex>-<16 hex>-<2 hex> in lower case"))
+    }
+}
+
+/// Resolved configuration: every value present and checked.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub role: Role,
+    pub endpoints: Vec<Endpoint>,
+    pub service: String,
+    pub instance_id: String,
+    pub ttl: Duration,
+    /// Effective bounds: `max` is already capped at ttl/3.
+    pub interval: IntervalRange,
+    pub labels: BTreeMap<String, String>,
+    pub auth_key: Option<Secret>,
+    pub detector: DetectorKind,
+    pub max_peers: usize,
+    pub stop_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub event_capacity: usize,
+    pub traceparent: Option<String>,
+    pub metrics_addr: Option<SocketAddr>,
+    pub etcd: EtcdOptions,
+    /// Ask the monitor to ACK each beat (needed for RTT, health and fencing).
+    pub ack: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct EtcdOptions {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// The environment variables read for a client (and the key file for a monitor).
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("HEARTBEATER_ENDPOINT", "endpoint"),
+    ("HEARTBEATER_SERVICE", "service"),
+    ("HEARTBEATER_INSTANCE_ID", "instance_id"),
+    ("HEARTBEATER_TTL", "ttl"),
+    ("HEARTBEATER_INTERVAL", "interval"),
+    ("HEARTBEATER_LABELS", "labels"),
+    ("HEARTBEATER_AUTH_KEY_FILE", "auth_key_file"),
+];
+
+impl Config {
+    /// Resolves against the process environment.
+    pub fn resolve(opts: &Options, role: Role) -> Result<Config> {
+        Config::resolve_with_env(opts, role, &|name| std::env::var(name).ok())
+    }
+
+    /// Resolves with an explicit environment lookup (tests pass a map).
+    pub fn resolve_with_env(opts: &Options, role: Role, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
+        let mut merged = Options::new();
+        for (var, key) in ENV_VARS {
+            let applies = match role {
+                Role::Client => true,
+                Role::Monitor => *key == "auth_key_file",
+                Role::Watcher => *key == "endpoint",
+            };
+            if let Some(value) = env(var).filter(|v| applies && !v.is_empty()) {
+                merged.set(key, &value).map_err(|e| match e {
+                    Error::Config { field, value, expected } => {
+                        Error::Config { field: format!("{field} (from {var})"), value, expected }
+                    }
+                    other => other,
+                })?;
+            }
+        }
+        let o = overlay(merged, opts.clone());
+
+        let endpoints = o.endpoint.clone().ok_or_else(|| {
+            let name = if role == Role::Monitor { "listen" } else { "endpoint" };
+            Error::config(name, "", "at least one endpoint, e.g. udp://127.0.0.1:7946 (or set HEARTBEATER_ENDPOINT)")
+        })?;
+        check_endpoints(role, &endpoints)?;
+
+        let ttl = o.ttl.unwrap_or(DEFAULT_TTL);
+        if ttl < Duration::from_millis(300) || ttl > Duration::from_secs(86_400) {
+            return Err(Error::config("ttl", format!("{ttl:?}"), "a duration from 300ms to 24h"));
+        }
+        let etcd = endpoints.iter().any(Endpoint::is_etcd);
+        if etcd && ttl < Duration::from_secs(2) {
+            return Err(Error::config("ttl", format!("{ttl:?}"), "at least 2s with etcd (leases count whole seconds)"));
+        }
+        let interval = effective_interval(o.interval, ttl)?;
+
+        let auth_key = match (o.auth_key.clone(), o.auth_key_file.as_ref()) {
+            (Some(key), _) => Some(key),
+            (None, Some(path)) => Some(read_key_file(path)?),
+            (None, None) => None,
+        };
+
+        let service = match o.service.clone() {
+            Some(s) => s,
+            None => default_service(),
+        };
+        let instance_id = match o.instance_id.clone() {
+            Some(s) => s,
+            None => default_instance_id(),
+        };
+        let labels = o.labels.clone().unwrap_or_default();
+        validate_labels(&labels)?;
+        if (o.etcd_cert_file.is_some()) != (o.etcd_key_file.is_some()) {
+            return Err(Error::config("etcd_cert_file", "", "etcd_cert_file and etcd_key_file set together"));
+        }
+        if o.etcd_username.is_some() != o.etcd_password.is_some() {
+            return Err(Error::config("etcd_username", "", "etcd_username and etcd_password set together"));
+        }
+
+        Ok(Config {
+            role,
+            endpoints,
+            service,
+            instance_id,
+            ttl,
+            interval,
+            labels,
+            auth_key,
+            detector: o.detector.unwrap_or(DetectorKind::Adaptive),
+            max_peers: o.max_peers.unwrap_or(DEFAULT_MAX_PEERS),
+            stop_timeout: o.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
+            connect_timeout: o.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            event_capacity: o.event_capacity.unwrap_or(DEFAULT_EVENT_CAPACITY),
+            traceparent: o.traceparent.clone(),
+            metrics_addr: o.metrics_addr,
+            etcd: EtcdOptions {
+                ca_file: o.etcd_ca_file.clone(),
+                cert_file: o.etcd_cert_file.clone(),
+                key_file: o.etcd_key_file.clone(),
+                username: o.etcd_username.clone(),
+                password: o.etcd_password.clone(),
+            },
+            ack: o.ack.unwrap_or(true),
+        })
+    }
+
+    /// The etcd endpoint, if this configuration uses one.
+    pub fn etcd_endpoint(&self) -> Option<(&[HostPort], &str)> {
+        self.endpoints.iter().find_map(|e| match e {
+            Endpoint::Etcd { hosts, prefix } => Some((hosts.as_slice(), prefix.as_str())),
+            _ => None,
+        })
+    }
+}
+
+/// Explicit options (`top`) win over `base` field by field.
+fn overlay(base: Options, top: Options) -> Options {
+    macro_rules! pick {
+        ($($f:ident),*) => { Options { $($f: top.$f.or(base.$f)),* } };
+    }
+    pick!(
+        endpoint, service, instance_id, ttl, interval, labels, auth_key, auth_key_file, detector,
+        max_peers, stop_timeout, connect_timeout, event_capacity, traceparent, metrics_addr,
+        etcd_ca_file, etcd_cert_file, etcd_key_file, etcd_username, etcd_password, ack
+    )
+}
+
+fn check_endpoints(role: Role, endpoints: &[Endpoint]) -> Result<()> {
+    let text = endpoints.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(",");
+    let etcd = endpoints.iter().filter(|e| e.is_etcd()).count();
+    match role {
+        Role::Client if etcd > 0 && endpoints.len() > 1 => {
+            Err(Error::config("endpoint", text, "either udp:// and tcp:// endpoints, or one etcd:// endpoint"))
+        }
+        Role::Monitor if etcd > 0 => Err(Error::config("listen", text, "udp://host:port and/or tcp://host:port (use a Watcher for etcd)")),
+        Role::Watcher if etcd != 1 || endpoints.len() != 1 => {
+            Err(Error::config("endpoint", text, "one etcd://host:port[,host:port]/prefix"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn effective_interval(explicit: Option<IntervalRange>, ttl: Duration) -> Result<IntervalRange> {
+    let cap = ttl / 3;
+    match explicit {
+        Some(r) if r.min > cap => Err(Error::config(
+            "interval",
+            format!("{:?}..{:?}", r.min, r.max),
+            format!("a minimum of at most ttl/3 = {cap:?} (the monitor must hear at least 3 beats per TTL)"),
+        )),
+        Some(r) => Ok(IntervalRange { min: r.min, max: r.max.min(cap) }),
+        None => {
+            let max = DEFAULT_INTERVAL_MAX.min(cap);
+            Ok(IntervalRange { min: DEFAULT_INTERVAL_MIN.min(max), max })
+        }
+    }
+}
+
+fn read_key_file(path: &PathBuf) -> Result<Secret> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::config("auth_key_file", path.display(), format!("a readable file holding the shared key ({e})")))?;
+    // Keys are usually written with `echo`, so a trailing newline is not part of the key.
+    let trimmed = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
+    auth_key(trimmed).map_err(|_| {
+        Error::config("auth_key_file", path.display(), format!("a file holding at least {MIN_AUTH_KEY_LEN} bytes of key"))
+    })
+}
+
+/// The executable's file name, so a service needs no configuration to be recognisable.
+pub fn default_service() -> String {
+    let name = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "unknown".to_string());
+    sanitize_name(&name)
+}
+
+/// `hostname-pid`.
+pub fn default_instance_id() -> String {
+    sanitize_name(&format!("{}-{}", hostname(), std::process::id()))
+}
+
+fn sanitize_name(raw: &str) -> String {
+    let mut s: String = raw.chars().map(|c| if c == '/' || c.is_control() || c.is_whitespace() { '_' } else { c }).collect();
+    while s.len() > MAX_NAME_LEN {
+        s.pop();
+    }
+    if s.is_empty() {
+        s.push_str("unknown");
+    }
+    s
+}
+
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into a buffer we own.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".to_string();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolve(opts: &Options, role: Role, env: &[(&str, &str)]) -> Result<Config> {
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::resolve_with_env(opts, role, &move |k| env.get(k).cloned())
+    }
+
+    fn opts(pairs: &[(&str, &str)]) -> Options {
+        let mut o = Options::new();
+        for (k, v) in pairs {
+            o.set(k, v).unwrap();
+        }
+        o
+    }
+
+    #[test]
+    fn parses_endpoint_lists() {
+        let eps = Endpoint::parse_list("udp://127.0.0.1:7000,tcp://[::1]:7001").unwrap();
+        assert_eq!(eps[0], Endpoint::Udp(HostPort { host: "127.0.0.1".into(), port: 7000 }));
+        assert_eq!(eps[1], Endpoint::Tcp(HostPort { host: "::1".into(), port: 7001 }));
+        let eps = Endpoint::parse_list("etcd://a:1,b:2/services").unwrap();
+        assert_eq!(
+            eps,
+            vec![Endpoint::Etcd {
+                hosts: vec![HostPort { host: "a".into(), port: 1 }, HostPort { host: "b".into(), port: 2 }],
+                prefix: "/services".into()
+            }]
+        );
+        assert_eq!(eps[0].to_string(), "etcd://a:1,b:2/services");
+    }
+
+    #[test]
+    fn bad_endpoints_name_the_field_and_form() {
+        for bad in ["etcd//x", "udp://host", "udp://h:0", "udp://h:99999", "http://h:1", "", "udp://h:1,,", "h:1"] {
+            let err = Endpoint::parse_list(bad).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("endpoint {bad:?}: expected")), "{err}");
+        }
+        let err = Endpoint::parse_list("etcd//x").unwrap_err().to_string();
+        assert_eq!(err, format!("endpoint \"etcd//x\": expected {ENDPOINT_FORM}"));
+    }
+
+    #[test]
+    fn durations_and_intervals() {
+        assert_eq!(parse_duration("ttl", "15s").unwrap(), Duration::from_secs(15));
+        assert_eq!(parse_duration("ttl", "200ms").unwrap(), Duration::from_millis(200));
+        assert_eq!(parse_duration("ttl", "1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("ttl", "15").unwrap(), Duration::from_secs(15));
+        assert_eq!(parse_duration("ttl", "2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("ttl", "fast").unwrap_err().to_string().starts_with("ttl \"fast\": expected a duration"));
+        assert!(parse_duration("ttl", "-1s").is_err());
+        let r = IntervalRange::parse("1s..30s").unwrap();
+        assert_eq!((r.min, r.max), (Duration::from_secs(1), Duration::from_secs(30)));
+        let r = IntervalRange::parse("200ms").unwrap();
+        assert_eq!((r.min, r.max), (Duration::from_millis(200), Duration::from_millis(200)));
+        assert!(IntervalRange::parse("30s..1s").is_err());
+        assert!(IntervalRange::parse("1ms").is_err());
+    }
+
+    #[test]
+    fn explicit_beats_env_beats_default() {
+        let env = [("HEARTBEATER_ENDPOINT", "udp://127.0.0.1:9"), ("HEARTBEATER_SERVICE", "from-env"), ("HEARTBEATER_TTL", "9")];
+        let c = resolve(&opts(&[("service", "explicit")]), Role::Client, &env).unwrap();
+        assert_eq!(c.service, "explicit");
+        assert_eq!(c.ttl, Duration::from_secs(9));
+        assert_eq!(c.endpoints.len(), 1);
+        let c = resolve(&opts(&[("endpoint", "udp://127.0.0.1:1")]), Role::Client, &[]).unwrap();
+        assert_eq!(c.ttl, DEFAULT_TTL);
+        assert!(c.instance_id.ends_with(&format!("-{}", std::process::id())));
+        assert!(!c.service.is_empty());
+        assert_eq!(c.interval, IntervalRange { min: Duration::from_secs(1), max: Duration::from_secs(5) });
+    }
+
+    #[test]
+    fn env_errors_name_the_variable() {
+        let err = resolve(&Options::new(), Role::Client, &[("HEARTBEATER_TTL", "soon")]).unwrap_err().to_string();
+        assert!(err.starts_with("ttl (from HEARTBEATER_TTL) \"soon\""), "{err}");
+    }
+
+    #[test]
+    fn interval_is_capped_by_ttl() {
+        let c = resolve(&opts(&[("endpoint", "udp://h:1"), ("ttl", "3s")]), Role::Client, &[]).unwrap();
+        assert_eq!((c.interval.min, c.interval.max), (Duration::from_secs(1), Duration::from_secs(1)));
+        let c = resolve(&opts(&[("endpoint", "etcd://h:1/s"), ("ttl", "2s")]), Role::Client, &[]).unwrap();
+        assert!(c.interval.max <= Duration::from_millis(667));
+        let err = resolve(&opts(&[("endpoint", "udp://h:1"), ("ttl", "3s"), ("interval", "2s")]), Role::Client, &[]).unwrap_err();
+        assert!(err.to_string().contains("at most ttl/3"), "{err}");
+    }
+
+    #[test]
+    fn labels_and_names_are_checked() {
+        let o = opts(&[("labels", "region=cn-east-1,env=prod"), ("label", "tier=web")]);
+        assert_eq!(o.labels.as_ref().unwrap().len(), 3);
+        assert!(Options::new().set("labels", "novalue").is_err());
+        assert!(Options::new().set("labels", "bad key=v").is_err());
+        assert!(Options::new().set("service", "a/b").unwrap_err().to_string().starts_with("service \"a/b\""));
+        assert!(Options::new().set("instance_id", &"x".repeat(65)).is_err());
+        let err = Options::new().set("colour", "red").unwrap_err().to_string();
+        assert!(err.starts_with("option \"colour\": expected one of endpoint"), "{err}");
+        assert!(Options::new().set("auth_key", "short").unwrap_err().to_string().contains("at least 16 bytes"));
+        assert!(Options::new().set("detector", "oracle").unwrap_err().to_string().contains("adaptive or phi"));
+    }
+
+    #[test]
+    fn roles_check_their_endpoints() {
+        assert!(resolve(&opts(&[("listen", "etcd://h:1/p")]), Role::Monitor, &[]).is_err());
+        assert!(resolve(&opts(&[("endpoint", "udp://h:1")]), Role::Watcher, &[]).is_err());
+        assert!(resolve(&opts(&[("endpoint", "udp://h:1,etcd://h:2/p")]), Role::Client, &[]).is_err());
+        let err = resolve(&Options::new(), Role::Monitor, &[("HEARTBEATER_ENDPOINT", "udp://h:1")]).unwrap_err();
+        assert!(err.to_string().starts_with("listen"), "{err}");
+    }
+
+    #[test]
+    fn key_file_drops_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "0123456789abcdef\n").unwrap();
+        let o = opts(&[("listen", "udp://127.0.0.1:1"), ("auth_key_file", path.to_str().unwrap())]);
+        let c = resolve(&o, Role::Monitor, &[]).unwrap();
+        assert_eq!(c.auth_key.unwrap().0, b"0123456789abcdef");
+        std::fs::write(&path, "short").unwrap();
+        assert!(resolve(&o, Role::Monitor, &[]).is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let o = opts(&[("auth_key", "0123456789abcdef-secret")]);
+        assert!(!format!("{o:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,451 @@
+//! Events and their delivery.
+//!
+//! The engine never calls user code: it `emit`s into a bounded channel and returns at once.
+//! A consumer either pulls (`next_event`) or registers a callback, which runs on a delivery
+//! thread of its own. When the channel is full the oldest event is dropped and counted, so a
+//! slow consumer costs memory up to the bound and never delays a heartbeat.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle, ThreadId};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use parking_lot::Mutex;
+
+use crate::error::{Error, Result};
+
+macro_rules! named_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u32)]
+        pub enum $name { $($(#[$vmeta])* $variant),* }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                match s {
+                    $($text => Ok($name::$variant),)*
+                    _ => Err(Error::config(stringify!($name), s, [$($text),*].join(", "))),
+                }
+            }
+        }
+    };
+}
+
+named_enum! {
+    /// Where a peer, a registration or our own client stands. One enum for every source so
+    /// that every language sees the same names (`from`/`to` of an [`Event`]).
+    State {
+        /// Not known yet (the `from` of a first event).
+        Unknown = "unknown",
+        // Monitor's view of a peer.
+        Alive = "alive",
+        Suspect = "suspect",
+        Dead = "dead",
+        Left = "left",
+        // A client's own health.
+        Healthy = "healthy",
+        Degraded = "degraded",
+        Lost = "lost",
+        // Watcher's view of an etcd registration.
+        Joined = "joined",
+        Updated = "updated",
+        Expired = "expired",
+        /// A client granted a new lease and wrote its key again (epoch increased).
+        Reregistered = "reregistered",
+        /// The handle was stopped.
+        Stopped = "stopped",
+    }
+}
+
+named_enum! {
+    /// Why a transition happened, like BFD's diagnostic code.
+    Reason {
+        /// First heard / key appeared / first registration.
+        Registered = "registered",
+        /// Heard again after being suspected or declared dead.
+        Recovered = "recovered",
+        /// The detector convicted the peer: nothing heard within its bound.
+        Timeout = "timeout",
+        /// A graceful goodbye (LEAVE frame, or the key was marked leaving).
+        Left = "left",
+        /// A higher incarnation: the process restarted.
+        Restarted = "restarted",
+        /// The key or lease vanished by TTL.
+        LeaseExpired = "lease_expired",
+        /// etcd answered that our lease does not exist (revoked, or data wiped).
+        LeaseNotFound = "lease_not_found",
+        /// Our own clock says the lease must have expired (we were paused or cut off).
+        LeaseDeadline = "lease_deadline",
+        /// A stopped client removed its registration.
+        Deregistered = "deregistered",
+        /// A registration's value changed.
+        Updated = "updated",
+        /// A beat went unacknowledged within the retransmission timeout.
+        AckTimeout = "ack_timeout",
+        /// A beat or keepalive was acknowledged again.
+        Acked = "acked",
+        /// The transport failed (connect refused, reset, unreachable).
+        ConnectFailed = "connect_failed",
+        /// A keepalive to etcd failed.
+        KeepaliveFailed = "keepalive_failed",
+        /// The monitor rejected our beat (NACK).
+        Rejected = "rejected",
+        /// Held in suspect by flap damping.
+        Flapping = "flapping",
+        /// The handle was stopped.
+        Stopped = "stopped",
+    }
+}
+
+/// One transition. Cheap to clone; borrowed for the duration of a callback.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Instance id of the peer (or of this client, for its own health events).
+    pub peer: String,
+    pub service: String,
+    pub from: State,
+    pub to: State,
+    pub reason: Reason,
+    /// Wall-clock time of the transition, for display and logs.
+    pub at_unix_ms: u64,
+    pub incarnation: u32,
+    /// Registration epoch (etcd), 0 where it does not apply.
+    pub epoch: u64,
+    pub labels: BTreeMap<String, String>,
+    /// W3C traceparent carried by the peer's last beat, if any.
+    pub traceparent: Option<String>,
+}
+
+impl Event {
+    pub fn new(peer: impl Into<String>, service: impl Into<String>, from: State, to: State, reason: Reason) -> Event {
+        Event {
+            peer: peer.into(),
+            service: service.into(),
+            from,
+            to,
+            reason,
+            at_unix_ms: unix_ms_now(),
+            incarnation: 0,
+            epoch: 0,
+            labels: BTreeMap::new(),
+            traceparent: None,
+        }
+    }
+
+    /// The one JSON shape used by `monitor --json`, `watch --json` and the bindings.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "peer": self.peer,
+            "service": self.service,
+            "from": self.from.as_str(),
+            "to": self.to.as_str(),
+            "reason": self.reason.as_str(),
+            "at_unix_ms": self.at_unix_ms,
+            "incarnation": self.incarnation,
+            "epoch": self.epoch,
+            "labels": self.labels,
+            "traceparent": self.traceparent,
+        })
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{} {} -> {} ({})", self.at_unix_ms, self.service, self.peer, self.from, self.to, self.reason)
+    }
+}
+
+pub fn unix_ms_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A user callback. Dropping it is the user-data destructor: it runs exactly once, after
+/// the last call.
+pub type Callback = Box<dyn FnMut(&Event) + Send + 'static>;
+
+/// One handle's event stream: the engine emits, the user pulls or gets called back.
+pub struct EventHub {
+    tx: Sender<Event>,
+    rx: Receiver<Event>,
+    closed: AtomicBool,
+    dropped: AtomicU64,
+    delivery: Mutex<Option<Delivery>>,
+}
+
+struct Delivery {
+    thread: JoinHandle<()>,
+    id: ThreadId,
+}
+
+impl EventHub {
+    pub fn new(capacity: usize) -> Arc<EventHub> {
+        let (tx, rx) = bounded(capacity.max(1));
+        Arc::new(EventHub {
+            tx,
+            rx,
+            closed: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+            delivery: Mutex::new(None),
+        })
+    }
+
+    /// Never blocks. When full, the oldest queued event makes room and is counted as dropped.
+    pub fn emit(&self, event: Event) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut event = event;
+        loop {
+            match self.tx.try_send(event) {
+                Ok(()) => return,
+                Err(TrySendError::Full(back)) => {
+                    event = back;
+                    if self.rx.try_recv().is_ok() {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                        crate::metrics::dropped_events();
+                    }
+                }
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+    }
+
+    /// Events lost to a slow consumer so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Pulls the next event, waiting up to `timeout` (`None`: until one comes or the hub
+    /// closes). `Ok(None)` on timeout; `Err(Stopped)` once closed and drained.
+    pub fn next_event(&self, timeout: Option<Duration>) -> Result<Option<Event>> {
+        if self.delivery.lock().is_some() {
+            return Err(Error::InvalidState("events are delivered to a callback on this handle; next_event is not available".into()));
+        }
+        // Poll in slices so that `close` is noticed without a sender disconnect.
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        loop {
+            if let Ok(ev) = self.rx.try_recv() {
+                return Ok(Some(ev));
+            }
+            if self.is_closed() {
+                return Err(Error::Stopped("handle is stopped: no more events"));
+            }
+            let slice = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    left.min(Duration::from_millis(50))
+                }
+                None => Duration::from_millis(50),
+            };
+            match self.rx.recv_timeout(slice) {
+                Ok(ev) => return Ok(Some(ev)),
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return Err(Error::Stopped("handle is stopped: no more events")),
+            }
+        }
+    }
+
+    /// Starts delivering to `callback` on a thread named `hb-events`. One callback per hub.
+    pub fn set_callback(self: &Arc<Self>, callback: Callback) -> Result<()> {
+        let mut slot = self.delivery.lock();
+        if slot.is_some() {
+            return Err(Error::InvalidState("a callback is already set on this handle".into()));
+        }
+        if self.is_closed() {
+            return Err(Error::Stopped("handle is stopped"));
+        }
+        let hub = Arc::clone(self);
+        let thread = thread::Builder::new()
+            .name("hb-events".into())
+            .spawn(move || hub.deliver(callback))
+            .map_err(|e| Error::io("spawn event delivery thread", e))?;
+        let id = thread.thread().id();
+        *slot = Some(Delivery { thread, id });
+        Ok(())
+    }
+
+    fn deliver(&self, mut callback: Callback) {
+        loop {
+            match self.rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(ev) => {
+                    // A panicking callback must not take the engine down with it.
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(&ev))).is_err() {
+                        crate::metrics::callback_panics();
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) if self.is_closed() => break,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if self.is_closed() && self.rx.is_empty() {
+                break;
+            }
+        }
+        drop(callback);
+    }
+
+    /// True when called from this hub's own callback.
+    pub fn on_delivery_thread(&self) -> bool {
+        self.delivery.lock().as_ref().is_some_and(|d| d.id == thread::current().id())
+    }
+
+    /// Closes the hub: queued events are still delivered to the callback, then it is
+    /// dropped. Returns once no callback can run any more, except when called from the
+    /// callback itself: then the delivery thread finishes on its own after it returns.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let delivery = {
+            let mut slot = self.delivery.lock();
+            match slot.as_ref() {
+                Some(d) if d.id == thread::current().id() => None,
+                Some(_) => slot.take(),
+                None => None,
+            }
+        };
+        if let Some(d) = delivery {
+            let _ = d.thread.join();
+        }
+    }
+}
+
+impl Drop for EventHub {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn ev(n: u32) -> Event {
+        let mut e = Event::new("p", "s", State::Unknown, State::Alive, Reason::Registered);
+        e.incarnation = n;
+        e
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for s in State::ALL {
+            assert_eq!(s.as_str().parse::<State>().unwrap(), *s);
+        }
+        for r in Reason::ALL {
+            assert_eq!(r.as_str().parse::<Reason>().unwrap(), *r);
+        }
+        assert!("zombie".parse::<State>().is_err());
+    }
+
+    #[test]
+    fn pull_in_order_and_timeout() {
+        let hub = EventHub::new(8);
+        hub.emit(ev(1));
+        hub.emit(ev(2));
+        assert_eq!(hub.next_event(Some(Duration::ZERO)).unwrap().unwrap().incarnation, 1);
+        assert_eq!(hub.next_event(None).unwrap().unwrap().incarnation, 2);
+        assert_eq!(hub.next_event(Some(Duration::from_millis(10))).unwrap(), None);
+        hub.close();
+        assert!(matches!(hub.next_event(None), Err(Error::Stopped(_))));
+    }
+
+    #[test]
+    fn full_hub_drops_oldest_and_counts() {
+        let hub = EventHub::new(4);
+        for i in 0..10 {
+            hub.emit(ev(i));
+        }
+        assert_eq!(hub.dropped(), 6);
+        let got: Vec<u32> = (0..4).map(|_| hub.next_event(Some(Duration::ZERO)).unwrap().unwrap().incarnation).collect();
+        assert_eq!(got, vec![6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn callback_gets_everything_then_is_dropped_once_before_close_returns() {
+        struct OnDrop(Arc<AtomicUsize>);
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let hub = EventHub::new(64);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (s, guard) = (seen.clone(), OnDrop(drops.clone()));
+        hub.set_callback(Box::new(move |e| {
+            let _ = &guard;
+            s.lock().push(e.incarnation)
+        }))
+        .unwrap();
+        for i in 0..20 {
+            hub.emit(ev(i));
+        }
+        hub.close();
+        assert_eq!(*seen.lock(), (0..20).collect::<Vec<_>>());
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        hub.emit(ev(99));
+        assert_eq!(seen.lock().len(), 20);
+        assert!(hub.next_event(Some(Duration::ZERO)).is_err());
+    }
+
+    #[test]
+    fn close_from_inside_the_callback_does_not_deadlock() {
+        let hub = EventHub::new(8);
+        let h = hub.clone();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        hub.set_callback(Box::new(move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+            assert!(h.on_delivery_thread());
+            h.close();
+        }))
+        .unwrap();
+        hub.emit(ev(1));
+        let t0 = std::time::Instant::now();
+        while calls.load(Ordering::SeqCst) == 0 && t0.elapsed() < Duration::from_secs(5) {
+            thread::sleep(Duration::from_millis(5));
+        }
+        hub.emit(ev(2));
+        hub.close();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn panicking_callback_is_contained() {
+        let hub = EventHub::new(8);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        hub.set_callback(Box::new(move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+            panic!("user bug");
+        }))
+        .unwrap();
+        hub.emit(ev(1));
+        hub.emit(ev(2));
+        hub.close();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+}

@@ -1,0 +1,193 @@
+//! Prometheus metrics, all named `heartbeater_*`, in one process-wide registry: text
+//! exposition through the API in every language, and an optional `/metrics` listener.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::error::{Error, Result};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub beats_sent: IntCounter,
+    pub beats_received: IntCounter,
+    pub acks_sent: IntCounter,
+    pub acks_received: IntCounter,
+    pub rtt_seconds: Histogram,
+    pub peers: IntGaugeVec,
+    pub transitions: IntCounterVec,
+    pub frames_rejected: IntCounterVec,
+    pub peers_refused: IntCounter,
+    pub keepalives_sent: IntCounter,
+    pub lease_keepalive_failures: IntCounter,
+    pub reregistrations: IntCounter,
+    pub dropped_events: IntCounter,
+    pub callback_panics: IntCounter,
+    pub sweeper_pauses: IntCounter,
+    pub clients: IntGauge,
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let r = Registry::new();
+        let rtt_seconds = Histogram::with_opts(
+            HistogramOpts::new("heartbeater_rtt_seconds", "Round-trip time of acknowledged beats and keepalives")
+                .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(rtt_seconds.clone())).expect("unique metric");
+        let peers = IntGaugeVec::new(Opts::new("heartbeater_peers", "Peers tracked by monitors, by state"), &["state"])
+            .expect("valid metric");
+        r.register(Box::new(peers.clone())).expect("unique metric");
+        let clients = IntGauge::new("heartbeater_clients", "Clients running in this process").expect("valid metric");
+        r.register(Box::new(clients.clone())).expect("unique metric");
+        Metrics {
+            beats_sent: counter(&r, "heartbeater_beats_sent_total", "Beat frames sent by clients"),
+            beats_received: counter(&r, "heartbeater_beats_received_total", "Valid beat frames received by monitors"),
+            acks_sent: counter(&r, "heartbeater_acks_sent_total", "ACK frames sent by monitors"),
+            acks_received: counter(&r, "heartbeater_acks_received_total", "ACK frames received by clients"),
+            rtt_seconds,
+            peers,
+            transitions: counter_vec(&r, "heartbeater_transitions_total", "State transitions, by reason", "reason"),
+            frames_rejected: counter_vec(&r, "heartbeater_frames_rejected_total", "Frames dropped by monitors, by reason", "reason"),
+            peers_refused: counter(&r, "heartbeater_peers_refused_total", "New peers refused because max_peers was reached"),
+            keepalives_sent: counter(&r, "heartbeater_lease_keepalives_total", "etcd lease keepalives sent"),
+            lease_keepalive_failures: counter(&r, "heartbeater_lease_keepalive_failures_total", "etcd lease keepalives that failed"),
+            reregistrations: counter(&r, "heartbeater_reregistrations_total", "Registrations made again after a lost lease"),
+            dropped_events: counter(&r, "heartbeater_dropped_events_total", "Events dropped because a consumer was slow"),
+            callback_panics: counter(&r, "heartbeater_callback_panics_total", "User callbacks that panicked or raised"),
+            sweeper_pauses: counter(&r, "heartbeater_sweeper_pauses_total", "Monitor sweeps that ran late (own-pause guard engaged)"),
+            clients,
+            registry: r,
+        }
+    }
+}
+
+/// The process-wide metrics.
+pub fn get() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+pub(crate) fn dropped_events() {
+    get().dropped_events.inc();
+}
+
+pub(crate) fn callback_panics() {
+    get().callback_panics.inc();
+}
+
+/// The Prometheus text exposition of every heartbeater metric.
+pub fn text() -> String {
+    let mut buf = Vec::new();
+    // Encoding into a Vec cannot fail for well-formed metrics.
+    let _ = TextEncoder::new().encode(&get().registry.gather(), &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+/// A running `/metrics` listener; stops when dropped.
+pub struct MetricsServer {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MetricsServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves `GET /metrics` on `addr` (port 0 picks a free one).
+pub fn serve(addr: SocketAddr) -> Result<MetricsServer> {
+    let rt = crate::runtime::handle()?;
+    let listener = crate::runtime::run(TcpListener::bind(addr), Duration::from_secs(5))?
+        .map_err(|e| Error::io(format!("listen for /metrics on {addr}"), e))?;
+    let addr = listener.local_addr().map_err(|e| Error::io("metrics listener address", e))?;
+    let task = rt.spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let mut req = Vec::with_capacity(512);
+                let mut buf = [0u8; 512];
+                // Read the request head (bounded in size and time), then answer once.
+                let head = tokio::time::timeout(Duration::from_secs(5), async {
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 8192 {
+                        match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                })
+                .await;
+                if head.is_err() {
+                    return;
+                }
+                let line = String::from_utf8_lossy(&req);
+                let path = line.split_whitespace().nth(1).unwrap_or("");
+                let response = if line.starts_with("GET ") && (path == "/metrics" || path.starts_with("/metrics?")) {
+                    let body = text();
+                    format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}", body.len(), body)
+                } else {
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+                };
+                let _ = sock.write_all(response.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    Ok(MetricsServer { addr, task })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn text_has_heartbeater_metrics() {
+        get().frames_rejected.with_label_values(&["bad_tag"]).inc();
+        let t = text();
+        assert!(t.contains("heartbeater_frames_rejected_total{reason=\"bad_tag\"}"), "{t}");
+        assert!(t.contains("heartbeater_beats_sent_total"));
+    }
+
+    #[test]
+    fn serves_metrics_over_http() {
+        let server = serve("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut s = std::net::TcpStream::connect(server.local_addr()).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+        assert!(body.contains("heartbeater_dropped_events_total"));
+        let mut s = std::net::TcpStream::connect(server.local_addr()).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        assert!(body.starts_with("HTTP/1.1 404"));
+    }
+}
