@@ -1,6 +1,8 @@
 //! The beating side: keeps one process registered as alive, over direct (udp/tcp) beats to
 //! a Monitor or an etcd lease, and tracks its own health for fencing.
 
+pub mod health;
+
 use std::sync::Arc;
 use std::time::Duration;
 
