@@ -2,6 +2,7 @@
 //! a Monitor or an etcd lease, and tracks its own health for fencing.
 
 pub mod health;
+pub(crate) mod shared;
 
 use std::sync::Arc;
 use std::time::Duration;
