@@ -19,7 +19,7 @@ pub enum DecodeError {
     BadIdLength(usize),
     #[error("{field}: invalid UTF-8")]
     BadUtf8 { field: &'static str },
-    #[error("{field}: frame ends before it does")]
+    #[error("{field}: truncated, the frame ends inside it")]
     Truncated { field: &'static str },
     #[error("extension type {ty}: {reason}")]
     BadExtension { ty: u8, reason: &'static str },
