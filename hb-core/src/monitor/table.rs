@@ -19,9 +19,9 @@ use crate::metrics;
 use crate::peers::PeerInfo;
 use crate::proto::{Flags, FrameRef, Kind, NackReason};
 
-use super::intern::{same_labels, to_map, Interner, LabelSet};
+use super::intern::{to_map, Interner, Meta};
 use super::slab::Slab;
-use super::wheel::{TimingWheel, TICK_NS};
+use super::wheel::TimingWheel;
 
 /// Longest beat interval a monitor accepts (sent back in every ACK).
 pub const DEFAULT_MAX_INTERVAL_MS: u32 = 30_000;
@@ -101,15 +101,15 @@ pub enum Reply {
 /// One tracked peer. Kept small (see `tests::peer_is_small`): the table is sized for 100k.
 struct Peer {
     id: Arc<str>,
-    service: Arc<str>,
-    labels: LabelSet,
-    traceparent: Option<Box<str>>,
+    /// Service and labels, shared with every peer that has the same.
+    meta: Arc<Meta>,
+    traceparent: Option<Box<Traceparent>>,
     detector: Detector,
     flap: FlapDamper,
     /// When the current state was entered (monotonic ns).
     since_ns: u64,
     /// The wheel tick this peer is scheduled in; older wheel entries are stale.
-    wheel_tick: u64,
+    wheel_tick: u32,
     incarnation: u32,
     last_seq: u32,
     interval_ms: u32,
@@ -117,6 +117,17 @@ struct Peer {
     port: u16,
     transport: Transport,
     state: PeerState,
+}
+
+/// A W3C traceparent is always 55 bytes: stored inline behind a thin pointer.
+type Traceparent = [u8; 55];
+
+fn traceparent(t: Option<&str>) -> Option<Box<Traceparent>> {
+    t.and_then(|t| <Traceparent>::try_from(t.as_bytes()).ok()).map(Box::new)
+}
+
+fn traceparent_str(t: &Traceparent) -> String {
+    String::from_utf8_lossy(t).into_owned()
 }
 
 /// Counters a Monitor reports in `stats()`.
@@ -138,7 +149,7 @@ pub struct PeerTable {
     events: Arc<EventHub>,
     counts: [usize; 4],
     gauges: [prometheus::IntGauge; 4],
-    due: Vec<(u32, u64)>,
+    due: Vec<(u32, u32)>,
     /// Longest interval announced so far: how long "every peer heard again" takes.
     longest_interval_ns: u64,
     reaped_since_purge: usize,
@@ -251,13 +262,12 @@ impl PeerTable {
         let interval_ns = u64::from(interval_ms) * 1_000_000;
         let peer = Peer {
             id: Arc::clone(&id),
-            service: self.interner.service(f.service.unwrap_or("")),
-            labels: self.interner.labels(f.labels()),
-            traceparent: f.traceparent.map(Box::from),
+            meta: self.interner.meta(f.service.unwrap_or(""), f.labels()),
+            traceparent: traceparent(f.traceparent),
             detector: Detector::new(self.cfg.detector, interval_ns, now_ns),
             flap: FlapDamper::default(),
             since_ns: now_ns,
-            wheel_tick: u64::MAX,
+            wheel_tick: u32::MAX,
             incarnation: f.incarnation,
             last_seq: f.seq,
             interval_ms,
@@ -313,7 +323,7 @@ impl PeerTable {
     fn schedule_if_earlier(&mut self, slot: u32) {
         let p = self.slab.get(slot).expect("live slot");
         let due = self.next_due(p);
-        if due / TICK_NS < p.wheel_tick {
+        if self.wheel.tick_of(due) < p.wheel_tick {
             let tick = self.wheel.insert(slot, due);
             self.slab.get_mut(slot).expect("live slot").wheel_tick = tick;
         }
@@ -413,8 +423,8 @@ impl PeerTable {
                 };
                 PeerInfo {
                     id: p.id.to_string(),
-                    service: p.service.to_string(),
-                    labels: to_map(&p.labels),
+                    service: p.meta.service.to_string(),
+                    labels: to_map(&p.meta.labels),
                     state: p.state.public(),
                     last_seen_unix_ms: now_unix_ms.saturating_sub(ago_ms),
                     incarnation: p.incarnation,
@@ -436,7 +446,7 @@ impl PeerTable {
         let per_peer: usize = self
             .slab
             .iter()
-            .map(|(_, p)| round(16 + p.id.len()) + p.traceparent.as_ref().map_or(0, |t| round(t.len())))
+            .map(|(_, p)| round(16 + p.id.len()) + p.traceparent.as_ref().map_or(0, |_| 64))
             .sum();
         let index = self.index.capacity() * (std::mem::size_of::<(Arc<str>, u32)>() + 1);
         self.slab.heap_bytes() + index + per_peer + self.interner.heap_bytes() + self.wheel.heap_bytes()
@@ -444,18 +454,14 @@ impl PeerTable {
 }
 
 fn refresh(p: &mut Peer, f: &FrameRef<'_>, from: Source, interval_ms: u32, interner: &mut Interner) {
-    if let Some(s) = f.service {
-        if *p.service != *s {
-            p.service = interner.service(s);
-        }
-    }
-    if !same_labels(&p.labels, f.labels()) {
-        p.labels = interner.labels(f.labels());
+    let service = f.service.unwrap_or(&p.meta.service);
+    if !p.meta.matches(service, f.labels()) {
+        p.meta = interner.meta(service, f.labels());
     }
     match (f.traceparent, &p.traceparent) {
-        (Some(t), Some(old)) if **old == *t => {}
+        (Some(t), Some(old)) if old[..] == *t.as_bytes() => {}
         (None, None) => {}
-        (t, _) => p.traceparent = t.map(Box::from),
+        (t, _) => p.traceparent = traceparent(t),
     }
     if f.kind == Kind::Beat {
         p.interval_ms = interval_ms;
@@ -466,10 +472,10 @@ fn refresh(p: &mut Peer, f: &FrameRef<'_>, from: Source, interval_ms: u32, inter
 }
 
 fn event(p: &Peer, from: State, reason: Reason) -> Event {
-    let mut ev = Event::new(&*p.id, &*p.service, from, p.state.public(), reason);
+    let mut ev = Event::new(&*p.id, &*p.meta.service, from, p.state.public(), reason);
     ev.incarnation = p.incarnation;
-    ev.labels = to_map(&p.labels);
-    ev.traceparent = p.traceparent.as_deref().map(str::to_string);
+    ev.labels = to_map(&p.meta.labels);
+    ev.traceparent = p.traceparent.as_deref().map(traceparent_str);
     ev
 }
 

@@ -1,6 +1,7 @@
 //! The peer table on a hand-moved clock: every transition, deterministic, no sleeping.
 
 use super::*;
+use crate::monitor::wheel::TICK_NS;
 use crate::proto::{decode, encode, Frame};
 
 const MS: u64 = 1_000_000;
@@ -291,7 +292,7 @@ fn dead_and_left_peers_are_reaped_after_the_reap_delay() {
 
 #[test]
 fn peer_is_small_and_many_peers_share_strings() {
-    assert!(std::mem::size_of::<Peer>() <= 168, "{}", std::mem::size_of::<Peer>());
+    assert!(std::mem::size_of::<Peer>() <= 144, "{}", std::mem::size_of::<Peer>());
     let mut t = Fixture::new(TableConfig::new(DetectorKind::Adaptive, 1 << 20, false));
     let n = 20_000;
     for i in 0..n {

@@ -15,24 +15,35 @@ pub struct TimingWheel {
     buckets: Vec<Vec<u32>>,
     /// The next tick not yet drained.
     cursor: u64,
+    /// Ticks are reported relative to this, so they fit a u32 (497 days of monitor uptime).
+    origin: u64,
 }
 
 impl TimingWheel {
     pub fn new(now_ns: u64) -> TimingWheel {
-        TimingWheel { buckets: (0..BUCKETS).map(|_| Vec::new()).collect(), cursor: now_ns / TICK_NS }
+        TimingWheel { buckets: (0..BUCKETS).map(|_| Vec::new()).collect(), cursor: now_ns / TICK_NS, origin: now_ns / TICK_NS }
     }
 
     /// Schedules `slot` for the tick containing `at_ns` (or the earliest undrained tick,
-    /// or the horizon); returns the tick it was put in, for the owner to recognise stale
-    /// entries later.
-    pub fn insert(&mut self, slot: u32, at_ns: u64) -> u64 {
+    /// or the horizon); returns the (relative) tick it was put in, for the owner to
+    /// recognise stale entries later.
+    pub fn insert(&mut self, slot: u32, at_ns: u64) -> u32 {
         let tick = (at_ns / TICK_NS).clamp(self.cursor, self.cursor + BUCKETS as u64 - 1);
         self.buckets[(tick % BUCKETS as u64) as usize].push(slot);
-        tick
+        self.relative(tick)
+    }
+
+    /// The relative tick `at_ns` falls in (for comparing with what `insert` returned).
+    pub fn tick_of(&self, at_ns: u64) -> u32 {
+        self.relative((at_ns / TICK_NS).max(self.origin))
+    }
+
+    fn relative(&self, tick: u64) -> u32 {
+        (tick - self.origin) as u32
     }
 
     /// Moves every slot whose tick is ≤ `now_ns` into `out` with that tick.
-    pub fn drain_due(&mut self, now_ns: u64, out: &mut Vec<(u32, u64)>) {
+    pub fn drain_due(&mut self, now_ns: u64, out: &mut Vec<(u32, u32)>) {
         let now_tick = now_ns / TICK_NS;
         if now_tick < self.cursor {
             return;
@@ -41,8 +52,9 @@ impl TimingWheel {
         // lap drains everything, each bucket reporting the exact tick its entries have.
         let last = now_tick.min(self.cursor + BUCKETS as u64 - 1);
         for tick in self.cursor..=last {
+            let rel = self.relative(tick);
             let b = &mut self.buckets[(tick % BUCKETS as u64) as usize];
-            out.extend(b.drain(..).map(|s| (s, tick)));
+            out.extend(b.drain(..).map(|s| (s, rel)));
         }
         self.cursor = now_tick + 1;
     }
@@ -83,12 +95,12 @@ mod tests {
     fn past_and_far_deadlines_are_clamped() {
         let mut w = TimingWheel::new(1_000 * MS);
         let t = w.insert(7, 0);
-        assert_eq!(t, 100);
+        assert_eq!(t, 0);
         let far = w.insert(8, 1_000_000 * MS);
-        assert_eq!(far, 100 + BUCKETS as u64 - 1);
+        assert_eq!(far, BUCKETS as u32 - 1);
         let mut out = Vec::new();
         w.drain_due(1_000 * MS, &mut out);
-        assert_eq!(out, vec![(7, 100)]);
+        assert_eq!(out, vec![(7, 0)]);
     }
 
     #[test]
