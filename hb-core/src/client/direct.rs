@@ -185,15 +185,12 @@ async fn tcp_task(target: SocketAddr, connect_timeout: Duration, mut b: Beater, 
             r = timeout(connect_timeout, TcpStream::connect(target)) => r,
             _ = commands.changed() => return,
         };
-        match connected {
-            Ok(Ok(stream)) => {
-                backoff = BACKOFF_START;
-                let _ = stream.set_nodelay(true);
-                if session(stream, &mut b, &mut commands).await == Ended::Stopped {
-                    return;
-                }
+        if let Ok(Ok(stream)) = connected {
+            backoff = BACKOFF_START;
+            let _ = stream.set_nodelay(true);
+            if session(stream, &mut b, &mut commands).await == Ended::Stopped {
+                return;
             }
-            _ => {}
         }
         b.transport_failed(b.now_ns());
         b.tick(b.now_ns());
