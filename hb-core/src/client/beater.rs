@@ -224,3 +224,111 @@ impl Beater {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::config::{Config, Options, Role};
+    use crate::events::State;
+    use crate::proto::{Frame, FrameRef};
+
+    const MS: u64 = 1_000_000;
+
+    fn beater(interval: &str, ttl: &str) -> (Beater, Arc<ClientShared>, ManualClock) {
+        let mut o = Options::new();
+        for (k, v) in [("endpoint", "udp://127.0.0.1:9"), ("instance_id", "b1"), ("service", "svc"), ("interval", interval), ("ttl", ttl)] {
+            o.set(k, v).unwrap();
+        }
+        let config = Config::resolve_with_env(&o, Role::Client, &|_| None).unwrap();
+        let clock = ManualClock::new(1_000 * MS);
+        let shared = Arc::new(ClientShared::new(config, Arc::new(clock.clone())));
+        (Beater::new(Arc::clone(&shared), clock.now_ns()).unwrap(), shared, clock)
+    }
+
+    fn sent(bytes: &[u8]) -> FrameRef<'_> {
+        decode(bytes, None).unwrap()
+    }
+
+    fn ack_for(beat: &FrameRef<'_>, max_interval_ms: u32) -> Vec<u8> {
+        let mut f = Frame::new(Kind::Ack, "mon");
+        (f.seq, f.ts_ns, f.interval_ms) = (beat.seq, beat.ts_ns, max_interval_ms);
+        let mut out = Vec::new();
+        encode(&f, None, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn acks_register_then_steady_acks_lengthen_the_interval_up_to_the_monitors_cap() {
+        let (mut b, shared, clock) = beater("100ms..10s", "60s");
+        let mut out = Vec::new();
+        assert!(b.on_timer(clock.now_ns(), &mut out));
+        let f = sent(&out);
+        assert_eq!((f.kind, f.seq, f.interval_ms, f.incarnation), (Kind::Beat, 1, 100, shared.incarnation));
+        assert!(f.flags.contains(Flags::ACK_REQ) && !f.flags.contains(Flags::STALLED));
+        assert_eq!((f.service, f.id), (Some("svc"), "b1"));
+        clock.advance_ns(2 * MS);
+        assert_eq!(b.on_frame(&ack_for(&f, 400), clock.now_ns()), Heard::Acked);
+        let h = shared.health.lock().clone();
+        assert_eq!((h.state(), h.epoch(), h.lease_id()), (State::Healthy, 1, 0));
+        drop(h);
+        for _ in 0..30 {
+            clock.set_ns(b.next_wakeup_ns());
+            assert!(b.on_timer(clock.now_ns(), &mut out));
+            let ack = ack_for(&sent(&out), 400);
+            clock.advance_ns(2 * MS);
+            assert_eq!(b.on_frame(&ack, clock.now_ns()), Heard::Acked);
+        }
+        // Grew from 100 ms, but never past the 400 ms the monitor accepts.
+        assert_eq!(b.interval_ns(), 400 * MS);
+        assert_eq!(shared.health.lock().epoch(), 1, "acks after the first do not bump the epoch");
+    }
+
+    #[test]
+    fn three_losses_degrade_a_whole_ttl_without_ack_is_lost_and_an_ack_heals() {
+        let (mut b, shared, clock) = beater("100ms", "3s");
+        let mut out = Vec::new();
+        b.on_timer(clock.now_ns(), &mut out);
+        let ack = ack_for(&sent(&out), 0);
+        b.on_frame(&ack, clock.now_ns() + MS);
+        let mut states = vec![];
+        let mut last = State::Healthy;
+        for _ in 0..200 {
+            clock.set_ns(b.next_wakeup_ns());
+            b.on_timer(clock.now_ns(), &mut out);
+            let s = shared.health.lock().state();
+            if s != last {
+                states.push(s);
+                last = s;
+            }
+        }
+        assert_eq!(states, vec![State::Degraded, State::Lost]);
+        assert!(shared.health.lock().check(clock.now_ns()).is_err());
+        clock.set_ns(b.next_wakeup_ns());
+        b.on_timer(clock.now_ns(), &mut out);
+        let ack = ack_for(&sent(&out), 0);
+        assert_eq!(b.on_frame(&ack, clock.now_ns() + MS), Heard::Acked);
+        assert_eq!(shared.health.lock().state(), State::Healthy);
+    }
+
+    #[test]
+    fn a_late_beat_reports_the_stall_and_spoofed_acks_are_ignored() {
+        let (mut b, _shared, clock) = beater("100ms", "3s");
+        let mut out = Vec::new();
+        b.on_timer(clock.now_ns(), &mut out);
+        let first = sent(&out).to_owned();
+        // The host froze for 700 ms past the next beat's schedule.
+        clock.set_ns(b.next_wakeup_ns().max(clock.now_ns() + 100 * MS) + 700 * MS);
+        b.on_timer(clock.now_ns(), &mut out);
+        let f = sent(&out);
+        assert!(f.flags.contains(Flags::STALLED));
+        assert!(f.stall_ms >= 600, "{}", f.stall_ms);
+        // Right seq, wrong timestamp: not an answer to anything we sent.
+        let mut spoof = Frame::new(Kind::Ack, "mon");
+        (spoof.seq, spoof.ts_ns) = (first.seq, first.ts_ns + 1);
+        let mut bytes = Vec::new();
+        encode(&spoof, None, &mut bytes).unwrap();
+        assert_eq!(b.on_frame(&bytes, clock.now_ns()), Heard::Nothing);
+        assert_eq!(b.on_frame(b"garbage", clock.now_ns()), Heard::Nothing);
+    }
+}
