@@ -271,7 +271,6 @@ mod tests {
         assert_eq!(b.on_frame(&ack_for(&f, 400), clock.now_ns()), Heard::Acked);
         let h = shared.health.lock().clone();
         assert_eq!((h.state(), h.epoch(), h.lease_id()), (State::Healthy, 1, 0));
-        drop(h);
         for _ in 0..30 {
             clock.set_ns(b.next_wakeup_ns());
             assert!(b.on_timer(clock.now_ns(), &mut out));

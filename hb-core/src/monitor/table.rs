@@ -248,6 +248,8 @@ impl PeerTable {
             (_, _) if restarted => Some((PeerState::Alive, Reason::Restarted)),
             (_, PeerState::Alive) => None,
             (_, PeerState::Suspect) if p.flap.hold_suspect(now_ns) => None,
+            // It said goodbye, and now beats again: a new registration (docs/states.md).
+            (_, PeerState::Left) => Some((PeerState::Alive, Reason::Registered)),
             (_, _) => Some((PeerState::Alive, Reason::Recovered)),
         };
         if let Some((to, reason)) = target {

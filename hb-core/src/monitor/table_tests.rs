@@ -140,6 +140,9 @@ fn leave_is_reported_at_once_and_late_beats_do_not_resurrect() {
     t.run_for(30 * S);
     assert!(t.events().is_empty());
     assert_eq!(t.state("a"), Some(State::Left));
+    // Beating again after the goodbye is a new registration.
+    t.send(&beat("a", 4, 1));
+    assert_eq!(t.events(), vec![("a".into(), State::Left, State::Alive, Reason::Registered)]);
 }
 
 #[test]
