@@ -398,9 +398,9 @@ hb_status hb_client_start(const hb_client *client, hb_error **err);
  * nothing answers (0: the configured `stop_timeout`, default 2000). Idempotent.
  *
  * After it returns no callback runs any more and `drop_user_data` has been called —
- * except when called from this client's own callback: then it returns at once without
- * waiting, the current callback is the last one, and `drop_user_data` runs right after
- * it returns. Never deadlocks.
+ * except when called from this client's own callback: then it does not wait for the
+ * delivery thread; no new events are queued, events already queued are still delivered
+ * to the callback, then `drop_user_data` runs on the delivery thread. Never deadlocks.
  */
 hb_status hb_client_stop(const hb_client *client, uint32_t timeout_ms, hb_error **err);
 
@@ -408,9 +408,10 @@ hb_status hb_client_stop(const hb_client *client, uint32_t timeout_ms, hb_error 
  * Stops the client (as `hb_client_stop(client, 0, NULL)`) and frees it.
  * `hb_client_free(NULL)` does nothing. The pointer is invalid afterwards.
  *
- * From inside this client's own callback: allowed and deferred — the client stops, the
- * current callback is the last one, and `drop_user_data` runs on the delivery thread
- * right after the callback returns.
+ * From inside this client's own callback: allowed; the release of the callback is
+ * deferred — the client stops and is freed at once (never touch the pointer again, also
+ * not in later calls of the callback), events already queued are still delivered, then
+ * `drop_user_data` runs on the delivery thread.
  */
 void hb_client_free(hb_client *client);
 
@@ -695,14 +696,16 @@ hb_status hb_monitor_start(const hb_monitor *monitor, hb_error **err);
 /**
  * Stops listening. Idempotent. After it returns no callback runs any more and
  * `drop_user_data` has been called — except when called from this monitor's own
- * callback: then it returns at once, the current callback is the last one, and
- * `drop_user_data` runs right after it returns. Never deadlocks.
+ * callback: then it does not wait for the delivery thread; no new events are queued,
+ * events already queued are still delivered, then `drop_user_data` runs on the delivery
+ * thread. Never deadlocks.
  */
 hb_status hb_monitor_stop(const hb_monitor *monitor, hb_error **err);
 
 /**
  * Stops the monitor and frees it. `hb_monitor_free(NULL)` does nothing. From inside the
- * monitor's own callback it is allowed and deferred, as for `hb_monitor_stop`.
+ * monitor's own callback it is allowed: the handle is freed at once (never touch the
+ * pointer again) and the callback's release is deferred, as for `hb_monitor_stop`.
  */
 void hb_monitor_free(hb_monitor *monitor);
 
@@ -850,14 +853,16 @@ hb_status hb_watcher_start(const hb_watcher *watcher, hb_error **err);
 /**
  * Stops watching. Idempotent. After it returns no callback runs any more and
  * `drop_user_data` has been called — except when called from this watcher's own
- * callback: then it returns at once, the current callback is the last one, and
- * `drop_user_data` runs right after it returns. Never deadlocks.
+ * callback: then it does not wait for the delivery thread; no new events are queued,
+ * events already queued are still delivered, then `drop_user_data` runs on the delivery
+ * thread. Never deadlocks.
  */
 hb_status hb_watcher_stop(const hb_watcher *watcher, hb_error **err);
 
 /**
  * Stops the watcher and frees it. `hb_watcher_free(NULL)` does nothing. From inside the
- * watcher's own callback it is allowed and deferred, as for `hb_watcher_stop`.
+ * watcher's own callback it is allowed: the handle is freed at once (never touch the
+ * pointer again) and the callback's release is deferred, as for `hb_watcher_stop`.
  */
 void hb_watcher_free(hb_watcher *watcher);
 

@@ -59,9 +59,9 @@ pub unsafe extern "C" fn hb_client_start(client: *const hb_client, err: *mut *mu
 /// nothing answers (0: the configured `stop_timeout`, default 2000). Idempotent.
 ///
 /// After it returns no callback runs any more and `drop_user_data` has been called —
-/// except when called from this client's own callback: then it returns at once without
-/// waiting, the current callback is the last one, and `drop_user_data` runs right after
-/// it returns. Never deadlocks.
+/// except when called from this client's own callback: then it does not wait for the
+/// delivery thread; no new events are queued, events already queued are still delivered
+/// to the callback, then `drop_user_data` runs on the delivery thread. Never deadlocks.
 #[no_mangle]
 pub unsafe extern "C" fn hb_client_stop(client: *const hb_client, timeout_ms: u32, err: *mut *mut hb_error) -> hb_status {
     ffi_try!(err, {
@@ -77,9 +77,10 @@ pub unsafe extern "C" fn hb_client_stop(client: *const hb_client, timeout_ms: u3
 /// Stops the client (as `hb_client_stop(client, 0, NULL)`) and frees it.
 /// `hb_client_free(NULL)` does nothing. The pointer is invalid afterwards.
 ///
-/// From inside this client's own callback: allowed and deferred — the client stops, the
-/// current callback is the last one, and `drop_user_data` runs on the delivery thread
-/// right after the callback returns.
+/// From inside this client's own callback: allowed; the release of the callback is
+/// deferred — the client stops and is freed at once (never touch the pointer again, also
+/// not in later calls of the callback), events already queued are still delivered, then
+/// `drop_user_data` runs on the delivery thread.
 #[no_mangle]
 pub unsafe extern "C" fn hb_client_free(client: *mut hb_client) {
     ffi_value!((), {

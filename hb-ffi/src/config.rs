@@ -78,10 +78,11 @@ pub unsafe extern "C" fn hb_config_set(
     })
 }
 
+/// `key` is both the option and the C argument's name (for the NULL/UTF-8 message).
 fn set_text(config: *mut hb_config, key: &'static str, value: *const c_char, err: *mut *mut hb_error) -> hb_status {
     ffi_try!(err, {
         let config = arg!(config);
-        let value = str_arg!(value);
+        let value = unsafe { crate::boundary::string(value, key) }?;
         config.update(|o| o.set(key, value))
     })
 }

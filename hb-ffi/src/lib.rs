@@ -26,4 +26,7 @@ pub mod peers;
 pub mod status;
 pub mod watcher;
 
+#[doc(hidden)]
+pub mod bench;
+
 pub use status::hb_status;

@@ -14,6 +14,7 @@ pub const HB_VERSION_MINOR: u32 = 1;
 pub const HB_VERSION_PATCH: u32 = 0;
 /// The version as text; in C, `HB_VERSION` is built from the three numbers above
 /// (cbindgen cannot emit string constants).
+#[cfg(test)]
 pub(crate) const VERSION_TEXT: &str = "0.1.0";
 /// Bumped on any incompatible change to this ABI (removal, signature or layout change).
 pub const HB_ABI_VERSION: u32 = 1;

@@ -21,7 +21,7 @@ use crate::status::hb_status;
 pub struct hb_monitor {
     tag: u64,
     // Arc: the engine's tasks may still hold the monitor while C frees its handle.
-    inner: Arc<Monitor>,
+    pub(crate) inner: Arc<Monitor>,
 }
 handle_tag!(hb_monitor, "hb_monitor", 0x6862_6d6f_6e69_7401);
 
@@ -54,8 +54,9 @@ pub unsafe extern "C" fn hb_monitor_start(monitor: *const hb_monitor, err: *mut 
 
 /// Stops listening. Idempotent. After it returns no callback runs any more and
 /// `drop_user_data` has been called — except when called from this monitor's own
-/// callback: then it returns at once, the current callback is the last one, and
-/// `drop_user_data` runs right after it returns. Never deadlocks.
+/// callback: then it does not wait for the delivery thread; no new events are queued,
+/// events already queued are still delivered, then `drop_user_data` runs on the delivery
+/// thread. Never deadlocks.
 #[no_mangle]
 pub unsafe extern "C" fn hb_monitor_stop(monitor: *const hb_monitor, err: *mut *mut hb_error) -> hb_status {
     ffi_try!(err, {
@@ -65,7 +66,8 @@ pub unsafe extern "C" fn hb_monitor_stop(monitor: *const hb_monitor, err: *mut *
 }
 
 /// Stops the monitor and frees it. `hb_monitor_free(NULL)` does nothing. From inside the
-/// monitor's own callback it is allowed and deferred, as for `hb_monitor_stop`.
+/// monitor's own callback it is allowed: the handle is freed at once (never touch the
+/// pointer again) and the callback's release is deferred, as for `hb_monitor_stop`.
 #[no_mangle]
 pub unsafe extern "C" fn hb_monitor_free(monitor: *mut hb_monitor) {
     ffi_value!((), {

@@ -53,8 +53,9 @@ pub unsafe extern "C" fn hb_watcher_start(watcher: *const hb_watcher, err: *mut 
 
 /// Stops watching. Idempotent. After it returns no callback runs any more and
 /// `drop_user_data` has been called — except when called from this watcher's own
-/// callback: then it returns at once, the current callback is the last one, and
-/// `drop_user_data` runs right after it returns. Never deadlocks.
+/// callback: then it does not wait for the delivery thread; no new events are queued,
+/// events already queued are still delivered, then `drop_user_data` runs on the delivery
+/// thread. Never deadlocks.
 #[no_mangle]
 pub unsafe extern "C" fn hb_watcher_stop(watcher: *const hb_watcher, err: *mut *mut hb_error) -> hb_status {
     ffi_try!(err, {
@@ -64,7 +65,8 @@ pub unsafe extern "C" fn hb_watcher_stop(watcher: *const hb_watcher, err: *mut *
 }
 
 /// Stops the watcher and frees it. `hb_watcher_free(NULL)` does nothing. From inside the
-/// watcher's own callback it is allowed and deferred, as for `hb_watcher_stop`.
+/// watcher's own callback it is allowed: the handle is freed at once (never touch the
+/// pointer again) and the callback's release is deferred, as for `hb_watcher_stop`.
 #[no_mangle]
 pub unsafe extern "C" fn hb_watcher_free(watcher: *mut hb_watcher) {
     ffi_value!((), {
