@@ -16,7 +16,10 @@ pub(crate) struct FfiError {
 
 impl FfiError {
     pub fn new(status: hb_status, message: impl Into<String>) -> FfiError {
-        FfiError { status, message: message.into() }
+        FfiError {
+            status,
+            message: message.into(),
+        }
     }
 
     fn panic(payload: Box<dyn Any + Send>) -> FfiError {
@@ -25,7 +28,10 @@ impl FfiError {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic payload".into());
-        FfiError::new(hb_status::Panic, format!("panic inside heartbeater (a bug; please report): {what}"))
+        FfiError::new(
+            hb_status::Panic,
+            format!("panic inside heartbeater (a bug; please report): {what}"),
+        )
     }
 }
 
@@ -40,7 +46,8 @@ pub(crate) type FfiResult<T> = Result<T, FfiError>;
 /// Runs `f` behind the panic boundary; on failure stores an owned `hb_error` in `*err`
 /// (when `err` is not NULL) and returns its status.
 pub(crate) fn run(err: *mut *mut hb_error, f: impl FnOnce() -> FfiResult<()>) -> hb_status {
-    let result = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| Err(FfiError::panic(payload)));
+    let result =
+        catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| Err(FfiError::panic(payload)));
     match result {
         Ok(()) => hb_status::Ok,
         Err(e) => {
@@ -115,7 +122,10 @@ macro_rules! handle_tag {
 pub(crate) const DEAD_TAG: u64 = 0xdead_dead_dead_dead;
 
 fn null(name: &str) -> FfiError {
-    FfiError::new(hb_status::NullArgument, format!("argument `{name}` is NULL"))
+    FfiError::new(
+        hb_status::NullArgument,
+        format!("argument `{name}` is NULL"),
+    )
 }
 
 /// The NULL check for a pointer; every `arg!`/`str_arg!`/`nonnull!` goes through here.
@@ -135,7 +145,10 @@ pub(crate) unsafe fn handle<'a, T: Handle>(p: *const T, name: &str) -> FfiResult
     if h.tag() != T::TAG {
         return Err(FfiError::new(
             hb_status::BadHandle,
-            format!("argument `{name}` is not a live {} (already freed, or another type)", T::NAME),
+            format!(
+                "argument `{name}` is not a live {} (already freed, or another type)",
+                T::NAME
+            ),
         ));
     }
     Ok(h)
@@ -147,24 +160,30 @@ pub(crate) unsafe fn string<'a>(p: *const c_char, name: &str) -> FfiResult<&'a s
     // SAFETY: non-NULL, NUL-terminated per the header contract.
     let bytes = unsafe { CStr::from_ptr(p) };
     bytes.to_str().map_err(|e| {
-        FfiError::new(hb_status::InvalidUtf8, format!("argument `{name}` is not valid UTF-8 (at byte {})", e.valid_up_to()))
+        FfiError::new(
+            hb_status::InvalidUtf8,
+            format!(
+                "argument `{name}` is not valid UTF-8 (at byte {})",
+                e.valid_up_to()
+            ),
+        )
     })
 }
 
 /// `*const T` or `*mut T`, read-only, so one check serves both.
 pub(crate) trait RawPtr {
     type Target;
-    fn as_const(self) -> *const Self::Target;
+    fn to_const_ptr(self) -> *const Self::Target;
 }
 impl<T> RawPtr for *const T {
     type Target = T;
-    fn as_const(self) -> *const T {
+    fn to_const_ptr(self) -> *const T {
         self
     }
 }
 impl<T> RawPtr for *mut T {
     type Target = T;
-    fn as_const(self) -> *const T {
+    fn to_const_ptr(self) -> *const T {
         self
     }
 }
@@ -172,7 +191,9 @@ impl<T> RawPtr for *mut T {
 /// `arg!(p)`: a checked `&Handle` from a handle pointer (NULL / freed / wrong type → error).
 macro_rules! arg {
     ($p:ident) => {
-        unsafe { $crate::boundary::handle($crate::boundary::RawPtr::as_const($p), stringify!($p)) }?
+        unsafe {
+            $crate::boundary::handle($crate::boundary::RawPtr::to_const_ptr($p), stringify!($p))
+        }?
     };
 }
 
@@ -186,6 +207,6 @@ macro_rules! str_arg {
 /// `nonnull!(p)`: NULL check for a plain pointer (out-parameters: write them last, on success only).
 macro_rules! nonnull {
     ($p:ident) => {
-        $crate::boundary::not_null($crate::boundary::RawPtr::as_const($p), stringify!($p))?
+        $crate::boundary::not_null($crate::boundary::RawPtr::to_const_ptr($p), stringify!($p))?
     };
 }

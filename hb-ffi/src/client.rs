@@ -29,12 +29,19 @@ handle_tag!(hb_client, "hb_client", 0x6862_636c_6965_6e01);
 ///
 /// Errors: `HB_STATUS_NULL_ARGUMENT`, `HB_STATUS_CONFIG` (missing or invalid option).
 #[no_mangle]
-pub unsafe extern "C" fn hb_client_new(config: *const hb_config, out: *mut *mut hb_client, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_client_new(
+    config: *const hb_config,
+    out: *mut *mut hb_client,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let config = arg!(config);
         nonnull!(out);
         let client = Client::new(&config.snapshot())?;
-        let handle = Box::new(hb_client { tag: <hb_client as Handle>::TAG, inner: Arc::new(client) });
+        let handle = Box::new(hb_client {
+            tag: <hb_client as Handle>::TAG,
+            inner: Arc::new(client),
+        });
         unsafe { out.write(Box::into_raw(handle)) };
         Ok(())
     })
@@ -47,7 +54,10 @@ pub unsafe extern "C" fn hb_client_new(config: *const hb_config, out: *mut *mut 
 /// `HB_STATUS_INVALID_STATE` (already started), `HB_STATUS_CONNECT`,
 /// `HB_STATUS_PERMISSION_DENIED`, `HB_STATUS_IO`, `HB_STATUS_FORKED`.
 #[no_mangle]
-pub unsafe extern "C" fn hb_client_start(client: *const hb_client, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_client_start(
+    client: *const hb_client,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let client = arg!(client);
         callback::ensure_running(client.inner.events(), "client is stopped; create a new one")?;
@@ -63,7 +73,11 @@ pub unsafe extern "C" fn hb_client_start(client: *const hb_client, err: *mut *mu
 /// delivery thread; no new events are queued, events already queued are still delivered
 /// to the callback, then `drop_user_data` runs on the delivery thread. Never deadlocks.
 #[no_mangle]
-pub unsafe extern "C" fn hb_client_stop(client: *const hb_client, timeout_ms: u32, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_client_stop(
+    client: *const hb_client,
+    timeout_ms: u32,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let client = arg!(client);
         let timeout = match timeout_ms {
@@ -93,7 +107,11 @@ pub unsafe extern "C" fn hb_client_free(client: *mut hb_client) {
 /// The client's own health: `HB_STATE_UNKNOWN` before start, then `HB_STATE_HEALTHY`,
 /// `HB_STATE_DEGRADED` or `HB_STATE_LOST`, and `HB_STATE_STOPPED` after stop.
 #[no_mangle]
-pub unsafe extern "C" fn hb_client_state(client: *const hb_client, out: *mut hb_state, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_client_state(
+    client: *const hb_client,
+    out: *mut hb_state,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let client = arg!(client);
         nonnull!(out);
@@ -130,7 +148,10 @@ pub unsafe extern "C" fn hb_client_fencing_token(
 /// `HB_STATUS_OK` while this process may still act as the holder; `HB_STATUS_NOT_HOLDER`
 /// once the conservative remaining time is zero. Asks nobody: cheap enough for every write.
 #[no_mangle]
-pub unsafe extern "C" fn hb_client_check(client: *const hb_client, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_client_check(
+    client: *const hb_client,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let client = arg!(client);
         callback::ensure_running(client.inner.events(), "client is stopped")?;
@@ -140,7 +161,11 @@ pub unsafe extern "C" fn hb_client_check(client: *const hb_client, err: *mut *mu
 
 /// The conservative time, in milliseconds, this process may still act as the holder (0: not).
 #[no_mangle]
-pub unsafe extern "C" fn hb_client_remaining_ms(client: *const hb_client, out: *mut u64, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_client_remaining_ms(
+    client: *const hb_client,
+    out: *mut u64,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let client = arg!(client);
         nonnull!(out);
@@ -152,7 +177,11 @@ pub unsafe extern "C" fn hb_client_remaining_ms(client: *const hb_client, out: *
 
 /// This process start's incarnation (sent in every beat).
 #[no_mangle]
-pub unsafe extern "C" fn hb_client_incarnation(client: *const hb_client, out: *mut u32, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_client_incarnation(
+    client: *const hb_client,
+    out: *mut u32,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let client = arg!(client);
         nonnull!(out);

@@ -26,7 +26,10 @@ handle_tag!(hb_config, "hb_config", 0x6862_636f_6e66_6701);
 
 impl hb_config {
     pub(crate) fn snapshot(&self) -> Options {
-        self.options.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.options
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn update(&self, f: impl FnOnce(&mut Options) -> hb_core::Result<()>) -> FfiResult<()> {
@@ -43,7 +46,10 @@ impl hb_config {
 #[no_mangle]
 pub extern "C" fn hb_config_new() -> *mut hb_config {
     ffi_value!(std::ptr::null_mut(), {
-        Box::into_raw(Box::new(hb_config { tag: <hb_config as Handle>::TAG, options: Mutex::new(Options::new()) }))
+        Box::into_raw(Box::new(hb_config {
+            tag: <hb_config as Handle>::TAG,
+            options: Mutex::new(Options::new()),
+        }))
     })
 }
 
@@ -79,7 +85,12 @@ pub unsafe extern "C" fn hb_config_set(
 }
 
 /// `key` is both the option and the C argument's name (for the NULL/UTF-8 message).
-fn set_text(config: *mut hb_config, key: &'static str, value: *const c_char, err: *mut *mut hb_error) -> hb_status {
+fn set_text(
+    config: *mut hb_config,
+    key: &'static str,
+    value: *const c_char,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let config = arg!(config);
         let value = unsafe { crate::boundary::string(value, key) }?;
@@ -92,37 +103,61 @@ fn set_text(config: *mut hb_config, key: &'static str, value: *const c_char, err
 /// list of `udp://`/`tcp://` addresses, port 0 picks a free port) or what to watch
 /// (watcher: `etcd://…`). Same as `hb_config_set(config, "endpoint", endpoint, err)`.
 #[no_mangle]
-pub unsafe extern "C" fn hb_config_set_endpoint(config: *mut hb_config, endpoint: *const c_char, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_config_set_endpoint(
+    config: *mut hb_config,
+    endpoint: *const c_char,
+    err: *mut *mut hb_error,
+) -> hb_status {
     set_text(config, "endpoint", endpoint, err)
 }
 
 /// The service name (1..=64 bytes, no `/`, spaces or control characters).
 #[no_mangle]
-pub unsafe extern "C" fn hb_config_set_service(config: *mut hb_config, service: *const c_char, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_config_set_service(
+    config: *mut hb_config,
+    service: *const c_char,
+    err: *mut *mut hb_error,
+) -> hb_status {
     set_text(config, "service", service, err)
 }
 
 /// This instance's id (same rules as the service name; default: hostname-pid).
 #[no_mangle]
-pub unsafe extern "C" fn hb_config_set_instance_id(config: *mut hb_config, instance_id: *const c_char, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_config_set_instance_id(
+    config: *mut hb_config,
+    instance_id: *const c_char,
+    err: *mut *mut hb_error,
+) -> hb_status {
     set_text(config, "instance_id", instance_id, err)
 }
 
 /// The detector (`"adaptive"` or `"phi"`).
 #[no_mangle]
-pub unsafe extern "C" fn hb_config_set_detector(config: *mut hb_config, detector: *const c_char, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_config_set_detector(
+    config: *mut hb_config,
+    detector: *const c_char,
+    err: *mut *mut hb_error,
+) -> hb_status {
     set_text(config, "detector", detector, err)
 }
 
 /// Replaces all labels from `k=v,k=v` text (empty text clears them).
 #[no_mangle]
-pub unsafe extern "C" fn hb_config_set_labels(config: *mut hb_config, labels: *const c_char, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_config_set_labels(
+    config: *mut hb_config,
+    labels: *const c_char,
+    err: *mut *mut hb_error,
+) -> hb_status {
     set_text(config, "labels", labels, err)
 }
 
 /// The time-to-live after which silence means dead, in milliseconds.
 #[no_mangle]
-pub unsafe extern "C" fn hb_config_set_ttl_ms(config: *mut hb_config, ttl_ms: u64, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_config_set_ttl_ms(
+    config: *mut hb_config,
+    ttl_ms: u64,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let config = arg!(config);
         config.update(|o| o.set("ttl", &format!("{ttl_ms}ms")))
@@ -132,7 +167,12 @@ pub unsafe extern "C" fn hb_config_set_ttl_ms(config: *mut hb_config, ttl_ms: u6
 /// The beat interval range in milliseconds (`min == max`: fixed; otherwise adaptive
 /// between the bounds). Needs 10 <= min <= max.
 #[no_mangle]
-pub unsafe extern "C" fn hb_config_set_interval_ms(config: *mut hb_config, min_ms: u64, max_ms: u64, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_config_set_interval_ms(
+    config: *mut hb_config,
+    min_ms: u64,
+    max_ms: u64,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let config = arg!(config);
         config.update(|o| o.set("interval", &format!("{min_ms}ms..{max_ms}ms")))
@@ -141,7 +181,12 @@ pub unsafe extern "C" fn hb_config_set_interval_ms(config: *mut hb_config, min_m
 
 /// Adds (or replaces) one label. Unlike the `label` text key, `value` may contain `,` and `=`.
 #[no_mangle]
-pub unsafe extern "C" fn hb_config_set_label(config: *mut hb_config, key: *const c_char, value: *const c_char, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_config_set_label(
+    config: *mut hb_config,
+    key: *const c_char,
+    value: *const c_char,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let config = arg!(config);
         let (key, value) = (str_arg!(key), str_arg!(value));
@@ -156,7 +201,12 @@ pub unsafe extern "C" fn hb_config_set_label(config: *mut hb_config, key: *const
 /// The shared HMAC key (at least 16 bytes of any value; copied). Same rules as the
 /// `auth_key` text key, which covers keys that are valid UTF-8.
 #[no_mangle]
-pub unsafe extern "C" fn hb_config_set_auth_key(config: *mut hb_config, key: *const u8, len: usize, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_config_set_auth_key(
+    config: *mut hb_config,
+    key: *const u8,
+    len: usize,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let config = arg!(config);
         nonnull!(key);

@@ -29,4 +29,7 @@ pub mod watcher;
 #[doc(hidden)]
 pub mod bench;
 
+#[cfg(test)]
+mod tests;
+
 pub use status::hb_status;

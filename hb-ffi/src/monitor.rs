@@ -28,12 +28,19 @@ handle_tag!(hb_monitor, "hb_monitor", 0x6862_6d6f_6e69_7401);
 /// Creates a monitor from `config` (copied; its endpoint is the listen list). Does not
 /// start it. On success `*out` receives a monitor owned by the caller (`hb_monitor_free`).
 #[no_mangle]
-pub unsafe extern "C" fn hb_monitor_new(config: *const hb_config, out: *mut *mut hb_monitor, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_monitor_new(
+    config: *const hb_config,
+    out: *mut *mut hb_monitor,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let config = arg!(config);
         nonnull!(out);
         let monitor = Monitor::new(&config.snapshot())?;
-        let handle = Box::new(hb_monitor { tag: <hb_monitor as Handle>::TAG, inner: Arc::new(monitor) });
+        let handle = Box::new(hb_monitor {
+            tag: <hb_monitor as Handle>::TAG,
+            inner: Arc::new(monitor),
+        });
         unsafe { out.write(Box::into_raw(handle)) };
         Ok(())
     })
@@ -44,10 +51,16 @@ pub unsafe extern "C" fn hb_monitor_new(config: *const hb_config, out: *mut *mut
 /// Errors: `HB_STATUS_IO` (e.g. address in use), `HB_STATUS_STOPPED`,
 /// `HB_STATUS_INVALID_STATE` (already started), `HB_STATUS_FORKED`.
 #[no_mangle]
-pub unsafe extern "C" fn hb_monitor_start(monitor: *const hb_monitor, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_monitor_start(
+    monitor: *const hb_monitor,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let monitor = arg!(monitor);
-        callback::ensure_running(monitor.inner.events(), "monitor is stopped; create a new one")?;
+        callback::ensure_running(
+            monitor.inner.events(),
+            "monitor is stopped; create a new one",
+        )?;
         Ok(monitor.inner.start()?)
     })
 }
@@ -58,7 +71,10 @@ pub unsafe extern "C" fn hb_monitor_start(monitor: *const hb_monitor, err: *mut 
 /// events already queued are still delivered, then `drop_user_data` runs on the delivery
 /// thread. Never deadlocks.
 #[no_mangle]
-pub unsafe extern "C" fn hb_monitor_stop(monitor: *const hb_monitor, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_monitor_stop(
+    monitor: *const hb_monitor,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let monitor = arg!(monitor);
         Ok(monitor.inner.stop()?)
@@ -79,7 +95,11 @@ pub unsafe extern "C" fn hb_monitor_free(monitor: *mut hb_monitor) {
 
 /// The number of bound listen addresses (0 before start).
 #[no_mangle]
-pub unsafe extern "C" fn hb_monitor_local_addr_count(monitor: *const hb_monitor, out: *mut usize, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_monitor_local_addr_count(
+    monitor: *const hb_monitor,
+    out: *mut usize,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let monitor = arg!(monitor);
         nonnull!(out);
@@ -112,7 +132,11 @@ pub unsafe extern "C" fn hb_monitor_local_addr(
             )
         })?;
         // hb-core gives (scheme or url, address); always hand out a full url.
-        let text = if name.contains("://") { name.clone() } else { format!("{name}://{addr}") };
+        let text = if name.contains("://") {
+            name.clone()
+        } else {
+            format!("{name}://{addr}")
+        };
         unsafe { out.write(c_string(&text).into_raw()) };
         Ok(())
     })
@@ -121,7 +145,11 @@ pub unsafe extern "C" fn hb_monitor_local_addr(
 /// A snapshot of every peer the monitor knows. On success `*out` receives a snapshot owned
 /// by the caller (`hb_peers_free`). Errors: `HB_STATUS_STOPPED`.
 #[no_mangle]
-pub unsafe extern "C" fn hb_monitor_peers(monitor: *const hb_monitor, out: *mut *mut hb_peers, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_monitor_peers(
+    monitor: *const hb_monitor,
+    out: *mut *mut hb_peers,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let monitor = arg!(monitor);
         nonnull!(out);

@@ -27,12 +27,19 @@ handle_tag!(hb_watcher, "hb_watcher", 0x6862_7761_7463_6801);
 /// Creates a watcher from `config` (copied; its endpoint is `etcd://host:port/prefix`). Does not
 /// start it. On success `*out` receives a watcher owned by the caller (`hb_watcher_free`).
 #[no_mangle]
-pub unsafe extern "C" fn hb_watcher_new(config: *const hb_config, out: *mut *mut hb_watcher, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_watcher_new(
+    config: *const hb_config,
+    out: *mut *mut hb_watcher,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let config = arg!(config);
         nonnull!(out);
         let watcher = Watcher::new(&config.snapshot())?;
-        let handle = Box::new(hb_watcher { tag: <hb_watcher as Handle>::TAG, inner: Arc::new(watcher) });
+        let handle = Box::new(hb_watcher {
+            tag: <hb_watcher as Handle>::TAG,
+            inner: Arc::new(watcher),
+        });
         unsafe { out.write(Box::into_raw(handle)) };
         Ok(())
     })
@@ -43,10 +50,16 @@ pub unsafe extern "C" fn hb_watcher_new(config: *const hb_config, out: *mut *mut
 /// Errors: `HB_STATUS_CONNECT`, `HB_STATUS_PERMISSION_DENIED`, `HB_STATUS_STOPPED`,
 /// `HB_STATUS_INVALID_STATE` (already started), `HB_STATUS_FORKED`.
 #[no_mangle]
-pub unsafe extern "C" fn hb_watcher_start(watcher: *const hb_watcher, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_watcher_start(
+    watcher: *const hb_watcher,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let watcher = arg!(watcher);
-        callback::ensure_running(watcher.inner.events(), "watcher is stopped; create a new one")?;
+        callback::ensure_running(
+            watcher.inner.events(),
+            "watcher is stopped; create a new one",
+        )?;
         Ok(watcher.inner.start()?)
     })
 }
@@ -57,7 +70,10 @@ pub unsafe extern "C" fn hb_watcher_start(watcher: *const hb_watcher, err: *mut 
 /// events already queued are still delivered, then `drop_user_data` runs on the delivery
 /// thread. Never deadlocks.
 #[no_mangle]
-pub unsafe extern "C" fn hb_watcher_stop(watcher: *const hb_watcher, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_watcher_stop(
+    watcher: *const hb_watcher,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let watcher = arg!(watcher);
         Ok(watcher.inner.stop()?)
@@ -79,7 +95,11 @@ pub unsafe extern "C" fn hb_watcher_free(watcher: *mut hb_watcher) {
 /// A snapshot of every registration the watcher knows. On success `*out` receives a snapshot owned
 /// by the caller (`hb_peers_free`). Errors: `HB_STATUS_STOPPED`.
 #[no_mangle]
-pub unsafe extern "C" fn hb_watcher_peers(watcher: *const hb_watcher, out: *mut *mut hb_peers, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_watcher_peers(
+    watcher: *const hb_watcher,
+    out: *mut *mut hb_peers,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let watcher = arg!(watcher);
         nonnull!(out);
