@@ -22,7 +22,7 @@ static hb_monitor *start_monitor(hb_event_callback cb, void *user, hb_drop_user_
 static hb_client *new_client(const char *addr, const char *id, int index) {
   hb_config *cfg = hb_config_new();
   hb_client *c = NULL;
-  char idx[8];
+  char idx[24];
   snprintf(idx, sizeof idx, "%d", index);
   MUST(hb_config_set_endpoint(cfg, addr, &err));
   MUST(hb_config_set_service(cfg, SERVICE, &err));
@@ -111,7 +111,7 @@ static void test_monitor_and_three_clients(void) {
     EXPECT(hb_peer_label_count(p) == 1);
     const char *k = NULL, *v = NULL;
     MUST(hb_peer_label_at(p, 0, &k, &v, &err));
-    char want[8];
+    char want[24];
     snprintf(want, sizeof want, "%zu", i);
     EXPECT(strcmp(k, "idx") == 0 && strcmp(v, want) == 0);
     EXPECT_ERR(HB_STATUS_OUT_OF_RANGE, "label index 1", hb_peer_label_at(p, 1, &k, &v, &err));

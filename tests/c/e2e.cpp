@@ -59,8 +59,11 @@ struct Seen {
 
 // Destroyed exactly once by the library (via the std::function it owns).
 struct DropFlag {
-  std::shared_ptr<Seen> seen;
+  explicit DropFlag(std::shared_ptr<Seen> s) : seen(std::move(s)) {}
+  DropFlag(const DropFlag&) = delete;
+  DropFlag& operator=(const DropFlag&) = delete;
   ~DropFlag() { seen->dropped(); }
+  std::shared_ptr<Seen> seen;
 };
 
 static hb::Config client_config(const std::string& addr, const std::string& id, int idx) {
@@ -94,7 +97,7 @@ static void test_monitor_and_three_clients() {
   hb::Config mcfg;
   mcfg.endpoint("udp://127.0.0.1:0");
   hb::Monitor mon(mcfg);
-  auto flag = std::make_shared<DropFlag>(DropFlag{seen});
+  auto flag = std::make_shared<DropFlag>(seen);
   mon.on_event([flag](const hb::Event& e) { flag->seen->add(e); });
   flag.reset();
   mon.start();
@@ -150,7 +153,7 @@ static void test_stop_from_callback() {
   mcfg.endpoint("udp://127.0.0.1:0");
   hb::Monitor mon(mcfg);
   auto seen = std::make_shared<Seen>();
-  auto flag = std::make_shared<DropFlag>(DropFlag{seen});
+  auto flag = std::make_shared<DropFlag>(seen);
   hb_monitor* raw = mon.get();
   mon.on_event([flag, raw](const hb::Event& e) {
     flag->seen->add(e);
