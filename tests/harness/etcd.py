@@ -163,6 +163,9 @@ class Etcd:
                 return
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
                 last = getattr(e, "output", "") or str(e)
+                # With auth enabled an anonymous read is refused, which also means etcd serves.
+                if "user name is empty" in last or "permission denied" in last:
+                    return
             time.sleep(0.1)
         self.stop(kill=True)
         raise RuntimeError(f"etcd not healthy within {deadline_s}s: {last}\nlog {self.log}:\n{tail(self.log)}")
