@@ -45,7 +45,7 @@ fn etcd_ids(etcd: &Etcd) -> BTreeSet<String> {
     etcd.keys("/services/").into_iter().collect()
 }
 
-fn event_for<'e>(events: &'e [Event], id: &str) -> Vec<(State, Reason)> {
+fn event_for(events: &[Event], id: &str) -> Vec<(State, Reason)> {
     events.iter().filter(|e| e.peer == id).map(|e| (e.to, e.reason)).collect()
 }
 

@@ -278,7 +278,9 @@ async fn register(ctx: &Ctx) -> Result<(i64, u64)> {
         }
     };
     let budget = config.connect_timeout.max(Duration::from_secs(1));
-    let ttl_s = config.ttl.as_secs().max(2) as i64;
+    // etcd counts whole seconds: round up, so etcd never drops the key before our own
+    // (fencing) arithmetic, which uses the configured TTL, says it may be gone.
+    let ttl_s = config.ttl.as_secs_f64().ceil().max(2.0) as i64;
     let epoch = shared.health.lock().epoch() + 1;
     let mut client = conn.client();
     let grant = tokio::time::timeout(budget, client.lease_grant(ttl_s, None)).await;

@@ -48,7 +48,7 @@ impl View {
 
     /// A key was written with `value`.
     pub fn put(&mut self, key: &str, value: &[u8]) -> Option<Event> {
-        let Some((key_service, key_id)) = split_key(&self.prefix, key) else { return None };
+        let (key_service, key_id) = split_key(&self.prefix, key)?;
         let parsed = RegistrationValue::parse(value);
         let leaving = parsed.as_ref().is_some_and(RegistrationValue::is_leaving);
         let mut info = PeerInfo {
