@@ -1,6 +1,18 @@
 //! etcd: lease registration, keepalive, re-registration, the watcher's node view, fencing.
+//!
+//! One connection per (endpoints, credentials) in the process (`connect`), one keepalive
+//! stream on it for every lease (`keepalive`), the stored value (`value`), a Client's
+//! registration (`registration`), and the Watcher with its pure node view (`view`).
 
+mod connect;
+mod keepalive;
+mod member;
 pub(crate) mod registration;
+pub mod value;
+mod view;
 mod watcher;
 
+#[doc(hidden)]
+pub use member::EtcdMember;
+pub use value::RegistrationValue;
 pub use watcher::Watcher;

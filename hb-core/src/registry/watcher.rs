@@ -1,15 +1,34 @@
 //! Watching an etcd prefix: the live set of registered instances.
+//!
+//! Start: a consistent `get --prefix`, then a watch from that revision + 1, so nothing falls
+//! between the two. After a disconnect the watch resumes from the last revision seen, so
+//! etcd replays exactly what was missed; when that history is gone (compacted, or etcd's
+//! data was wiped and its revisions went backwards) the prefix is listed again and diffed
+//! against the view, which reports exactly the differences. Retries go on for ever.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{EventType, GetOptions, WatchOptions};
+use parking_lot::Mutex;
+use tokio::task::JoinHandle;
 
 use crate::config::{Config, Options, Role};
 use crate::error::{Error, Result};
 use crate::events::EventHub;
 use crate::peers::PeerInfo;
+use crate::runtime::ProcessGuard;
+
+use super::connect::{is_token_error, Connection};
+use super::view::View;
 
 pub struct Watcher {
     config: Config,
     events: Arc<EventHub>,
+    view: Arc<Mutex<View>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    started: Mutex<bool>,
+    guard: ProcessGuard,
 }
 
 impl Watcher {
@@ -18,29 +37,238 @@ impl Watcher {
     }
 
     pub fn from_config(config: Config) -> Result<Watcher> {
+        let (_, prefix) = config
+            .etcd_endpoint()
+            .ok_or_else(|| Error::config("endpoint", "", "one etcd://host:port[,host:port]/prefix"))?;
+        let view = Arc::new(Mutex::new(View::new(prefix)));
         let events = EventHub::new(config.event_capacity);
-        Ok(Watcher { config, events })
+        Ok(Watcher { config, events, view, task: Mutex::new(None), started: Mutex::new(false), guard: ProcessGuard::new() })
     }
 
     pub fn config(&self) -> &Config {
         &self.config
     }
 
-    /// Lists the prefix, then watches from that revision.
+    /// Lists the prefix, then watches from that revision. Waits for the listing (bounded by
+    /// `connect_timeout`): an unreachable etcd or refused credentials surface here.
     pub fn start(&self) -> Result<()> {
-        Err(Error::Internal("Watcher::start not implemented yet".into()))
+        self.guard.check()?;
+        let mut started = self.started.lock();
+        if *started {
+            return Err(Error::InvalidState("watcher already started".into()));
+        }
+        if self.events.is_closed() {
+            return Err(Error::Stopped("watcher is stopped"));
+        }
+        let config = self.config.clone();
+        let timeout = config.connect_timeout;
+        let prefix = watch_prefix(&config);
+        let (conn, revision, listing) = crate::runtime::run(
+            async move {
+                let conn = Connection::get(&config).await?;
+                let (revision, listing) = list(&conn, &prefix).await?;
+                Ok::<_, Error>((conn, revision, listing))
+            },
+            timeout + Duration::from_millis(500),
+        )
+        .map_err(|e| match e {
+            Error::Timeout { .. } => Error::Connect {
+                what: "etcd",
+                addr: self.config.etcd_endpoint().map(|(h, _)| join_hosts(h)).unwrap_or_default(),
+                detail: format!("no answer within {} ms", timeout.as_millis()),
+            },
+            other => other,
+        })??;
+        for ev in self.view.lock().resync(&pairs(&listing)) {
+            self.events.emit(ev);
+        }
+        let state = WatchState { conn, prefix: watch_prefix(&self.config), revision, view: Arc::clone(&self.view), events: Arc::clone(&self.events) };
+        *self.task.lock() = Some(crate::runtime::handle()?.spawn(state.run()));
+        *started = true;
+        Ok(())
     }
 
+    /// Stops watching and closes the event stream: no callback runs after this returns.
     pub fn stop(&self) -> Result<()> {
+        if let Some(task) = self.task.lock().take() {
+            task.abort();
+        }
         self.events.close();
         Ok(())
     }
 
+    /// The current view, ordered by key (service, then id).
     pub fn peers(&self) -> Vec<PeerInfo> {
-        Vec::new()
+        self.view.lock().peers()
     }
 
     pub fn events(&self) -> &Arc<EventHub> {
         &self.events
     }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.lock().take() {
+            task.abort();
+        }
+    }
+}
+
+fn join_hosts(hosts: &[crate::config::HostPort]) -> String {
+    hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// `prefix/`: so that `/services` does not also watch `/services-old`.
+fn watch_prefix(config: &Config) -> String {
+    let prefix = config.etcd_endpoint().map(|(_, p)| p).unwrap_or("/heartbeater");
+    format!("{}/", prefix.trim_end_matches('/'))
+}
+
+/// One key as listed.
+pub(crate) struct Listed {
+    key: String,
+    value: Vec<u8>,
+    mod_revision: i64,
+}
+
+/// A consistent listing: (revision, keys).
+async fn list(conn: &Connection, prefix: &str) -> Result<(i64, Vec<Listed>)> {
+    let mut client = conn.client();
+    let resp = match client.get(prefix, Some(GetOptions::new().with_prefix())).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            if is_token_error(&e) {
+                let _ = conn.reauthenticate(Duration::from_secs(2)).await;
+            }
+            return Err(conn.error(&format!("list {prefix}"), &e));
+        }
+    };
+    let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+    let listing = resp
+        .kvs()
+        .iter()
+        .filter_map(|kv| {
+            Some(Listed { key: kv.key_str().ok()?.to_string(), value: kv.value().to_vec(), mod_revision: kv.mod_revision() })
+        })
+        .collect();
+    Ok((revision, listing))
+}
+
+fn pairs(listing: &[Listed]) -> Vec<(String, Vec<u8>)> {
+    listing.iter().map(|l| (l.key.clone(), l.value.clone())).collect()
+}
+
+/// Why a watch stream ended.
+enum Ended {
+    /// The history we need is gone: list again.
+    Compacted,
+    /// Broken connection or stream: resume from the last revision if etcd still has it.
+    Broken,
+}
+
+struct WatchState {
+    conn: Arc<Connection>,
+    prefix: String,
+    /// Every change up to this revision is in the view.
+    revision: i64,
+    view: Arc<Mutex<View>>,
+    events: Arc<EventHub>,
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+impl WatchState {
+    async fn run(mut self) {
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            let relist = match self.watch(&mut backoff).await {
+                Ended::Compacted => true,
+                Ended::Broken => {
+                    tokio::time::sleep(jitter(backoff)).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    false
+                }
+            };
+            // Resume from our revision when etcd still holds that history; otherwise list
+            // again and report the differences. Retries until etcd answers.
+            loop {
+                match list(&self.conn, &self.prefix).await {
+                    Ok((revision, listing)) => {
+                        if relist || !self.same_history(revision, &listing) {
+                            self.revision = revision;
+                            let events = self.view.lock().resync(&pairs(&listing));
+                            for ev in events {
+                                self.events.emit(ev);
+                            }
+                        }
+                        break;
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(jitter(backoff)).await;
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Is etcd's store a continuation of the history our view was built from? Not when its
+    /// revision went backwards, nor when a key last written at or before our revision does
+    /// not hold the value we have (a wiped etcd that has counted past us again).
+    fn same_history(&self, revision: i64, listing: &[Listed]) -> bool {
+        if revision < self.revision {
+            return false;
+        }
+        let view = self.view.lock();
+        listing
+            .iter()
+            .filter(|l| l.mod_revision <= self.revision)
+            .all(|l| view.value_of(&l.key) == Some(l.value.as_slice()))
+    }
+
+    /// Watches from `revision + 1` until the stream ends, applying every event.
+    async fn watch(&mut self, backoff: &mut Duration) -> Ended {
+        let mut client = self.conn.client();
+        let options = WatchOptions::new().with_prefix().with_start_revision(self.revision + 1);
+        let (_watcher, mut stream) = match client.watch(self.prefix.as_str(), Some(options)).await {
+            Ok(pair) => pair,
+            Err(e) => {
+                if is_token_error(&e) {
+                    let _ = self.conn.reauthenticate(Duration::from_secs(2)).await;
+                }
+                return Ended::Broken;
+            }
+        };
+        loop {
+            let resp = match stream.message().await {
+                Ok(Some(resp)) => resp,
+                Ok(None) | Err(_) => return Ended::Broken,
+            };
+            if resp.canceled() {
+                return if resp.compact_revision() > 0 { Ended::Compacted } else { Ended::Broken };
+            }
+            *backoff = BACKOFF_MIN;
+            for event in resp.events() {
+                let Some(kv) = event.kv() else { continue };
+                let Ok(key) = kv.key_str() else { continue };
+                let reported = {
+                    let mut view = self.view.lock();
+                    match event.event_type() {
+                        EventType::Put => view.put(key, kv.value()),
+                        EventType::Delete => view.delete(key),
+                    }
+                };
+                self.revision = self.revision.max(kv.mod_revision());
+                if let Some(ev) = reported {
+                    self.events.emit(ev);
+                }
+            }
+        }
+    }
+}
+
+fn jitter(d: Duration) -> Duration {
+    d.mul_f64(rand::Rng::gen_range(&mut rand::thread_rng(), 0.5..=1.0))
 }
