@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hb_core::registry::EtcdMember;
+use hb_core::Client;
 use serde_json::json;
 
 fn t_ms() -> f64 {
@@ -46,15 +46,15 @@ fn main() {
         for (k, v) in [("endpoint", endpoint.as_str()), ("service", &service), ("instance_id", &id), ("ttl", ttl), ("event_capacity", "16")] {
             o.set(k, v).unwrap_or_else(|e| fail(&e.to_string()));
         }
-        match EtcdMember::start(&o) {
+        match start_client(&o) {
             Ok(m) => members.push(m),
             Err(e) => fail(&format!("client {id}: {e}")),
         }
     }
     let members = Arc::new(members);
-    let epochs: Vec<u64> = members.iter().map(|m| m.fencing_token().1).collect();
+    let epochs: Vec<u64> = members.iter().map(|m| token(&m).1).collect();
     say(json!({"kind": "ready", "count": count, "start_ms": t_ms() - started, "t_ms": t_ms(),
-               "lease": members.first().map(|m| m.fencing_token().0), "epochs_max": epochs.iter().max()}));
+               "lease": members.first().map(|m| token(&m).0), "epochs_max": epochs.iter().max()}));
 
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = {
@@ -63,7 +63,7 @@ fn main() {
             let mut last: Option<(usize, u64, u64)> = None;
             while !stop.load(Ordering::SeqCst) {
                 let ok = members.iter().filter(|m| m.check().is_ok()).count();
-                let epochs = members.iter().map(|m| m.fencing_token().1);
+                let epochs = members.iter().map(|m| token(&m).1);
                 let (lo, hi) = epochs.fold((u64::MAX, 0), |(lo, hi), e| (lo.min(e), hi.max(e)));
                 if last != Some((ok, lo, hi)) {
                     last = Some((ok, lo, hi));
@@ -102,4 +102,15 @@ fn main() {
 fn fail(msg: &str) -> ! {
     say(json!({"kind": "error", "error": msg}));
     std::process::exit(1);
+}
+
+fn start_client(options: &hb_core::Options) -> hb_core::Result<Client> {
+    let client = Client::new(options)?;
+    client.start()?;
+    Ok(client)
+}
+
+/// `(lease id, epoch)`, `(0, 0)` before the first registration.
+fn token(client: &Client) -> (i64, u64) {
+    client.fencing_token().map(|t| (t.lease_id, t.epoch)).unwrap_or((0, 0))
 }

@@ -6,12 +6,13 @@ mod etcd_support;
 
 use std::time::{Duration, Instant};
 
-use etcd_support::{options, wait_event, wait_for, Etcd};
-use hb_core::registry::{EtcdMember, RegistrationValue};
+use etcd_support::{options, start_client, token, wait_event, wait_for, Etcd};
+use hb_core::registry::RegistrationValue;
+use hb_core::Client;
 use hb_core::{Error, Reason, State};
 
-fn member(etcd: &Etcd, id: &str, ttl: &str) -> EtcdMember {
-    EtcdMember::start(&options(&[
+fn member(etcd: &Etcd, id: &str, ttl: &str) -> Client {
+    start_client(&options(&[
         ("endpoint", &etcd.url("/services")),
         ("service", "svc"),
         ("instance_id", id),
@@ -43,7 +44,7 @@ fn registers_under_a_lease_then_leaves_gracefully() {
     assert_eq!((v.id.as_str(), v.service.as_str(), v.state.as_str(), v.epoch), ("a", "svc", "up", 1));
     assert_eq!(v.labels["zone"], "z1");
     assert_eq!(v.incarnation, m.incarnation());
-    let (lease, epoch) = m.fencing_token();
+    let (lease, epoch) = token(&m);
     assert_eq!(epoch, 1);
     assert_eq!(lease_of(&etcd, "/services/svc/a"), lease);
     assert_ne!(lease, 0);
@@ -54,7 +55,7 @@ fn registers_under_a_lease_then_leaves_gracefully() {
     // Keepalives keep it valid well past one TTL.
     std::thread::sleep(Duration::from_millis(4000));
     m.check().unwrap();
-    assert_eq!(m.fencing_token(), (lease, 1));
+    assert_eq!(token(&m), (lease, 1));
 
     let t0 = Instant::now();
     m.stop(Duration::from_secs(2)).unwrap();
@@ -80,7 +81,7 @@ fn wiped_etcd_means_a_new_registration_with_a_higher_epoch() {
     assert_eq!(ev.reason, Reason::LeaseNotFound);
     let v = wait_for(Duration::from_secs(3), "key back", || value_of(&etcd, "/services/svc/w"));
     assert_eq!(v.epoch, 2);
-    assert_eq!(m.fencing_token().1, 2);
+    assert_eq!(token(&m).1, 2);
     wait_for(Duration::from_secs(3), "healthy", || (m.state() == State::Healthy).then_some(()));
     m.check().unwrap();
     assert!(hb_core::metrics::get().reregistrations.get() > before);
@@ -114,7 +115,7 @@ fn many_members_share_one_keepalive_stream() {
         return;
     }
     let etcd = Etcd::start();
-    let members: Vec<EtcdMember> = (0..40).map(|i| member(&etcd, &format!("m{i}"), "3s")).collect();
+    let members: Vec<Client> = (0..40).map(|i| member(&etcd, &format!("m{i}"), "3s")).collect();
     assert_eq!(etcd.keys("/services/").len(), 40);
     let metrics = || {
         let text = http_get(etcd.metrics_port, "/metrics");
@@ -143,7 +144,7 @@ fn many_members_share_one_keepalive_stream() {
 fn unreachable_etcd_is_a_quick_connect_error() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let t0 = Instant::now();
-    let err = EtcdMember::start(&options(&[
+    let err = start_client(&options(&[
         ("endpoint", &format!("etcd://127.0.0.1:{port}/services")),
         ("service", "svc"),
         ("instance_id", "x"),

@@ -6,8 +6,7 @@ mod etcd_support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use etcd_support::{options, wait_event, wait_for, Etcd};
-use hb_core::registry::EtcdMember;
+use etcd_support::{options, start_client, wait_event, wait_for, Etcd};
 use hb_core::{Error, State, Watcher};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 
@@ -50,7 +49,7 @@ fn tls_with_client_certificates() {
     ];
     let mut pairs: Vec<(&str, &str)> = vec![("endpoint", &url), ("service", "svc"), ("instance_id", "t"), ("ttl", "3s")];
     pairs.extend(tls.iter().map(|(k, v)| (*k, v.as_str())));
-    let m = EtcdMember::start(&options(&pairs)).unwrap();
+    let m = start_client(&options(&pairs)).unwrap();
     assert_eq!(etcd.keys("/secure/"), vec!["/secure/svc/t".to_string()]);
     m.check().unwrap();
 
@@ -62,7 +61,7 @@ fn tls_with_client_certificates() {
 
     // Without a client certificate the server refuses the handshake: a precise error, fast.
     let t0 = Instant::now();
-    let err = EtcdMember::start(&options(&[
+    let err = start_client(&options(&[
         ("endpoint", &url),
         ("service", "svc"),
         ("instance_id", "nocert"),
@@ -76,7 +75,7 @@ fn tls_with_client_certificates() {
     assert!(err.to_string().starts_with(&format!("cannot reach etcd at {}", etcd.endpoint())), "{err}");
 
     // A CA file that is not there names the option.
-    let err = EtcdMember::start(&options(&[("endpoint", &url), ("etcd_ca_file", "/nonexistent/ca.pem"), ("ttl", "3s")]))
+    let err = start_client(&options(&[("endpoint", &url), ("etcd_ca_file", "/nonexistent/ca.pem"), ("ttl", "3s")]))
         .err()
         .unwrap();
     assert!(err.to_string().starts_with("etcd_ca_file \"/nonexistent/ca.pem\""), "{err}");
@@ -96,7 +95,7 @@ fn username_and_password() {
     etcd.etcdctl(&["auth", "enable"]);
     let url = etcd.url("/services");
     let start = |password: &str, id: &str| {
-        EtcdMember::start(&options(&[
+        start_client(&options(&[
             ("endpoint", &url),
             ("service", "svc"),
             ("instance_id", id),
@@ -112,7 +111,7 @@ fn username_and_password() {
     assert!(err.to_string().starts_with(&format!("permission denied by etcd at {}", etcd.endpoint())), "{err}");
 
     // No credentials at all against an etcd with auth on: refused too, not "unreachable".
-    let err = EtcdMember::start(&options(&[("endpoint", &url), ("service", "svc"), ("instance_id", "anon"), ("ttl", "2s")]))
+    let err = start_client(&options(&[("endpoint", &url), ("service", "svc"), ("instance_id", "anon"), ("ttl", "2s")]))
         .err()
         .expect("anonymous must fail");
     assert!(matches!(err, Error::PermissionDenied { .. }), "{err:?}");

@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_support::{drain, options, wait_event, wait_for, Etcd};
-use hb_core::registry::{EtcdMember, RegistrationValue};
+use etcd_support::{drain, options, start_client, wait_event, wait_for, Etcd};
+use hb_core::registry::RegistrationValue;
+use hb_core::Client;
 use hb_core::{Event, Reason, State, Watcher};
 
-fn member(endpoint: &str, id: &str, ttl: &str) -> EtcdMember {
-    EtcdMember::start(&options(&[("endpoint", endpoint), ("service", "svc"), ("instance_id", id), ("ttl", ttl)]))
+fn member(endpoint: &str, id: &str, ttl: &str) -> Client {
+    start_client(&options(&[("endpoint", endpoint), ("service", "svc"), ("instance_id", id), ("ttl", ttl)]))
         .unwrap_or_else(|e| panic!("start {id}: {e}"))
 }
 
@@ -76,7 +77,8 @@ fn joined_updated_left_and_expired_are_told_apart() {
     let ev = wait_event(w.events(), Duration::from_secs(3), "a left", |e| e.peer == "a");
     assert_eq!((ev.to, ev.reason), (State::Left, Reason::Left));
 
-    // Dropped without a goodbye: the key vanishes by TTL → expired.
+    // Crashed (no goodbye): the key vanishes by TTL → expired.
+    early.crash_for_test();
     drop(early);
     let ev = wait_event(w.events(), Duration::from_secs(6), "early expired", |e| e.peer == "early");
     assert_eq!((ev.to, ev.reason), (State::Expired, Reason::LeaseExpired));
@@ -200,7 +202,7 @@ fn etcd_restart_and_wipe_keep_the_view_equal_to_etcd() {
     }
     let mut etcd = Etcd::start();
     let url = etcd.url("/services");
-    let members: Vec<EtcdMember> = (0..5).map(|i| member(&url, &format!("n{i}"), "2s")).collect();
+    let members: Vec<Client> = (0..5).map(|i| member(&url, &format!("n{i}"), "2s")).collect();
     let w = watcher(&url);
     wait_for(Duration::from_secs(3), "5 peers", || (w.peers().len() == 5).then_some(()));
 

@@ -6,13 +6,10 @@
 
 mod connect;
 mod keepalive;
-mod member;
 pub(crate) mod registration;
 pub mod value;
 mod view;
 mod watcher;
 
-#[doc(hidden)]
-pub use member::EtcdMember;
 pub use value::RegistrationValue;
 pub use watcher::Watcher;

@@ -190,3 +190,15 @@ pub fn wait_event(hub: &hb_core::EventHub, timeout: Duration, what: &str, pred: 
         }
     }
 }
+
+/// Makes and starts a Client (with etcd, start waits for the first registration).
+pub fn start_client(options: &hb_core::Options) -> hb_core::Result<hb_core::Client> {
+    let client = hb_core::Client::new(options)?;
+    client.start()?;
+    Ok(client)
+}
+
+/// `(lease id, epoch)`, `(0, 0)` before the first registration.
+pub fn token(client: &hb_core::Client) -> (i64, u64) {
+    client.fencing_token().map(|t| (t.lease_id, t.epoch)).unwrap_or((0, 0))
+}
