@@ -52,9 +52,9 @@ fn main() {
         }
     }
     let members = Arc::new(members);
-    let epochs: Vec<u64> = members.iter().map(|m| token(&m).1).collect();
+    let epochs: Vec<u64> = members.iter().map(|m| token(m).1).collect();
     say(json!({"kind": "ready", "count": count, "start_ms": t_ms() - started, "t_ms": t_ms(),
-               "lease": members.first().map(|m| token(&m).0), "epochs_max": epochs.iter().max()}));
+               "lease": members.first().map(|m| token(m).0), "epochs_max": epochs.iter().max()}));
 
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = {
@@ -63,7 +63,7 @@ fn main() {
             let mut last: Option<(usize, u64, u64)> = None;
             while !stop.load(Ordering::SeqCst) {
                 let ok = members.iter().filter(|m| m.check().is_ok()).count();
-                let epochs = members.iter().map(|m| token(&m).1);
+                let epochs = members.iter().map(|m| token(m).1);
                 let (lo, hi) = epochs.fold((u64::MAX, 0), |(lo, hi), e| (lo.min(e), hi.max(e)));
                 if last != Some((ok, lo, hi)) {
                     last = Some((ok, lo, hi));
