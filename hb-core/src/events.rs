@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
@@ -182,6 +182,9 @@ pub type Callback = Box<dyn FnMut(&Event) + Send + 'static>;
 
 /// One handle's event stream: the engine emits, the user pulls or gets called back.
 pub struct EventHub {
+    /// An unbounded channel whose length `emit` keeps at `capacity`: unlike a bounded
+    /// (array) channel it allocates as events arrive, so an idle handle costs almost nothing.
+    capacity: usize,
     tx: Sender<Event>,
     rx: Receiver<Event>,
     closed: AtomicBool,
@@ -196,8 +199,9 @@ struct Delivery {
 
 impl EventHub {
     pub fn new(capacity: usize) -> Arc<EventHub> {
-        let (tx, rx) = bounded(capacity.max(1));
+        let (tx, rx) = unbounded();
         Arc::new(EventHub {
+            capacity: capacity.max(1),
             tx,
             rx,
             closed: AtomicBool::new(false),
@@ -211,20 +215,14 @@ impl EventHub {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
-        let mut event = event;
-        loop {
-            match self.tx.try_send(event) {
-                Ok(()) => return,
-                Err(TrySendError::Full(back)) => {
-                    event = back;
-                    if self.rx.try_recv().is_ok() {
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
-                        crate::metrics::dropped_events();
-                    }
-                }
-                Err(TrySendError::Disconnected(_)) => return,
+        while self.rx.len() >= self.capacity {
+            if self.rx.try_recv().is_err() {
+                break;
             }
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::dropped_events();
         }
+        let _ = self.tx.send(event);
     }
 
     /// Events lost to a slow consumer so far.
