@@ -52,15 +52,19 @@ def collect_until(
 
 
 def engine_missing_reason() -> Optional[str]:
-    """None when hb-core's engine works in this build, else why not."""
+    """None when hb-core's engine (Monitor and direct Client) works in this build, else why not."""
     m = heartbeater.Monitor(f"udp://127.0.0.1:{free_port()}")
     try:
         m.start()
+        c = heartbeater.Client(udp_addr(m), service="probe", interval=0.1, ttl=1.0)
+        c.start()
+        c.stop()
     except heartbeater.InternalError as e:
         if "not implemented" in str(e):
             return f"hb-core engine not merged into this build yet ({e})"
         raise
-    m.stop()
+    finally:
+        m.stop()
     return None
 
 
