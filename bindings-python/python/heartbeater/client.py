@@ -1,0 +1,115 @@
+"""The beating side: keeps this process registered as alive."""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional, Sequence, Union
+
+from . import _heartbeater, _options
+from ._handle import Handle
+from ._options import Interval, Seconds
+from ._types import FencingToken, StateName
+
+__all__ = ["Client"]
+
+
+class Client(Handle):
+    """Beats to a Monitor (``udp://host:port``, ``tcp://host:port``) or holds an etcd lease
+    (``etcd://host:port[,host:port]/prefix``).
+
+    ``with Client(...) as c:`` starts on entry and stops (gracefully: peers see ``left``)
+    on exit. Arguments left as ``None`` come from ``HEARTBEATER_*`` environment variables,
+    else hb-core's defaults: ``ttl`` 15 s; ``interval`` (1.0, 30.0) capped at ttl/3;
+    ``instance_id`` ``hostname-pid``; ``detector`` ``"adaptive"``.
+
+    Durations are seconds (int or float). ``interval`` is a number (fixed) or a
+    ``(min, max)`` tuple (adaptive between bounds). ``auth_key`` (str or bytes, at least 16
+    bytes) signs every beat. A bad value raises :class:`ConfigError` naming the argument;
+    a wrong type raises :class:`TypeError`.
+    """
+
+    def __init__(
+        self,
+        endpoint: Union[str, Sequence[str]],
+        *,
+        service: str,
+        instance_id: Optional[str] = None,
+        ttl: Optional[Seconds] = None,
+        labels: Optional[Mapping[str, str]] = None,
+        interval: Optional[Interval] = None,
+        auth_key: Union[str, bytes, None] = None,
+        detector: Optional[str] = None,
+        connect_timeout: Optional[Seconds] = None,
+        traceparent: Optional[str] = None,
+    ) -> None:
+        super().__init__()
+        pairs: _options.Pairs = []
+        _options.endpoint(pairs, "endpoint", endpoint)
+        if service is None:
+            raise TypeError("service must be a str, got NoneType")
+        _options.text(pairs, "service", service)
+        _options.text(pairs, "instance_id", instance_id)
+        _options.seconds(pairs, "ttl", ttl)
+        _options.interval(pairs, interval)
+        _options.text(pairs, "detector", detector)
+        _options.seconds(pairs, "connect_timeout", connect_timeout)
+        _options.text(pairs, "traceparent", traceparent)
+        self._native: _heartbeater.Client = _heartbeater.Client(
+            pairs, _options.labels(labels), _options.secret("auth_key", auth_key)
+        )
+
+    def __repr__(self) -> str:
+        try:
+            state = self._native.state
+        except Exception:  # a forked child's handle still deserves a repr
+            state = "forked"
+        return f"<heartbeater.Client {self._native.service}/{self._native.instance_id} {state}>"
+
+    def start(self) -> None:
+        """Starts beating. With etcd, waits (GIL released, bounded by ``connect_timeout``) for
+        the first registration, so unreachable etcd raises :class:`ConnectError` here."""
+        self._native.start()
+        self._started()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Says goodbye (peers see ``left``) and stops within ``timeout`` seconds. Idempotent.
+        Pending events can still be read; ``events()`` and ``aevents()`` then end."""
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
+        self._native.stop(float(timeout))
+        self._stopped()
+
+    def _stop_at_exit(self) -> None:
+        self._native.stop(1.0)
+
+    @property
+    def state(self) -> StateName:
+        """Own health: ``healthy``, ``degraded``, ``lost``; ``unknown`` before the first
+        acknowledgement, ``stopped`` after ``stop()``."""
+        return self._native.state  # type: ignore[return-value]
+
+    @property
+    def service(self) -> str:
+        return self._native.service
+
+    @property
+    def instance_id(self) -> str:
+        return self._native.instance_id
+
+    @property
+    def incarnation(self) -> int:
+        """This process start's incarnation, sent with every beat."""
+        return self._native.incarnation
+
+    def fencing_token(self) -> FencingToken:
+        """``(lease_id, epoch)`` of the current registration; :class:`NotHolderError` when
+        there is none."""
+        lease_id, epoch = self._native.fencing_token()
+        return FencingToken(lease_id, epoch)
+
+    def check(self) -> None:
+        """Raises :class:`NotHolderError` once ``remaining()`` is zero; asks no one."""
+        self._native.check()
+
+    def remaining(self) -> float:
+        """Seconds this process may still act as the holder (conservative)."""
+        return self._native.remaining()

@@ -1,0 +1,104 @@
+"""The watching side: a Monitor listens for direct beats; a Watcher follows an etcd prefix."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+from . import _heartbeater, _options
+from ._handle import Handle
+from ._options import Seconds
+from ._types import Peer
+
+__all__ = ["Monitor", "Watcher"]
+
+
+class Monitor(Handle):
+    """Listens on ``udp://host:port`` and/or ``tcp://host:port`` (port 0 picks a free one;
+    see ``local_addrs``) and reports every peer's transitions: ``alive``, ``suspect``,
+    ``dead`` (nothing heard within the detector's bound), ``left`` (a graceful goodbye).
+
+    ``with Monitor(...) as m:`` starts and stops it. ``metrics_addr`` (``"ip:port"``) also
+    serves Prometheus ``/metrics`` there.
+    """
+
+    def __init__(
+        self,
+        listen: Union[str, Sequence[str]],
+        *,
+        auth_key: Union[str, bytes, None] = None,
+        detector: Optional[str] = None,
+        max_peers: Optional[int] = None,
+        metrics_addr: Optional[str] = None,
+        event_capacity: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        pairs: _options.Pairs = []
+        _options.endpoint(pairs, "listen", listen)
+        _options.text(pairs, "detector", detector)
+        _options.count(pairs, "max_peers", max_peers)
+        _options.text(pairs, "metrics_addr", metrics_addr)
+        _options.count(pairs, "event_capacity", event_capacity)
+        self._native: _heartbeater.Monitor = _heartbeater.Monitor(pairs, _options.secret("auth_key", auth_key))
+
+    def __repr__(self) -> str:
+        return "<heartbeater.Monitor>"
+
+    def start(self) -> None:
+        """Binds every listen address and starts tracking."""
+        self._native.start()
+        self._started()
+
+    def stop(self) -> None:
+        """Stops listening; no callback runs after it returns. Idempotent."""
+        self._native.stop()
+        self._stopped()
+
+    def _stop_at_exit(self) -> None:
+        self._native.stop()
+
+    @property
+    def local_addrs(self) -> list[str]:
+        """The bound addresses as ``udp://ip:port`` / ``tcp://ip:port``."""
+        return [name if "://" in name else f"{name}://{addr}" for name, addr in self._native.local_addrs()]
+
+    def peers(self) -> list[Peer]:
+        """A snapshot of every tracked peer."""
+        return [Peer._from_native(p) for p in self._native.peers()]
+
+
+class Watcher(Handle):
+    """Follows the registrations under an etcd prefix (``etcd://host:port[,host:port]/prefix``):
+    ``joined``, ``updated``, ``expired``, ``left`` events and ``peers()``. etcd TLS and
+    credentials come from the ``HEARTBEATER_ETCD_*`` environment variables."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        connect_timeout: Optional[Seconds] = None,
+        event_capacity: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        pairs: _options.Pairs = []
+        _options.endpoint(pairs, "endpoint", endpoint)
+        _options.seconds(pairs, "connect_timeout", connect_timeout)
+        _options.count(pairs, "event_capacity", event_capacity)
+        self._native: _heartbeater.Watcher = _heartbeater.Watcher(pairs)
+
+    def __repr__(self) -> str:
+        return "<heartbeater.Watcher>"
+
+    def start(self) -> None:
+        """Lists the prefix, then watches from that revision (GIL released meanwhile)."""
+        self._native.start()
+        self._started()
+
+    def stop(self) -> None:
+        self._native.stop()
+        self._stopped()
+
+    def _stop_at_exit(self) -> None:
+        self._native.stop()
+
+    def peers(self) -> list[Peer]:
+        return [Peer._from_native(p) for p in self._native.peers()]

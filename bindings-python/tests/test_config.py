@@ -1,0 +1,94 @@
+"""Arguments: a bad value is a ConfigError naming the argument; a wrong type a TypeError."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+
+import heartbeater
+from heartbeater import Client, ConfigError, Monitor, Watcher
+
+UDP = "udp://127.0.0.1:9"
+
+
+@pytest.mark.parametrize(
+    "make, field",
+    [
+        (lambda: Client("udp//nowhere", service="api"), "endpoint"),
+        (lambda: Client("udp://host", service="api"), "endpoint"),
+        (lambda: Client(UDP, service="a/b"), "service"),
+        (lambda: Client(UDP, service="api", instance_id="has space"), "instance_id"),
+        (lambda: Client(UDP, service="api", ttl=-1), "ttl"),
+        (lambda: Client(UDP, service="api", ttl=float("nan")), "ttl"),
+        (lambda: Client(UDP, service="api", interval=0.001), "interval"),
+        (lambda: Client(UDP, service="api", interval=(30.0, 1.0)), "interval"),
+        (lambda: Client(UDP, service="api", ttl=3, interval=2.0), "interval"),
+        (lambda: Client(UDP, service="api", labels={"bad key": "v"}), "label key"),
+        (lambda: Client(UDP, service="api", labels={"k": "x" * 200}), "label k"),
+        (lambda: Client(UDP, service="api", auth_key="short"), "auth_key"),
+        (lambda: Client(UDP, service="api", auth_key=b"\xff" * 3), "auth_key"),
+        (lambda: Client(UDP, service="api", detector="oracle"), "detector"),
+        (lambda: Client("udp://127.0.0.1:9,etcd://127.0.0.1:2379/p", service="api"), "endpoint"),
+        (lambda: Monitor("udp//x"), "listen"),
+        (lambda: Monitor("etcd://127.0.0.1:2379/p"), "listen"),
+        (lambda: Monitor("udp://127.0.0.1:7946", max_peers=0), "max_peers"),
+        (lambda: Monitor("udp://127.0.0.1:7946", metrics_addr="nope"), "metrics_addr"),
+        (lambda: Watcher("udp://127.0.0.1:9"), "endpoint"),
+    ],
+)
+def test_bad_values_name_the_argument(make: Callable[[], Any], field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert info.value.field == field
+    assert str(info.value).startswith(field), str(info.value)
+    assert "expected" in str(info.value)
+
+
+def test_secrets_never_show_in_errors() -> None:
+    with pytest.raises(ConfigError) as info:
+        Client(UDP, service="api", auth_key="tiny-secret")
+    assert "tiny-secret" not in str(info.value)
+    assert "11 bytes" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Client(42, service="api"),  # type: ignore[arg-type]
+        lambda: Client(UDP, service=None),  # type: ignore[arg-type]
+        lambda: Client(UDP, service="api", ttl="15s"),  # type: ignore[arg-type]
+        lambda: Client(UDP, service="api", ttl=True),  # bool is an int to mypy, not a duration
+        lambda: Client(UDP, service="api", interval=[1, 2]),  # type: ignore[arg-type]
+        lambda: Client(UDP, service="api", labels={"k": 1}),  # type: ignore[dict-item]
+        lambda: Client(UDP, service="api", labels=["k=v"]),  # type: ignore[arg-type]
+        lambda: Client(UDP, service="api", auth_key=12345),  # type: ignore[arg-type]
+        lambda: Monitor("udp://127.0.0.1:7946", max_peers="10"),  # type: ignore[arg-type]
+        lambda: Monitor("udp://127.0.0.1:7946", max_peers=1.5),  # type: ignore[arg-type]
+    ],
+)
+def test_wrong_types_are_type_errors(make: Callable[[], Any]) -> None:
+    with pytest.raises(TypeError):
+        make()
+
+
+def test_good_arguments_are_accepted() -> None:
+    c = Client(
+        ["udp://127.0.0.1:9", "tcp://127.0.0.1:9"],
+        service="api",
+        instance_id="w-1",
+        ttl=3,
+        interval=(0.2, 1.0),
+        labels={"region": "eu,west", "tier": "a=b"},
+        auth_key=b"0123456789abcdef",
+        detector="phi",
+    )
+    assert (c.service, c.instance_id) == ("api", "w-1")
+    assert c.state == "unknown"
+    Monitor("udp://127.0.0.1:7946,tcp://127.0.0.1:7946", auth_key="0123456789abcdef", max_peers=10, detector="adaptive")
+    Watcher("etcd://127.0.0.1:2379/services", connect_timeout=1.5)
+
+
+def test_wrong_types_reach_the_native_layer_as_type_errors_too() -> None:
+    with pytest.raises(TypeError):
+        heartbeater._heartbeater.Client("udp://127.0.0.1:9")  # type: ignore[arg-type]

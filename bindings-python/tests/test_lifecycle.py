@@ -1,0 +1,117 @@
+"""Context manager, stop semantics, iterators ending, callbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import List
+
+import pytest
+
+import heartbeater
+from conftest import udp_addr, wait_until
+
+
+def test_events_before_start_time_out_without_blocking_forever() -> None:
+    c = heartbeater.Client("udp://127.0.0.1:9", service="api")
+    t0 = time.monotonic()
+    assert c.next_event(timeout=0.2) is None
+    assert list(c.events(timeout=0.1)) == []
+    assert time.monotonic() - t0 < 2.0
+
+
+def test_stop_ends_events_and_aevents() -> None:
+    c = heartbeater.Client("udp://127.0.0.1:9", service="api")
+    c.stop()
+    c.stop(timeout=0.5)  # idempotent
+    assert list(c.events()) == []
+    with pytest.raises(heartbeater.StoppedError):
+        c.next_event(timeout=0.0)
+
+    async def drain() -> List[heartbeater.Event]:
+        return [ev async for ev in c.aevents()]
+
+    assert asyncio.run(asyncio.wait_for(drain(), timeout=5)) == []
+
+
+def test_aevents_ends_when_stopped_from_another_task_and_never_blocks_the_loop() -> None:
+    c = heartbeater.Client("udp://127.0.0.1:9", service="api")
+
+    async def main() -> int:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        async def consume() -> None:
+            async for _ in c.aevents():
+                pass
+
+        tick_task = asyncio.ensure_future(ticker())
+        consumer = asyncio.ensure_future(consume())
+        await asyncio.sleep(0.5)
+        c.stop()
+        await asyncio.wait_for(consumer, timeout=5)
+        tick_task.cancel()
+        return ticks
+
+    ticks = asyncio.run(main())
+    assert ticks >= 20, f"event loop starved: only {ticks} ticks in 0.5 s"
+
+
+def test_on_event_rejects_non_callables() -> None:
+    c = heartbeater.Client("udp://127.0.0.1:9", service="api")
+    with pytest.raises(TypeError):
+        c.on_event(42)  # type: ignore[type-var]
+
+
+def test_pulling_while_a_callback_is_set_is_an_invalid_state() -> None:
+    c = heartbeater.Client("udp://127.0.0.1:9", service="api")
+    c.on_event(lambda ev: None)
+    with pytest.raises(heartbeater.InvalidStateError):
+        c.next_event(timeout=0.0)
+    with pytest.raises(heartbeater.InvalidStateError):
+        c.on_event(lambda ev: None)
+    c.stop()
+
+
+def test_context_manager_starts_and_stops(monitor: heartbeater.Monitor) -> None:
+    with heartbeater.Client(udp_addr(monitor), service="api", instance_id="ctx", interval=0.1, ttl=1.0) as c:
+        wait_until(lambda: c.state == "healthy", 10, "client healthy")
+        assert c.remaining() > 0
+        c.check()
+        lease_id, epoch = c.fencing_token()
+        assert lease_id == 0 and epoch >= 0
+    assert c.state == "stopped"
+    with pytest.raises(heartbeater.NotHolderError):
+        c.check()
+    assert c.remaining() == 0.0
+    assert any(p.id == "ctx" for p in monitor.peers())
+
+
+def test_raising_callback_is_logged_counted_and_delivery_goes_on(
+    monitor: heartbeater.Monitor, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: List[heartbeater.Event] = []
+
+    def callback(ev: heartbeater.Event) -> None:
+        seen.append(ev)
+        if len(seen) == 1:
+            raise RuntimeError("boom from a user callback")
+
+    before = heartbeater.callback_errors()
+    monitor.on_event(callback)
+    addr = udp_addr(monitor)
+    with caplog.at_level("ERROR", logger="heartbeater"):
+        with heartbeater.Client(addr, service="api", instance_id="cb-1", interval=0.1, ttl=1.0):
+            with heartbeater.Client(addr, service="api", instance_id="cb-2", interval=0.1, ttl=1.0):
+                wait_until(lambda: {e.peer for e in seen} >= {"cb-1", "cb-2"}, 10, "both peers seen")
+        wait_until(lambda: sum(e.to_state == "left" for e in seen) == 2, 10, "both peers left")
+    assert monitor.callback_errors == 1
+    assert heartbeater.callback_errors() == before + 1
+    errors = [r.exc_info[1] for r in caplog.records if r.name == "heartbeater" and r.exc_info]
+    assert [str(e) for e in errors] == ["boom from a user callback"]
+    assert "heartbeater_callback_panics_total" in heartbeater.metrics_text()

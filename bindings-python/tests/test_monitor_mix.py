@@ -1,0 +1,89 @@
+"""A Python Monitor with Python clients and CLI clients: SIGKILL gives `dead`, SIGTERM
+gives `left`, seen through events() and through aevents()."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from typing import Callable, Dict, List, Set, Tuple
+
+import heartbeater
+from conftest import Proc, cli_client_args, collect_until, python_client_args, udp_addr
+
+Spawn = Callable[[List[str]], Proc]
+
+
+def start_peers(spawn: Spawn, addr: str, hb_bin: str, tag: str) -> Dict[str, Proc]:
+    """Two Python clients and two CLI clients, each in its own process."""
+    return {
+        f"py-kill-{tag}": spawn(python_client_args(addr, "mix", f"py-kill-{tag}")),
+        f"py-term-{tag}": spawn(python_client_args(addr, "mix", f"py-term-{tag}")),
+        f"cli-kill-{tag}": spawn(cli_client_args(hb_bin, addr, "mix", f"cli-kill-{tag}")),
+        f"cli-term-{tag}": spawn(cli_client_args(hb_bin, addr, "mix", f"cli-term-{tag}")),
+    }
+
+
+def alive(events: List[heartbeater.Event]) -> Set[str]:
+    return {e.peer for e in events if e.to_state == "alive"}
+
+
+def finals(events: List[heartbeater.Event]) -> Dict[str, Tuple[str, str]]:
+    return {e.peer: (e.to_state, e.reason) for e in events if e.to_state in ("dead", "left")}
+
+
+def signal_all(peers: Dict[str, Proc]) -> None:
+    for name, proc in peers.items():
+        proc.signal(signal.SIGKILL if "-kill-" in name else signal.SIGTERM)
+
+
+def check_finals(peers: Dict[str, Proc], events: List[heartbeater.Event]) -> None:
+    got = finals(events)
+    for name in peers:
+        expected = "dead" if "-kill-" in name else "left"
+        assert got[name][0] == expected, f"{name}: {got[name]} (events: {events})"
+    # A kill is never mistaken for a goodbye, nor a goodbye for a death.
+    assert {got[n][1] for n in peers if "-term-" in n} == {"left"}
+
+
+def test_kill_is_dead_and_term_is_left_via_events(monitor: heartbeater.Monitor, procs: Spawn, hb_bin: str) -> None:
+    peers = start_peers(procs, udp_addr(monitor), hb_bin, "sync")
+    events = collect_until(monitor, lambda seen: alive(seen) >= set(peers), timeout=20)
+    assert {p.id for p in monitor.peers()} >= set(peers)
+    signal_all(peers)
+    events += collect_until(monitor, lambda seen: set(finals(seen)) >= set(peers), timeout=30)
+    check_finals(peers, events)
+    states = {p.id: p.state for p in monitor.peers()}
+    assert all(states[n] in ("dead", "left") for n in peers), states
+
+
+def test_kill_is_dead_and_term_is_left_via_aevents(monitor: heartbeater.Monitor, procs: Spawn, hb_bin: str) -> None:
+    async def main() -> Tuple[List[heartbeater.Event], int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        tick_task = asyncio.ensure_future(ticker())
+        peers = start_peers(procs, udp_addr(monitor), hb_bin, "async")
+        seen: List[heartbeater.Event] = []
+        signalled = False
+        async for ev in monitor.aevents():
+            seen.append(ev)
+            if not signalled and alive(seen) >= set(peers):
+                signal_all(peers)
+                signalled = True
+            if set(finals(seen)) >= set(peers):
+                break
+        tick_task.cancel()
+        check_finals(peers, seen)
+        return seen, ticks
+
+    t0 = time.monotonic()
+    _, ticks = asyncio.run(asyncio.wait_for(main(), timeout=45))
+    elapsed = time.monotonic() - t0
+    # The loop kept running while aevents() waited: at least a quarter of the 10 ms ticks.
+    assert ticks >= elapsed / 0.01 / 4, (ticks, elapsed)
