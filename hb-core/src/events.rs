@@ -185,11 +185,18 @@ pub struct EventHub {
     /// An unbounded channel whose length `emit` keeps at `capacity`: unlike a bounded
     /// (array) channel it allocates as events arrive, so an idle handle costs almost nothing.
     capacity: usize,
-    tx: Sender<Event>,
-    rx: Receiver<Event>,
+    tx: Sender<Slot>,
+    rx: Receiver<Slot>,
     closed: AtomicBool,
+    closed_by_callback: AtomicBool,
     dropped: AtomicU64,
     delivery: Mutex<Option<Delivery>>,
+}
+
+/// What travels in the channel: events, and the wake-up that `close` sends behind them.
+enum Slot {
+    Event(Event),
+    Wake,
 }
 
 struct Delivery {
@@ -205,6 +212,7 @@ impl EventHub {
             tx,
             rx,
             closed: AtomicBool::new(false),
+            closed_by_callback: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
             delivery: Mutex::new(None),
         })
@@ -222,7 +230,7 @@ impl EventHub {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             crate::metrics::dropped_events();
         }
-        let _ = self.tx.send(event);
+        let _ = self.tx.send(Slot::Event(event));
     }
 
     /// Events lost to a slow consumer so far.
@@ -240,30 +248,19 @@ impl EventHub {
         if self.delivery.lock().is_some() {
             return Err(Error::InvalidState("events are delivered to a callback on this handle; next_event is not available".into()));
         }
-        // Poll in slices so that `close` is noticed without a sender disconnect.
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
-        loop {
-            if let Ok(ev) = self.rx.try_recv() {
-                return Ok(Some(ev));
+        let got = match timeout {
+            Some(t) => self.rx.recv_timeout(t),
+            None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match got {
+            Ok(Slot::Event(ev)) => Ok(Some(ev)),
+            Ok(Slot::Wake) => {
+                // Pass the wake-up on, so every other waiting puller learns of the close too.
+                let _ = self.tx.send(Slot::Wake);
+                Err(Error::Stopped("handle is stopped: no more events"))
             }
-            if self.is_closed() {
-                return Err(Error::Stopped("handle is stopped: no more events"));
-            }
-            let slice = match deadline {
-                Some(d) => {
-                    let left = d.saturating_duration_since(std::time::Instant::now());
-                    if left.is_zero() {
-                        return Ok(None);
-                    }
-                    left.min(Duration::from_millis(50))
-                }
-                None => Duration::from_millis(50),
-            };
-            match self.rx.recv_timeout(slice) {
-                Ok(ev) => return Ok(Some(ev)),
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return Err(Error::Stopped("handle is stopped: no more events")),
-            }
+            Err(RecvTimeoutError::Timeout) if !self.is_closed() => Ok(None),
+            Err(_) => Err(Error::Stopped("handle is stopped: no more events")),
         }
     }
 
@@ -287,19 +284,13 @@ impl EventHub {
     }
 
     fn deliver(&self, mut callback: Callback) {
-        loop {
-            match self.rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(ev) => {
-                    // A panicking callback must not take the engine down with it.
-                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(&ev))).is_err() {
-                        crate::metrics::callback_panics();
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) if self.is_closed() => break,
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+        while let Ok(Slot::Event(ev)) = self.rx.recv() {
+            // A panicking callback must not take the engine down with it.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(&ev))).is_err() {
+                crate::metrics::callback_panics();
             }
-            if self.is_closed() && self.rx.is_empty() {
+            // Closed from inside the callback: that stop has returned, so nothing more runs.
+            if self.closed_by_callback.load(Ordering::Acquire) {
                 break;
             }
         }
@@ -315,11 +306,22 @@ impl EventHub {
     /// dropped. Returns once no callback can run any more, except when called from the
     /// callback itself: then the delivery thread finishes on its own after it returns.
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return self.join_delivery();
+        }
+        // Wakes the delivery thread (or a puller) at once, behind every queued event.
+        let _ = self.tx.send(Slot::Wake);
+        self.join_delivery();
+    }
+
+    fn join_delivery(&self) {
         let delivery = {
             let mut slot = self.delivery.lock();
             match slot.as_ref() {
-                Some(d) if d.id == thread::current().id() => None,
+                Some(d) if d.id == thread::current().id() => {
+                    self.closed_by_callback.store(true, Ordering::Release);
+                    None
+                }
                 Some(_) => slot.take(),
                 None => None,
             }

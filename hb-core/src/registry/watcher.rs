@@ -112,6 +112,8 @@ impl Drop for Watcher {
         if let Some(task) = self.task.lock().take() {
             task.abort();
         }
+        // Ends the delivery thread of a callback, as `stop` does.
+        self.events.close();
     }
 }
 
