@@ -1,0 +1,3 @@
+module heartbeater
+
+go 1.22
