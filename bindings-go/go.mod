@@ -6,6 +6,7 @@ require (
 	github.com/prometheus/client_golang v1.21.1
 	github.com/prometheus/client_model v0.6.1
 	github.com/prometheus/common v0.62.0
+	go.uber.org/goleak v1.3.0
 )
 
 require (
