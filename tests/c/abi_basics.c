@@ -1,0 +1,175 @@
+/* C ABI checks that need no network: versions, precise errors for bad input and NULL
+ * arguments, handle checks, callback registration contract (drop exactly once), polling
+ * timeouts, calls on stopped handles, metrics text. */
+#include "testutil.h"
+
+#ifndef EXPECTED_VERSION
+#error "build with -DEXPECTED_VERSION=\"x.y.z\" (the version in Cargo.toml)"
+#endif
+
+static void test_versions(void) {
+  char numbers[64];
+  snprintf(numbers, sizeof numbers, "%d.%d.%d", HB_VERSION_MAJOR, HB_VERSION_MINOR, HB_VERSION_PATCH);
+  EXPECT(strcmp(HB_VERSION, EXPECTED_VERSION) == 0);   /* header macros == Cargo.toml */
+  EXPECT(strcmp(numbers, EXPECTED_VERSION) == 0);
+  EXPECT(strcmp(hb_version(), HB_VERSION) == 0);       /* library == header */
+  EXPECT(hb_abi_version() == HB_ABI_VERSION);
+}
+
+static void test_status_names(void) {
+  EXPECT(strcmp(hb_status_str(HB_STATUS_OK), "ok") == 0);
+  EXPECT(strcmp(hb_status_str(HB_STATUS_CONFIG), "config") == 0);
+  EXPECT(strcmp(hb_status_str(HB_STATUS_NULL_ARGUMENT), "null_argument") == 0);
+  EXPECT(strcmp(hb_status_str(HB_STATUS_PANIC), "panic") == 0);
+  EXPECT(strcmp(hb_status_str(9999), "unknown") == 0);
+  EXPECT(strcmp(hb_state_str(HB_STATE_ALIVE), "alive") == 0);
+  EXPECT(strcmp(hb_state_str(HB_STATE_LEFT), "left") == 0);
+  EXPECT(strcmp(hb_state_str(4242), "unknown") == 0);
+  EXPECT(strcmp(hb_reason_str(HB_REASON_LEASE_EXPIRED), "lease_expired") == 0);
+}
+
+static void test_config_errors(void) {
+  hb_config *cfg = hb_config_new();
+  EXPECT(cfg != NULL);
+  EXPECT_ERR(HB_STATUS_CONFIG, "endpoint \"udp//127.0.0.1:1\"",
+             hb_config_set_endpoint(cfg, "udp//127.0.0.1:1", &err));
+  EXPECT_ERR(HB_STATUS_CONFIG, "unknown scheme \"http\"", hb_config_set_endpoint(cfg, "http://x:1", &err));
+  EXPECT_ERR(HB_STATUS_CONFIG, "port from 1 to 65535", hb_config_set_endpoint(cfg, "udp://127.0.0.1:99999", &err));
+  EXPECT_ERR(HB_STATUS_CONFIG, "one of endpoint", hb_config_set(cfg, "colour", "blue", &err));
+  EXPECT_ERR(HB_STATUS_CONFIG, "interval", hb_config_set_interval_ms(cfg, 500, 100, &err));
+  EXPECT_ERR(HB_STATUS_CONFIG, "adaptive or phi", hb_config_set_detector(cfg, "magic", &err));
+  EXPECT_ERR(HB_STATUS_CONFIG, "at least 16 bytes", hb_config_set_auth_key(cfg, (const uint8_t *)"short", 5, &err));
+  EXPECT_ERR(HB_STATUS_CONFIG, "label key", hb_config_set_label(cfg, "bad key", "v", &err));
+  EXPECT_ERR(HB_STATUS_INVALID_UTF8, "`value` is not valid UTF-8 (at byte 1)", hb_config_set(cfg, "service", "a\xff", &err));
+  /* NULL arguments are named. */
+  EXPECT_ERR(HB_STATUS_NULL_ARGUMENT, "`config` is NULL", hb_config_set_service(NULL, "svc", &err));
+  EXPECT_ERR(HB_STATUS_NULL_ARGUMENT, "`service` is NULL", hb_config_set_service(cfg, NULL, &err));
+  EXPECT_ERR(HB_STATUS_NULL_ARGUMENT, "`key` is NULL", hb_config_set(cfg, NULL, "x", &err));
+  /* err == NULL is allowed. */
+  EXPECT(hb_config_set_endpoint(cfg, "nonsense", NULL) == HB_STATUS_CONFIG);
+  /* Good values; a binary auth key. */
+  uint8_t key[20];
+  for (int i = 0; i < 20; i++) key[i] = (uint8_t)(0xf0 + i);
+  MUST(hb_config_set_auth_key(cfg, key, sizeof key, &err));
+  MUST(hb_config_set_label(cfg, "zone", "a=b,c", &err));
+  MUST(hb_config_set_ttl_ms(cfg, 1500, &err));
+  MUST(hb_config_set_interval_ms(cfg, 50, 200, &err));
+  MUST(hb_config_set(cfg, "ack", "true", &err));
+  hb_config_free(cfg);
+  hb_config_free(NULL);
+}
+
+static void test_handle_errors(void) {
+  hb_client *client = NULL;
+  hb_monitor *mon = NULL;
+  EXPECT_ERR(HB_STATUS_NULL_ARGUMENT, "`config` is NULL", hb_client_new(NULL, &client, &err));
+  EXPECT(client == NULL); /* out-params untouched on failure */
+  hb_config *cfg = hb_config_new();
+  EXPECT_ERR(HB_STATUS_NULL_ARGUMENT, "`out` is NULL", hb_client_new(cfg, NULL, &err));
+  EXPECT_ERR(HB_STATUS_NULL_ARGUMENT, "`client` is NULL", hb_client_start(NULL, &err));
+  EXPECT_ERR(HB_STATUS_NULL_ARGUMENT, "`monitor` is NULL", hb_monitor_start(NULL, &err));
+  EXPECT_ERR(HB_STATUS_NULL_ARGUMENT, "`watcher` is NULL", hb_watcher_stop(NULL, &err));
+  EXPECT_ERR(HB_STATUS_NULL_ARGUMENT, "`out` is NULL", hb_metrics_text(NULL, &err));
+
+  /* Never started here, so no port is bound. */
+  MUST(hb_config_set_endpoint(cfg, "udp://127.0.0.1:9", &err));
+  MUST(hb_monitor_new(cfg, &mon, &err));
+  /* A handle of the wrong type is detected, not trusted. */
+  EXPECT_ERR(HB_STATUS_BAD_HANDLE, "not a live hb_client", hb_client_start((const hb_client *)(const void *)mon, &err));
+  /* Polling a fresh handle: nothing yet. */
+  hb_event *ev = NULL;
+  EXPECT_ERR(HB_STATUS_TIMEOUT, "no event within 20 ms", hb_monitor_next_event(mon, 20, &ev, &err));
+  EXPECT(ev == NULL);
+  hb_peers *peers = NULL;
+  EXPECT_ERR(HB_STATUS_OUT_OF_RANGE, "index 0 is out of range", hb_monitor_local_addr(mon, 0, &(char *){NULL}, &err));
+  /* Stopped handles give STOPPED. */
+  MUST(hb_monitor_stop(mon, &err));
+  MUST(hb_monitor_stop(mon, &err)); /* idempotent */
+  EXPECT_ERR(HB_STATUS_STOPPED, "stopped", hb_monitor_start(mon, &err));
+  EXPECT_ERR(HB_STATUS_STOPPED, "stopped", hb_monitor_next_event(mon, 0, &ev, &err));
+  EXPECT_ERR(HB_STATUS_STOPPED, "stopped", hb_monitor_peers(mon, &peers, &err));
+  EXPECT(peers == NULL);
+  hb_monitor_free(mon);
+  hb_monitor_free(NULL);
+  hb_client_free(NULL);
+  hb_watcher_free(NULL);
+  hb_event_free(NULL);
+  hb_peers_free(NULL);
+  hb_string_free(NULL);
+  hb_error_free(NULL);
+  /* Accessors tolerate NULL. */
+  EXPECT(hb_event_peer(NULL) == NULL);
+  EXPECT(hb_peers_len(NULL) == 0);
+  EXPECT(hb_peers_get(NULL, 0) == NULL);
+  EXPECT(hb_peer_rtt_us(NULL) == -1);
+  EXPECT(hb_error_message(NULL) == NULL);
+  EXPECT(hb_error_status(NULL) == HB_STATUS_NULL_ARGUMENT);
+  hb_config_free(cfg);
+}
+
+static int dropped_once(recorder *r) { return r->drops == 1; }
+
+static void test_callback_contract(void) {
+  hb_config *cfg = hb_config_new();
+  hb_monitor *mon = NULL;
+  MUST(hb_config_set_endpoint(cfg, "udp://127.0.0.1:9", &err));
+  MUST(hb_monitor_new(cfg, &mon, &err));
+
+  /* Registration failures still call drop_user_data exactly once. */
+  recorder bad;
+  recorder_init(&bad);
+  EXPECT_ERR(HB_STATUS_NULL_ARGUMENT, "`callback` is NULL", hb_monitor_set_callback(mon, NULL, &bad, record_drop, &err));
+  EXPECT(bad.drops == 1);
+  EXPECT_ERR(HB_STATUS_NULL_ARGUMENT, "`monitor` is NULL", hb_monitor_set_callback(NULL, record_event, &bad, record_drop, &err));
+  EXPECT(bad.drops == 2);
+
+  recorder good;
+  recorder_init(&good);
+  MUST(hb_monitor_set_callback(mon, record_event, &good, record_drop, &err));
+  /* One callback per handle; the second registration is refused and dropped. */
+  EXPECT_ERR(HB_STATUS_INVALID_STATE, "already set", hb_monitor_set_callback(mon, record_event, &bad, record_drop, &err));
+  EXPECT(bad.drops == 3);
+  /* Polling is unavailable while a callback is set. */
+  hb_event *ev = NULL;
+  EXPECT_ERR(HB_STATUS_INVALID_STATE, "callback", hb_monitor_next_event(mon, 0, &ev, &err));
+  EXPECT(good.drops == 0);
+  MUST(hb_monitor_stop(mon, &err));
+  /* After stop returns the user data has been dropped, exactly once. */
+  EXPECT(good.drops == 1);
+  hb_monitor_free(mon);
+  EXPECT(recorder_wait(&good, dropped_once, 100));
+  recorder_destroy(&good);
+  recorder_destroy(&bad);
+
+  /* free without stop also drops the user data. */
+  recorder r;
+  recorder_init(&r);
+  MUST(hb_monitor_new(cfg, &mon, &err));
+  MUST(hb_monitor_set_callback(mon, record_event, &r, record_drop, &err));
+  hb_monitor_free(mon);
+  EXPECT(r.drops == 1);
+  recorder_destroy(&r);
+  hb_config_free(cfg);
+}
+
+static void test_metrics(void) {
+  char *text = NULL;
+  MUST(hb_metrics_text(&text, &err));
+  EXPECT(text != NULL && strstr(text, "heartbeater") != NULL);
+  hb_string_free(text);
+}
+
+int main(void) {
+  test_versions();
+  test_status_names();
+  test_config_errors();
+  test_handle_errors();
+  test_callback_contract();
+  test_metrics();
+  if (hb_test_failures) {
+    fprintf(stderr, "abi_basics: %d check(s) failed\n", hb_test_failures);
+    return 1;
+  }
+  printf("abi_basics: ok (heartbeater %s)\n", hb_version());
+  return 0;
+}
