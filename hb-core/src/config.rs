@@ -154,10 +154,9 @@ fn parse_host_port(text: &str, s: &str) -> Result<HostPort> {
     if host.is_empty() || host.contains(['/', ' ', '[', ']']) || (host.contains(':') && !s.starts_with('[')) {
         return Err(bad());
     }
+    // Port 0 ("any free port") is only meaningful for a listener: check_endpoints refuses
+    // it for the roles that connect.
     let port: u16 = port.parse().map_err(|_| bad())?;
-    if port == 0 {
-        return Err(bad());
-    }
     Ok(HostPort { host: host.to_string(), port })
 }
 
@@ -546,6 +545,13 @@ fn overlay(base: Options, top: Options) -> Options {
 fn check_endpoints(role: Role, endpoints: &[Endpoint]) -> Result<()> {
     let text = endpoints.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(",");
     let etcd = endpoints.iter().filter(|e| e.is_etcd()).count();
+    let port_zero = endpoints.iter().any(|e| match e {
+        Endpoint::Udp(hp) | Endpoint::Tcp(hp) => hp.port == 0,
+        Endpoint::Etcd { hosts, .. } => hosts.iter().any(|h| h.port == 0),
+    });
+    if port_zero && role != Role::Monitor {
+        return Err(Error::config("endpoint", text, "host:port with a port from 1 to 65535 (port 0 only for a monitor's listen address)"));
+    }
     match role {
         Role::Client if etcd > 0 && endpoints.len() > 1 => {
             Err(Error::config("endpoint", text, "either udp:// and tcp:// endpoints, or one etcd:// endpoint"))
@@ -657,12 +663,21 @@ mod tests {
 
     #[test]
     fn bad_endpoints_name_the_field_and_form() {
-        for bad in ["etcd//x", "udp://host", "udp://h:0", "udp://h:99999", "http://h:1", "", "udp://h:1,,", "h:1"] {
+        for bad in ["etcd//x", "udp://host", "udp://h:99999", "http://h:1", "", "udp://h:1,,", "h:1"] {
             let err = Endpoint::parse_list(bad).unwrap_err().to_string();
             assert!(err.starts_with(&format!("endpoint {bad:?}: expected")), "{err}");
         }
         let err = Endpoint::parse_list("etcd//x").unwrap_err().to_string();
         assert_eq!(err, format!("endpoint \"etcd//x\": expected {ENDPOINT_FORM}"));
+    }
+
+    #[test]
+    fn port_zero_only_for_a_monitor() {
+        let mut o = Options::new();
+        o.set("endpoint", "udp://127.0.0.1:0").unwrap();
+        assert!(Config::resolve_with_env(&o, Role::Monitor, &|_| None).is_ok());
+        let err = Config::resolve_with_env(&o, Role::Client, &|_| None).unwrap_err().to_string();
+        assert!(err.contains("port 0 only for a monitor"), "{err}");
     }
 
     #[test]
