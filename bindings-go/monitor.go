@@ -1,0 +1,134 @@
+package heartbeater
+
+/*
+#include "heartbeater.h"
+*/
+import "C"
+
+import (
+	"context"
+	"runtime"
+	"runtime/cgo"
+	"time"
+)
+
+// Monitor is the watching side: it listens for beats (WithListen("udp://127.0.0.1:7946"))
+// and reports each peer's transitions (alive, suspect, dead, left) on Events() and to
+// OnEvent callbacks. A started Monitor runs until Stop. Safe for concurrent use.
+type Monitor struct {
+	l *lifecycle
+}
+
+// NewMonitor records the options (WithListen, WithAuthKey, WithDetector, WithOption ...);
+// Start checks them.
+func NewMonitor(opts ...Option) *Monitor {
+	m := &Monitor{}
+	m.l = newLifecycle("monitor", newSettings(opts), func(cfg *config) (native, error) {
+		var out *C.hb_monitor
+		var cerr *C.hb_error
+		st := C.hb_monitor_new(cfg.ptr, &out, &cerr)
+		runtime.KeepAlive(cfg)
+		if err := takeError(st, cerr); err != nil {
+			return nil, err
+		}
+		return &nativeMonitor{ptr: out}, nil
+	})
+	runtime.SetFinalizer(m, func(m *Monitor) { m.l.finalize() })
+	return m
+}
+
+// Start binds the listen addresses and starts tracking peers. Idempotent; ErrStopped
+// after Stop.
+func (m *Monitor) Start() error { return m.l.start(m) }
+
+// Stop closes the sockets and stops; idempotent. After it returns no goroutine or
+// callback of this monitor runs any more and the Events() channel is closed.
+func (m *Monitor) Stop() error { return m.l.stop(m.l.s.stopTimeout) }
+
+// Shutdown is Stop for http.Server.RegisterOnShutdown-style code.
+func (m *Monitor) Shutdown(ctx context.Context) error {
+	return m.l.stop(timeoutFrom(ctx, m.l.s.stopTimeout))
+}
+
+// Events returns the channel of peer transitions; closed after Stop.
+func (m *Monitor) Events() <-chan Event { return m.l.f.events() }
+
+// OnEvent registers fn for every later event (one goroutine per monitor, in order;
+// panics are recovered, logged and counted).
+func (m *Monitor) OnEvent(fn func(Event)) { m.l.f.onEvent(fn) }
+
+// Stats reports dropped events and recovered callback panics.
+func (m *Monitor) Stats() Stats { return m.l.f.stats() }
+
+// Peers is a snapshot of every peer the monitor knows.
+func (m *Monitor) Peers() ([]Peer, error) {
+	var peers []Peer
+	err := m.l.withNative(func(n native) error {
+		nm := n.(*nativeMonitor)
+		var ps *C.hb_peers
+		var cerr *C.hb_error
+		st := C.hb_monitor_peers(nm.ptr, &ps, &cerr)
+		runtime.KeepAlive(nm)
+		if err := takeError(st, cerr); err != nil {
+			return err
+		}
+		peers = takePeers(ps)
+		return nil
+	})
+	return peers, err
+}
+
+// LocalAddrs are the bound addresses ("udp://127.0.0.1:40123"), in the order of the
+// listen list: the way to learn the port after listening on port 0.
+func (m *Monitor) LocalAddrs() ([]string, error) {
+	var addrs []string
+	err := m.l.withNative(func(n native) error {
+		nm := n.(*nativeMonitor)
+		defer runtime.KeepAlive(nm)
+		var count C.size_t
+		var cerr *C.hb_error
+		if err := takeError(C.hb_monitor_local_addr_count(nm.ptr, &count, &cerr), cerr); err != nil {
+			return err
+		}
+		for i := 0; i < int(count); i++ {
+			var s *C.char
+			var cerr *C.hb_error
+			if err := takeError(C.hb_monitor_local_addr(nm.ptr, C.size_t(i), &s, &cerr), cerr); err != nil {
+				return err
+			}
+			addrs = append(addrs, goStringFree(s))
+		}
+		return nil
+	})
+	return addrs, err
+}
+
+type nativeMonitor struct {
+	ptr *C.hb_monitor
+}
+
+func (n *nativeMonitor) setCallback(h cgo.Handle) error {
+	err := monitorSetCallback(n.ptr, h)
+	runtime.KeepAlive(n)
+	return err
+}
+
+func (n *nativeMonitor) start() error {
+	var cerr *C.hb_error
+	st := C.hb_monitor_start(n.ptr, &cerr)
+	runtime.KeepAlive(n)
+	return takeError(st, cerr)
+}
+
+// stop: the monitor sends nothing on stop, so there is nothing to bound.
+func (n *nativeMonitor) stop(time.Duration) error {
+	var cerr *C.hb_error
+	st := C.hb_monitor_stop(n.ptr, &cerr)
+	runtime.KeepAlive(n)
+	return takeError(st, cerr)
+}
+
+func (n *nativeMonitor) free() {
+	C.hb_monitor_free(n.ptr)
+	n.ptr = nil
+}

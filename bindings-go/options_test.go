@@ -1,0 +1,97 @@
+package heartbeater
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestOptionErrorsArePreciseAndMatchErrConfig(t *testing.T) {
+	cases := []struct {
+		name string
+		opts []Option
+		want []string // substrings of the message
+	}{
+		{"bad endpoint", []Option{WithEndpoint("etcd//x")}, []string{"endpoint", `"etcd//x"`, "expected"}},
+		{"unknown scheme", []Option{WithEndpoint("http://127.0.0.1:80")}, []string{"endpoint", "unknown scheme"}},
+		{"port zero", []Option{WithEndpoint("udp://127.0.0.1:0")}, []string{"endpoint", "port from 1 to 65535"}},
+		{"negative ttl", []Option{WithEndpoint("udp://127.0.0.1:9"), WithTTL(-time.Second)}, []string{"ttl", "positive"}},
+		{"ttl too short", []Option{WithEndpoint("udp://127.0.0.1:9"), WithTTL(10 * time.Millisecond)}, []string{"ttl", "300ms"}},
+		{"sub-millisecond ttl", []Option{WithEndpoint("udp://127.0.0.1:9"), WithTTL(1500 * time.Microsecond)}, []string{"ttl", "whole milliseconds"}},
+		{"interval min > max", []Option{WithEndpoint("udp://127.0.0.1:9"), WithInterval(2*time.Second, time.Second)}, []string{"interval"}},
+		{"bad label key", []Option{WithEndpoint("udp://127.0.0.1:9"), WithLabels(map[string]string{"bad key": "v"})}, []string{"label key", "bad key"}},
+		{"short auth key", []Option{WithEndpoint("udp://127.0.0.1:9"), WithAuthKey([]byte("short"))}, []string{"auth_key", "at least 16 bytes"}},
+		{"bad detector", []Option{WithEndpoint("udp://127.0.0.1:9"), WithDetector("magic")}, []string{"detector", "magic"}},
+		{"service with slash", []Option{WithEndpoint("udp://127.0.0.1:9"), WithService("a/b")}, []string{"service", "a/b"}},
+		{"NUL in instance id", []Option{WithEndpoint("udp://127.0.0.1:9"), WithInstanceID("a\x00b")}, []string{"instance_id", "NUL"}},
+		{"unknown option key", []Option{WithEndpoint("udp://127.0.0.1:9"), WithOption("colour", "blue")}, []string{"colour", "one of"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewClient(tc.opts...)
+			defer c.Stop()
+			err := c.Start()
+			if err == nil {
+				t.Fatalf("Start succeeded, want a configuration error")
+			}
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("errors.Is(%v, ErrConfig) = false", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			var he *Error
+			if !errors.As(err, &he) || he.Kind != ErrConfig {
+				t.Errorf("errors.As(*Error) failed or wrong kind: %#v", err)
+			}
+			if errors.Is(err, ErrConnect) {
+				t.Errorf("a config error must not match ErrConnect")
+			}
+		})
+	}
+}
+
+func TestStartAfterFailedStartRetriesAndStopIsIdempotent(t *testing.T) {
+	c := NewClient(WithEndpoint("nope"))
+	for i := 0; i < 2; i++ {
+		if err := c.Start(); !errors.Is(err, ErrConfig) {
+			t.Fatalf("Start #%d = %v, want ErrConfig", i, err)
+		}
+	}
+	if err := c.Stop(); err != nil {
+		t.Fatalf("Stop of a never-started client: %v", err)
+	}
+	if err := c.Stop(); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+	if err := c.Start(); !errors.Is(err, ErrStopped) {
+		t.Fatalf("Start after Stop = %v, want ErrStopped", err)
+	}
+	if got := c.State(); got != StateStopped {
+		t.Fatalf("State after Stop = %q", got)
+	}
+	if _, ok := <-c.Events(); ok {
+		t.Fatalf("Events() not closed after Stop")
+	}
+	if err := c.Check(); !errors.Is(err, ErrStopped) {
+		t.Fatalf("Check after Stop = %v, want ErrStopped", err)
+	}
+}
+
+func TestWrappedErrorsStillMatch(t *testing.T) {
+	err := NewClient(WithTTL(0)).Start()
+	wrapped := errors.Join(errors.New("context"), err)
+	if !errors.Is(wrapped, ErrConfig) {
+		t.Fatalf("wrapped %v does not match ErrConfig", wrapped)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	v := Version()
+	if v == "" || strings.Count(v, ".") != 2 {
+		t.Fatalf("Version() = %q, want x.y.z", v)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package heartbeater
+
+const raceEnabled = false

@@ -1,0 +1,107 @@
+package heartbeater
+
+/*
+#include "heartbeater.h"
+*/
+import "C"
+
+import (
+	"context"
+	"runtime"
+	"runtime/cgo"
+	"time"
+)
+
+// Watcher builds the node view from an etcd prefix ("etcd://127.0.0.1:2379/services"):
+// registrations joining, updating, leaving and expiring arrive as events, resynchronised
+// after disconnects and compactions. Same shape as Monitor. Safe for concurrent use.
+type Watcher struct {
+	l *lifecycle
+}
+
+// NewWatcher watches endpoint (an etcd:// URL); opts may add WithAuthKey-free etcd
+// options through WithOption (etcd_username, etcd_ca_file, ...). Start checks them.
+func NewWatcher(endpoint string, opts ...Option) *Watcher {
+	w := &Watcher{}
+	all := append([]Option{WithEndpoint(endpoint)}, opts...)
+	w.l = newLifecycle("watcher", newSettings(all), func(cfg *config) (native, error) {
+		var out *C.hb_watcher
+		var cerr *C.hb_error
+		st := C.hb_watcher_new(cfg.ptr, &out, &cerr)
+		runtime.KeepAlive(cfg)
+		if err := takeError(st, cerr); err != nil {
+			return nil, err
+		}
+		return &nativeWatcher{ptr: out}, nil
+	})
+	runtime.SetFinalizer(w, func(w *Watcher) { w.l.finalize() })
+	return w
+}
+
+// Start connects and loads the current registrations. Idempotent; ErrStopped after Stop.
+func (w *Watcher) Start() error { return w.l.start(w) }
+
+// Stop stops watching; idempotent. After it returns no goroutine or callback of this
+// watcher runs any more and the Events() channel is closed.
+func (w *Watcher) Stop() error { return w.l.stop(w.l.s.stopTimeout) }
+
+// Shutdown is Stop for http.Server.RegisterOnShutdown-style code.
+func (w *Watcher) Shutdown(ctx context.Context) error {
+	return w.l.stop(timeoutFrom(ctx, w.l.s.stopTimeout))
+}
+
+// Events returns the channel of registration transitions; closed after Stop.
+func (w *Watcher) Events() <-chan Event { return w.l.f.events() }
+
+// OnEvent registers fn for every later event.
+func (w *Watcher) OnEvent(fn func(Event)) { w.l.f.onEvent(fn) }
+
+// Stats reports dropped events and recovered callback panics.
+func (w *Watcher) Stats() Stats { return w.l.f.stats() }
+
+// Peers is a snapshot of every registration under the prefix.
+func (w *Watcher) Peers() ([]Peer, error) {
+	var peers []Peer
+	err := w.l.withNative(func(n native) error {
+		nw := n.(*nativeWatcher)
+		var ps *C.hb_peers
+		var cerr *C.hb_error
+		st := C.hb_watcher_peers(nw.ptr, &ps, &cerr)
+		runtime.KeepAlive(nw)
+		if err := takeError(st, cerr); err != nil {
+			return err
+		}
+		peers = takePeers(ps)
+		return nil
+	})
+	return peers, err
+}
+
+type nativeWatcher struct {
+	ptr *C.hb_watcher
+}
+
+func (n *nativeWatcher) setCallback(h cgo.Handle) error {
+	err := watcherSetCallback(n.ptr, h)
+	runtime.KeepAlive(n)
+	return err
+}
+
+func (n *nativeWatcher) start() error {
+	var cerr *C.hb_error
+	st := C.hb_watcher_start(n.ptr, &cerr)
+	runtime.KeepAlive(n)
+	return takeError(st, cerr)
+}
+
+func (n *nativeWatcher) stop(time.Duration) error {
+	var cerr *C.hb_error
+	st := C.hb_watcher_stop(n.ptr, &cerr)
+	runtime.KeepAlive(n)
+	return takeError(st, cerr)
+}
+
+func (n *nativeWatcher) free() {
+	C.hb_watcher_free(n.ptr)
+	n.ptr = nil
+}
