@@ -1,0 +1,120 @@
+//! TLV extensions: `type u8, len u8, value[len]`, repeated to fill the region whose
+//! length the u16 before it gives. Unknown types are skipped so v1 peers can add
+//! optional data without a version bump.
+
+use super::cursor::Cursor;
+use super::traceparent;
+use super::{DecodeError, NackReason};
+
+pub(super) const SERVICE: u8 = 1;
+/// Value is "key=value": split at the first '='; the key is non-empty.
+pub(super) const LABEL: u8 = 2;
+pub(super) const TRACEPARENT: u8 = 3;
+/// Value is a u16, network order.
+pub(super) const LOAD: u8 = 4;
+/// Value is one byte, a [`NackReason`] code.
+pub(super) const NACK_REASON: u8 = 5;
+
+/// The singular extensions found in a region; labels stay in the raw region.
+#[derive(Default)]
+pub(super) struct Extensions<'a> {
+    pub service: Option<&'a str>,
+    pub traceparent: Option<&'a str>,
+    pub load: Option<u16>,
+    pub nack_reason: Option<NackReason>,
+}
+
+/// Reads one TLV, or `None` at the end of the region.
+fn next<'a>(c: &mut Cursor<'a>) -> Result<Option<(u8, &'a [u8])>, DecodeError> {
+    if c.is_empty() {
+        return Ok(None);
+    }
+    let ty = c.u8("extension type")?;
+    let len = c.u8("extension length")?;
+    let value = c.take(usize::from(len), "extension value")?;
+    Ok(Some((ty, value)))
+}
+
+/// Validates every known extension in `region`. Singular ones may appear once.
+pub(super) fn parse(region: &[u8]) -> Result<Extensions<'_>, DecodeError> {
+    let mut out = Extensions::default();
+    let mut c = Cursor::new(region);
+    while let Some((ty, value)) = next(&mut c)? {
+        match ty {
+            SERVICE => {
+                let s = utf8(value, "service")?;
+                if s.is_empty() {
+                    return Err(DecodeError::BadExtension {
+                        ty,
+                        reason: "empty service",
+                    });
+                }
+                set_once(&mut out.service, s, ty)?;
+            }
+            LABEL => {
+                split_label(utf8(value, "label")?).ok_or(DecodeError::BadExtension {
+                    ty,
+                    reason: "expected key=value with a non-empty key",
+                })?;
+            }
+            TRACEPARENT => {
+                if !traceparent::is_valid(value) {
+                    return Err(DecodeError::BadTraceparent);
+                }
+                // ASCII by the check above, so this cannot fail.
+                set_once(&mut out.traceparent, utf8(value, "traceparent")?, ty)?;
+            }
+            LOAD => {
+                let bytes: [u8; 2] = value.try_into().map_err(|_| DecodeError::BadExtension {
+                    ty,
+                    reason: "load: expected 2 bytes",
+                })?;
+                set_once(&mut out.load, u16::from_be_bytes(bytes), ty)?;
+            }
+            NACK_REASON => {
+                let [code] = value else {
+                    return Err(DecodeError::BadExtension {
+                        ty,
+                        reason: "nack reason: expected 1 byte",
+                    });
+                };
+                set_once(&mut out.nack_reason, NackReason::from_u8(*code), ty)?;
+            }
+            _ => {} // Unknown: skipped on purpose (forward compatibility).
+        }
+    }
+    Ok(out)
+}
+
+fn utf8<'a>(bytes: &'a [u8], field: &'static str) -> Result<&'a str, DecodeError> {
+    std::str::from_utf8(bytes).map_err(|_| DecodeError::BadUtf8 { field })
+}
+
+fn set_once<T>(slot: &mut Option<T>, value: T, ty: u8) -> Result<(), DecodeError> {
+    if slot.is_some() {
+        // Two values for one field would make "which one counts" a peer-dependent guess.
+        return Err(DecodeError::BadExtension {
+            ty,
+            reason: "duplicate",
+        });
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+/// "k=v" -> ("k", "v"); `None` without '=' or with an empty key.
+pub(super) fn split_label(s: &str) -> Option<(&str, &str)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Some((k, v)),
+        _ => None,
+    }
+}
+
+/// Labels of an already validated region, in wire order. Stops quietly on anything
+/// invalid rather than panicking, though `parse` has ruled that out.
+pub(super) fn labels(region: &[u8]) -> impl Iterator<Item = (&str, &str)> + '_ {
+    let mut c = Cursor::new(region);
+    std::iter::from_fn(move || next(&mut c).ok().flatten())
+        .filter(|&(ty, _)| ty == LABEL)
+        .filter_map(|(_, value)| split_label(std::str::from_utf8(value).ok()?))
+}

@@ -1,0 +1,194 @@
+//! Frame types: the owned [`Frame`] for building and the borrowed [`FrameRef`] for reading.
+
+use super::ext;
+
+/// What a frame is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Kind {
+    /// "I am alive", client to monitor.
+    Beat = 1,
+    /// Monitor's answer to a beat that asked for one (echoes `ts_ns`).
+    Ack = 2,
+    /// Graceful goodbye: the sender is stopping on purpose.
+    Leave = 3,
+    /// Monitor refused the beat; `nack_reason` says why.
+    Nack = 4,
+}
+
+impl Kind {
+    /// The kind for a wire byte, or `None` if it is not one of ours.
+    pub fn from_u8(byte: u8) -> Option<Kind> {
+        match byte {
+            1 => Some(Kind::Beat),
+            2 => Some(Kind::Ack),
+            3 => Some(Kind::Leave),
+            4 => Some(Kind::Nack),
+            _ => None,
+        }
+    }
+}
+
+/// Bit set carried in the header. Unknown bits are reserved: senders send zero,
+/// decoders drop them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Flags(pub u8);
+
+impl Flags {
+    /// Sender wants an ACK for this beat.
+    pub const ACK_REQ: u8 = 0x01;
+    /// Sender noticed it was paused (see `stall_ms`).
+    pub const STALLED: u8 = 0x02;
+    /// A tag follows the extensions. Set by [`encode`](super::encode) iff a key is given.
+    pub const AUTH: u8 = 0x04;
+    /// Sender is shutting down soon; do not page anyone if it goes quiet.
+    pub const DRAINING: u8 = 0x08;
+    /// Every bit v1 defines.
+    pub const KNOWN: u8 = Self::ACK_REQ | Self::STALLED | Self::AUTH | Self::DRAINING;
+
+    /// True if every bit of `bit` is set.
+    pub fn contains(self, bit: u8) -> bool {
+        self.0 & bit == bit
+    }
+
+    /// These flags plus `bit`.
+    pub fn with(self, bit: u8) -> Flags {
+        Flags(self.0 | bit)
+    }
+
+    /// These flags minus `bit`.
+    pub fn without(self, bit: u8) -> Flags {
+        Flags(self.0 & !bit)
+    }
+}
+
+/// Why a monitor sent a NACK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum NackReason {
+    /// Also what any code this version does not know decodes to.
+    Unknown = 0,
+    AuthRequired = 1,
+    BadTag = 2,
+    Replay = 3,
+    TooManyPeers = 4,
+    IntervalTooLong = 5,
+    Malformed = 6,
+}
+
+impl NackReason {
+    /// Total: codes from a newer peer become `Unknown` rather than an error.
+    pub fn from_u8(byte: u8) -> NackReason {
+        match byte {
+            1 => NackReason::AuthRequired,
+            2 => NackReason::BadTag,
+            3 => NackReason::Replay,
+            4 => NackReason::TooManyPeers,
+            5 => NackReason::IntervalTooLong,
+            6 => NackReason::Malformed,
+            _ => NackReason::Unknown,
+        }
+    }
+}
+
+/// Owned frame (used to build outgoing frames; tests; slow paths).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub kind: Kind,
+    pub flags: Flags,
+    /// Per-incarnation counter; the monitor requires it to increase (replay, loss).
+    pub seq: u32,
+    /// Sender's monotonic clock, echoed verbatim in ACK.
+    pub ts_ns: u64,
+    /// BEAT: sender's current interval; ACK: longest interval the monitor accepts.
+    pub interval_ms: u32,
+    /// Bumps on every process start, so a restart is not mistaken for a resurrection.
+    pub incarnation: u32,
+    /// How late this beat left versus schedule.
+    pub stall_ms: u16,
+    /// 1..=64 bytes UTF-8.
+    pub id: String,
+    pub service: Option<String>,
+    pub labels: Vec<(String, String)>,
+    /// W3C traceparent, format "00-<32hex>-<16hex>-<2hex>".
+    pub traceparent: Option<String>,
+    /// Sender load hint (per-mille).
+    pub load: Option<u16>,
+    pub nack_reason: Option<NackReason>,
+}
+
+impl Frame {
+    /// A BEAT from `id` with every other field zero or empty.
+    pub fn beat(id: impl Into<String>) -> Frame {
+        Frame::new(Kind::Beat, id)
+    }
+
+    /// A frame of `kind` from `id` with every other field zero or empty.
+    pub fn new(kind: Kind, id: impl Into<String>) -> Frame {
+        Frame {
+            kind,
+            flags: Flags::default(),
+            seq: 0,
+            ts_ns: 0,
+            interval_ms: 0,
+            incarnation: 0,
+            stall_ms: 0,
+            id: id.into(),
+            service: None,
+            labels: Vec::new(),
+            traceparent: None,
+            load: None,
+            nack_reason: None,
+        }
+    }
+}
+
+/// Borrowed, zero-allocation view of a decoded datagram: the monitor's hot path uses this.
+/// Only [`decode`](super::decode) makes one, so every field is already validated.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameRef<'a> {
+    pub kind: Kind,
+    pub flags: Flags,
+    pub seq: u32,
+    pub ts_ns: u64,
+    pub interval_ms: u32,
+    pub incarnation: u32,
+    pub stall_ms: u16,
+    pub id: &'a str,
+    pub service: Option<&'a str>,
+    pub traceparent: Option<&'a str>,
+    pub load: Option<u16>,
+    pub nack_reason: Option<NackReason>,
+    /// The whole (already validated) TLV region; `labels()` walks it lazily so decoding
+    /// needs no allocation however many labels there are.
+    pub(super) labels_raw: &'a [u8],
+}
+
+impl<'a> FrameRef<'a> {
+    /// Labels in wire order.
+    pub fn labels(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        ext::labels(self.labels_raw)
+    }
+
+    /// Copy into an owned [`Frame`] (allocates).
+    pub fn to_owned(&self) -> Frame {
+        Frame {
+            kind: self.kind,
+            flags: self.flags,
+            seq: self.seq,
+            ts_ns: self.ts_ns,
+            interval_ms: self.interval_ms,
+            incarnation: self.incarnation,
+            stall_ms: self.stall_ms,
+            id: self.id.to_owned(),
+            service: self.service.map(str::to_owned),
+            labels: self
+                .labels()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            traceparent: self.traceparent.map(str::to_owned),
+            load: self.load,
+            nack_reason: self.nack_reason,
+        }
+    }
+}
