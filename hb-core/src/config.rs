@@ -79,6 +79,16 @@ impl Endpoint {
     /// Parses a comma-separated list. A piece without a scheme continues the etcd
     /// endpoint before it: `etcd://a:1,b:2/prefix`.
     pub fn parse_list(text: &str) -> Result<Vec<Endpoint>> {
+        Endpoint::parse_list_with(text, false)
+    }
+
+    /// Like [`Endpoint::parse_list`], but port 0 ("any free port") is accepted for udp and
+    /// tcp: a monitor's listen addresses (`Monitor::local_addrs` tells which were bound).
+    pub fn parse_listen_list(text: &str) -> Result<Vec<Endpoint>> {
+        Endpoint::parse_list_with(text, true)
+    }
+
+    fn parse_list_with(text: &str, any_port: bool) -> Result<Vec<Endpoint>> {
         let bad = || Error::config("endpoint", text, ENDPOINT_FORM);
         let mut out: Vec<Endpoint> = Vec::new();
         let mut etcd_pieces: Option<Vec<String>> = None;
@@ -92,8 +102,8 @@ impl Endpoint {
                 }
                 let (scheme, rest) = piece.split_once("://").ok_or_else(bad)?;
                 match scheme {
-                    "udp" => out.push(Endpoint::Udp(parse_host_port(text, rest)?)),
-                    "tcp" => out.push(Endpoint::Tcp(parse_host_port(text, rest)?)),
+                    "udp" => out.push(Endpoint::Udp(parse_host_port(text, rest, any_port)?)),
+                    "tcp" => out.push(Endpoint::Tcp(parse_host_port(text, rest, any_port)?)),
                     "etcd" => etcd_pieces = Some(vec![rest.to_string()]),
                     _ => return Err(Error::config("endpoint", text, format!("{ENDPOINT_FORM} (unknown scheme {scheme:?})"))),
                 }
@@ -138,12 +148,12 @@ fn parse_etcd(text: &str, pieces: &[String]) -> Result<Endpoint> {
                 prefix = trimmed.to_string();
             }
         }
-        hosts.push(parse_host_port(text, hp)?);
+        hosts.push(parse_host_port(text, hp, false)?);
     }
     Ok(Endpoint::Etcd { hosts, prefix })
 }
 
-fn parse_host_port(text: &str, s: &str) -> Result<HostPort> {
+fn parse_host_port(text: &str, s: &str, any_port: bool) -> Result<HostPort> {
     let bad = || Error::config("endpoint", text, "host:port with a port from 1 to 65535 (IPv6 as [addr]:port)");
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (host, port) = rest.split_once("]:").ok_or_else(bad)?;
@@ -155,7 +165,7 @@ fn parse_host_port(text: &str, s: &str) -> Result<HostPort> {
         return Err(bad());
     }
     let port: u16 = port.parse().map_err(|_| bad())?;
-    if port == 0 {
+    if port == 0 && !any_port {
         return Err(bad());
     }
     Ok(HostPort { host: host.to_string(), port })
@@ -322,7 +332,8 @@ impl Options {
     /// Sets one option from text. `label` adds one `k=v`; `labels` replaces them all.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         match key {
-            "endpoint" | "listen" => self.endpoint = Some(Endpoint::parse_list(value)?),
+            "endpoint" => self.endpoint = Some(Endpoint::parse_list(value)?),
+            "listen" => self.endpoint = Some(Endpoint::parse_listen_list(value)?),
             "service" => {
                 validate_name("service", value)?;
                 self.service = Some(value.to_string());
@@ -546,6 +557,10 @@ fn overlay(base: Options, top: Options) -> Options {
 fn check_endpoints(role: Role, endpoints: &[Endpoint]) -> Result<()> {
     let text = endpoints.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(",");
     let etcd = endpoints.iter().filter(|e| e.is_etcd()).count();
+    let any_port = endpoints.iter().any(|e| matches!(e, Endpoint::Udp(hp) | Endpoint::Tcp(hp) if hp.port == 0));
+    if any_port && role != Role::Monitor {
+        return Err(Error::config("endpoint", text, "host:port with a port from 1 to 65535 (port 0 only for a monitor's listen address)"));
+    }
     match role {
         Role::Client if etcd > 0 && endpoints.len() > 1 => {
             Err(Error::config("endpoint", text, "either udp:// and tcp:// endpoints, or one etcd:// endpoint"))
@@ -663,6 +678,16 @@ mod tests {
         }
         let err = Endpoint::parse_list("etcd//x").unwrap_err().to_string();
         assert_eq!(err, format!("endpoint \"etcd//x\": expected {ENDPOINT_FORM}"));
+    }
+
+    #[test]
+    fn port_zero_only_for_a_monitor_listen_address() {
+        assert!(Endpoint::parse_list("udp://127.0.0.1:0").is_err());
+        let eps = Endpoint::parse_listen_list("udp://127.0.0.1:0,tcp://127.0.0.1:0").unwrap();
+        assert_eq!(eps[0], Endpoint::Udp(HostPort { host: "127.0.0.1".into(), port: 0 }));
+        assert!(resolve(&opts(&[("listen", "udp://127.0.0.1:0")]), Role::Monitor, &[]).is_ok());
+        let err = resolve(&opts(&[("listen", "udp://127.0.0.1:0")]), Role::Client, &[]).unwrap_err();
+        assert!(err.to_string().contains("port 0 only for a monitor"), "{err}");
     }
 
     #[test]
