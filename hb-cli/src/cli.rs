@@ -81,9 +81,10 @@ pub struct RelayArgs {
     /// udp://H:P to receive on (port 0 picks one; printed on stderr)
     #[arg(long)]
     pub listen: String,
-    /// udp://H:P to forward to
-    #[arg(long)]
-    pub upstream: String,
+    /// udp://H:P to forward to; repeat to tee the same impaired traffic to several
+    /// monitors (replies travel back from the first only)
+    #[arg(long, required = true)]
+    pub upstream: Vec<String>,
     #[command(flatten)]
     pub impair: ImpairArgs,
 }

@@ -144,13 +144,14 @@ fn watch(a: WatchArgs) -> CmdResult {
 fn relay(a: RelayArgs) -> CmdResult {
     signals::block_termination();
     let listen = udp_addr("listen", &a.listen).map_err(usage)?;
-    let upstream = udp_addr("upstream", &a.upstream).map_err(usage)?;
+    let upstreams = a.upstream.iter().map(|u| udp_addr("upstream", u)).collect::<Result<Vec<_>, _>>().map_err(usage)?;
     let impairment = Impairment::from_args(&a.impair)?;
-    let mut relay = Relay::start(RelaySpec { listen, upstreams: vec![upstream], impairment: impairment.clone(), seed: a.impair.seed })
+    let mut relay = Relay::start(RelaySpec { listen, upstreams: upstreams.clone(), impairment: impairment.clone(), seed: a.impair.seed })
         .map_err(|e| runtime(format!("relay: bind {listen}: {e}")))?;
     eprintln!(
-        "heartbeater relay: listening on udp://{} -> udp://{upstream}; {} (seed {})",
+        "heartbeater relay: listening on udp://{} -> {}; {} (seed {})",
         relay.local_addr(),
+        upstreams.iter().map(|u| format!("udp://{u}")).collect::<Vec<_>>().join(", "),
         impairment.describe(),
         a.impair.seed
     );
