@@ -1,17 +1,94 @@
 //! The watching side: listens on udp/tcp, tracks every peer with its own detector and
 //! reports transitions.
+//!
+//! Tasks on the engine runtime: one per UDP listener, one per TCP listener (plus one per
+//! connection), and one sweeper for the whole peer table — never a timer per peer.
 
-use std::net::SocketAddr;
+mod intern;
+mod mmsg;
+mod reply;
+mod slab;
+mod sweeper;
+pub mod table;
+mod tcp;
+mod udp;
+mod wheel;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::config::{Config, Options, Role};
+use parking_lot::Mutex;
+use tokio::task::JoinHandle;
+
+use crate::clock::{Clock, MonotonicClock};
+use crate::config::{Config, Endpoint, HostPort, Options, Role};
 use crate::error::{Error, Result};
 use crate::events::EventHub;
+use crate::metrics::MetricsServer;
 use crate::peers::PeerInfo;
+use crate::proto::AuthKey;
+use crate::runtime::ProcessGuard;
+
+use table::{PeerTable, TableConfig};
+
+pub use table::DEFAULT_REAP_AFTER_NS;
+
+/// Idle TCP connections are closed after this (a beating client sends at least every 30 s).
+pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// UDP receive buffer asked for, so bursts survive short scheduling delays.
+const UDP_RECV_BUFFER: usize = 8 << 20;
+
+/// What the listener and sweeper tasks share.
+pub(crate) struct Ingest {
+    table: Mutex<PeerTable>,
+    key: Option<AuthKey>,
+    clock: Arc<dyn Clock>,
+    monitor_id: String,
+    max_interval_ms: u32,
+    tcp_idle: Duration,
+    stats: IngestStats,
+}
+
+#[derive(Default)]
+struct IngestStats {
+    beats_received: AtomicU64,
+    frames_rejected: AtomicU64,
+}
+
+/// Figures about one monitor (the process-wide ones are in `metrics`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MonitorStats {
+    pub alive: usize,
+    pub suspect: usize,
+    pub dead: usize,
+    pub left: usize,
+    /// Valid BEAT frames received.
+    pub beats_received: u64,
+    /// Frames dropped before reaching the table (malformed, bad tag, ...); replays and
+    /// refusals are in `metrics` by reason.
+    pub frames_rejected: u64,
+}
+
+enum Life {
+    Idle,
+    Running(Running),
+    Stopped,
+}
+
+struct Running {
+    tasks: Vec<JoinHandle<()>>,
+    addrs: Vec<(String, SocketAddr)>,
+    _metrics: Option<MetricsServer>,
+}
 
 pub struct Monitor {
     config: Config,
     events: Arc<EventHub>,
+    ingest: Arc<Ingest>,
+    guard: ProcessGuard,
+    life: Mutex<Life>,
 }
 
 impl Monitor {
@@ -20,35 +97,228 @@ impl Monitor {
     }
 
     pub fn from_config(config: Config) -> Result<Monitor> {
+        Monitor::with_clock(config, Arc::new(MonotonicClock))
+    }
+
+    /// A monitor whose detectors read `clock` (tests pass a `ManualClock`).
+    pub fn with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Monitor> {
+        Monitor::build(config, clock, DEFAULT_REAP_AFTER_NS)
+    }
+
+    /// Like [`with_clock`](Self::with_clock), keeping dead and left peers for `reap_after`.
+    pub fn with_clock_and_reap(config: Config, clock: Arc<dyn Clock>, reap_after: Duration) -> Result<Monitor> {
+        Monitor::build(config, clock, reap_after.as_nanos() as u64)
+    }
+
+    fn build(config: Config, clock: Arc<dyn Clock>, reap_after_ns: u64) -> Result<Monitor> {
         let events = EventHub::new(config.event_capacity);
-        Ok(Monitor { config, events })
+        let key = match &config.auth_key {
+            Some(secret) => Some(AuthKey::new(&secret.0).map_err(|e| Error::config("auth_key", "(hidden)", e.to_string()))?),
+            None => None,
+        };
+        let mut cfg = TableConfig::new(config.detector, config.max_peers, key.is_some());
+        cfg.reap_after_ns = reap_after_ns;
+        let max_interval_ms = cfg.max_interval_ms;
+        let table = PeerTable::new(cfg, Arc::clone(&events), clock.now_ns());
+        let ingest = Arc::new(Ingest {
+            table: Mutex::new(table),
+            key,
+            clock,
+            monitor_id: config.instance_id.clone(),
+            max_interval_ms,
+            tcp_idle: TCP_IDLE_TIMEOUT,
+            stats: IngestStats::default(),
+        });
+        Ok(Monitor { config, events, ingest, guard: ProcessGuard::new(), life: Mutex::new(Life::Idle) })
     }
 
     pub fn config(&self) -> &Config {
         &self.config
     }
 
-    /// Binds every listen endpoint and starts tracking.
+    /// Binds every listen endpoint and starts tracking. Errors name the address that could
+    /// not be bound. A second call fails with `InvalidState`, a call after `stop` with
+    /// `Stopped`.
     pub fn start(&self) -> Result<()> {
-        Err(Error::Internal("Monitor::start not implemented yet".into()))
+        self.guard.check()?;
+        let mut life = self.life.lock();
+        match *life {
+            Life::Idle => {}
+            Life::Running(_) => return Err(Error::InvalidState("monitor is already started".into())),
+            Life::Stopped => return Err(Error::Stopped("monitor was stopped; create a new one")),
+        }
+        let rt = crate::runtime::handle()?;
+        let _enter = rt.enter();
+        let mut udp = Vec::new();
+        let mut tcp = Vec::new();
+        let mut addrs = Vec::new();
+        for ep in &self.config.endpoints {
+            match ep {
+                Endpoint::Udp(hp) => {
+                    let sock = bind_udp(hp)?;
+                    let local = sock.local_addr().map_err(|e| Error::io(format!("bind {ep}"), e))?;
+                    addrs.push((format!("udp://{local}"), local));
+                    udp.push(sock);
+                }
+                Endpoint::Tcp(hp) => {
+                    let listener = bind_tcp(hp)?;
+                    let local = listener.local_addr().map_err(|e| Error::io(format!("bind {ep}"), e))?;
+                    addrs.push((format!("tcp://{local}"), local));
+                    tcp.push(listener);
+                }
+                Endpoint::Etcd { .. } => {
+                    return Err(Error::config("listen", ep, "udp://host:port or tcp://host:port (watch etcd with a Watcher)"))
+                }
+            }
+        }
+        let metrics = match self.config.metrics_addr {
+            Some(addr) => Some(crate::metrics::serve(addr)?),
+            None => None,
+        };
+        let mut tasks = Vec::new();
+        for sock in udp {
+            tasks.push(rt.spawn(udp::run(sock, Arc::clone(&self.ingest))));
+        }
+        for listener in tcp {
+            tasks.push(rt.spawn(tcp::run(listener, Arc::clone(&self.ingest))));
+        }
+        tasks.push(rt.spawn(sweeper::run(Arc::clone(&self.ingest))));
+        *life = Life::Running(Running { tasks, addrs, _metrics: metrics });
+        Ok(())
     }
 
     /// The bound addresses as `udp://ip:port` / `tcp://ip:port` (useful with port 0).
     pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
-        Vec::new()
+        match &*self.life.lock() {
+            Life::Running(r) => r.addrs.clone(),
+            _ => Vec::new(),
+        }
     }
 
-    /// Stops listening; no event is delivered after it returns. Idempotent.
+    /// The address of the first listener of `scheme` ("udp" or "tcp").
+    pub fn local_addr(&self, scheme: &str) -> Option<SocketAddr> {
+        let prefix = format!("{scheme}://");
+        self.local_addrs().into_iter().find(|(url, _)| url.starts_with(&prefix)).map(|(_, a)| a)
+    }
+
+    /// Stops listening and sweeping; no event is delivered after it returns (also when
+    /// called from this monitor's own callback). Idempotent.
     pub fn stop(&self) -> Result<()> {
+        self.guard.check()?;
+        let running = {
+            let mut life = self.life.lock();
+            match std::mem::replace(&mut *life, Life::Stopped) {
+                Life::Running(r) => Some(r),
+                _ => None,
+            }
+        };
+        if let Some(r) = running {
+            for t in &r.tasks {
+                t.abort();
+            }
+            // Wait until the sockets are really closed so that the port can be bound again;
+            // on an engine thread we must not block, and the abort completes on its own.
+            if !crate::runtime::on_engine_thread() {
+                let tasks = r.tasks;
+                let _ = crate::runtime::run(
+                    async move {
+                        for t in tasks {
+                            let _ = t.await;
+                        }
+                    },
+                    Duration::from_secs(2),
+                );
+            }
+            self.ingest.table.lock().release_gauges();
+        }
         self.events.close();
         Ok(())
     }
 
     pub fn peers(&self) -> Vec<PeerInfo> {
-        Vec::new()
+        let now = self.ingest.clock.now_ns();
+        self.ingest.table.lock().snapshot(now, crate::events::unix_ms_now())
+    }
+
+    pub fn stats(&self) -> MonitorStats {
+        let c = self.ingest.table.lock().counts();
+        MonitorStats {
+            alive: c.alive,
+            suspect: c.suspect,
+            dead: c.dead,
+            left: c.left,
+            beats_received: self.ingest.stats.beats_received.load(Ordering::Relaxed),
+            frames_rejected: self.ingest.stats.frames_rejected.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Approximate bytes of memory held for tracked peers (table, index, strings, wheel);
+    /// divide by the peer count for bytes per peer. O(peers): call it for reports only.
+    pub fn tracked_bytes_estimate(&self) -> usize {
+        self.ingest.table.lock().tracked_bytes_estimate()
     }
 
     pub fn events(&self) -> &Arc<EventHub> {
         &self.events
     }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        if !self.guard.is_forked() {
+            let _ = self.stop();
+        }
+    }
+}
+
+fn resolve(hp: &HostPort, scheme: &str) -> Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = (hp.host.as_str(), hp.port)
+        .to_socket_addrs()
+        .map_err(|e| Error::io(format!("resolve {scheme}://{hp}"), e))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Error::io(format!("resolve {scheme}://{hp}"), "no address found"));
+    }
+    Ok(addrs)
+}
+
+fn bind_udp(hp: &HostPort) -> Result<tokio::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mut last = None;
+    for addr in resolve(hp, "udp")? {
+        let attempt = (|| {
+            let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+            // Best effort: the kernel caps it at net.core.rmem_max.
+            let _ = sock.set_recv_buffer_size(UDP_RECV_BUFFER);
+            sock.set_nonblocking(true)?;
+            sock.bind(&addr.into())?;
+            tokio::net::UdpSocket::from_std(sock.into())
+        })();
+        match attempt {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Error::io(format!("bind udp://{hp}"), last.map(|e| e.to_string()).unwrap_or_default()))
+}
+
+fn bind_tcp(hp: &HostPort) -> Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mut last = None;
+    for addr in resolve(hp, "tcp")? {
+        let attempt = (|| {
+            let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            // Lets a restarted monitor bind its port while old connections sit in TIME_WAIT.
+            sock.set_reuse_address(true)?;
+            sock.set_nonblocking(true)?;
+            sock.bind(&addr.into())?;
+            sock.listen(1024)?;
+            tokio::net::TcpListener::from_std(sock.into())
+        })();
+        match attempt {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Error::io(format!("bind tcp://{hp}"), last.map(|e| e.to_string()).unwrap_or_default()))
 }

@@ -1,0 +1,489 @@
+//! The peer table: every tracked peer, its state machine and the sweeper's timing wheel.
+//!
+//! Pure and synchronous: time comes in as `now_ns`, frames come in decoded, and the caller
+//! sends the returned replies. The listeners and the sweeper task hold the one table lock
+//! around a whole receive batch or sweep, not per frame.
+//!
+//! States: alive → suspect → dead on silence (reason `timeout`, or `flapping` when the flap
+//! damper holds the peer), any → left on LEAVE, back to alive when heard (`recovered`), and
+//! alive with `restarted` on a higher incarnation. Dead and left peers stay visible for
+//! `reap_after` (10 minutes by default), then they are forgotten without an event.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use crate::detect::{Detector, DetectorKind, DetectorParams, FlapDamper, PauseGuard, Verdict};
+use crate::events::{Event, EventHub, Reason, State};
+use crate::metrics;
+use crate::peers::PeerInfo;
+use crate::proto::{Flags, FrameRef, Kind, NackReason};
+
+use super::intern::{to_map, Interner, Meta};
+use super::slab::Slab;
+use super::wheel::TimingWheel;
+
+/// Longest beat interval a monitor accepts (sent back in every ACK).
+pub const DEFAULT_MAX_INTERVAL_MS: u32 = 30_000;
+/// How long dead and left peers stay in `peers()` before they are forgotten.
+pub const DEFAULT_REAP_AFTER_NS: u64 = 600 * 1_000_000_000;
+/// Shortest interval taken from a beat (a 0 or absurdly small announcement is clamped).
+const MIN_INTERVAL_MS: u32 = 10;
+/// A sweep later than this means the monitor itself was paused.
+pub const SWEEP_MAX_LATENESS_NS: u64 = 500_000_000;
+
+#[derive(Clone, Debug)]
+pub struct TableConfig {
+    pub detector: DetectorKind,
+    pub params: DetectorParams,
+    pub max_peers: usize,
+    pub max_interval_ms: u32,
+    pub reap_after_ns: u64,
+    /// With an auth key, replayed frames (seq not increasing) are rejected.
+    pub check_replay: bool,
+}
+
+impl TableConfig {
+    pub fn new(detector: DetectorKind, max_peers: usize, check_replay: bool) -> TableConfig {
+        TableConfig {
+            detector,
+            params: DetectorParams::default(),
+            max_peers,
+            max_interval_ms: DEFAULT_MAX_INTERVAL_MS,
+            reap_after_ns: DEFAULT_REAP_AFTER_NS,
+            check_replay,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PeerState {
+    Alive,
+    Suspect,
+    Dead,
+    Left,
+}
+
+impl PeerState {
+    const ALL: [PeerState; 4] = [PeerState::Alive, PeerState::Suspect, PeerState::Dead, PeerState::Left];
+
+    pub fn public(self) -> State {
+        match self {
+            PeerState::Alive => State::Alive,
+            PeerState::Suspect => State::Suspect,
+            PeerState::Dead => State::Dead,
+            PeerState::Left => State::Left,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// Where a frame came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Source {
+    pub addr: SocketAddr,
+    pub transport: Transport,
+}
+
+/// What to send back for one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    Ack { seq: u32, ts_ns: u64 },
+    Nack { seq: u32, ts_ns: u64, reason: NackReason },
+}
+
+/// One tracked peer. Kept small (see `tests::peer_is_small`): the table is sized for 100k.
+struct Peer {
+    id: Arc<str>,
+    /// Service and labels, shared with every peer that has the same.
+    meta: Arc<Meta>,
+    traceparent: Option<Box<Traceparent>>,
+    detector: Detector,
+    flap: FlapDamper,
+    /// When the current state was entered (monotonic ns).
+    since_ns: u64,
+    /// The wheel tick this peer is scheduled in; older wheel entries are stale.
+    wheel_tick: u32,
+    incarnation: u32,
+    last_seq: u32,
+    interval_ms: u32,
+    ip: IpAddr,
+    port: u16,
+    transport: Transport,
+    state: PeerState,
+}
+
+/// A W3C traceparent is always 55 bytes: stored inline behind a thin pointer.
+type Traceparent = [u8; 55];
+
+fn traceparent(t: Option<&str>) -> Option<Box<Traceparent>> {
+    t.and_then(|t| <Traceparent>::try_from(t.as_bytes()).ok()).map(Box::new)
+}
+
+fn traceparent_str(t: &Traceparent) -> String {
+    String::from_utf8_lossy(t).into_owned()
+}
+
+/// Counters a Monitor reports in `stats()`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableCounts {
+    pub alive: usize,
+    pub suspect: usize,
+    pub dead: usize,
+    pub left: usize,
+}
+
+pub struct PeerTable {
+    cfg: TableConfig,
+    slab: Slab<Peer>,
+    index: HashMap<Arc<str>, u32>,
+    interner: Interner,
+    wheel: TimingWheel,
+    guard: PauseGuard,
+    events: Arc<EventHub>,
+    counts: [usize; 4],
+    gauges: [prometheus::IntGauge; 4],
+    due: Vec<(u32, u32)>,
+    /// Longest interval announced so far: how long "every peer heard again" takes.
+    longest_interval_ns: u64,
+    reaped_since_purge: usize,
+}
+
+impl PeerTable {
+    pub fn new(cfg: TableConfig, events: Arc<EventHub>, now_ns: u64) -> PeerTable {
+        let gauges = PeerState::ALL.map(|s| metrics::get().peers.with_label_values(&[s.public().as_str()]));
+        PeerTable {
+            slab: Slab::new(),
+            index: HashMap::new(),
+            interner: Interner::new(),
+            wheel: TimingWheel::new(now_ns),
+            guard: PauseGuard::new(SWEEP_MAX_LATENESS_NS),
+            events,
+            counts: [0; 4],
+            gauges,
+            due: Vec::new(),
+            longest_interval_ns: 1_000_000_000,
+            reaped_since_purge: 0,
+            cfg,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slab.len() == 0
+    }
+
+    pub fn counts(&self) -> TableCounts {
+        TableCounts { alive: self.counts[0], suspect: self.counts[1], dead: self.counts[2], left: self.counts[3] }
+    }
+
+    pub fn max_interval_ms(&self) -> u32 {
+        self.cfg.max_interval_ms
+    }
+
+    /// Handles one decoded frame received at `now_ns`; returns the reply to send, if any.
+    pub fn ingest(&mut self, f: &FrameRef<'_>, from: Source, now_ns: u64) -> Option<Reply> {
+        let wants_ack = f.flags.contains(Flags::ACK_REQ);
+        let ack = Reply::Ack { seq: f.seq, ts_ns: f.ts_ns };
+        if !matches!(f.kind, Kind::Beat | Kind::Leave) {
+            reject("unexpected_kind");
+            return None;
+        }
+        let interval_ms = f.interval_ms.clamp(MIN_INTERVAL_MS, self.cfg.max_interval_ms);
+        let interval_ns = u64::from(interval_ms) * 1_000_000;
+        let Some(&slot) = self.index.get(f.id) else {
+            if f.kind == Kind::Leave {
+                // Never heard of it: nothing to report.
+                return wants_ack.then_some(ack);
+            }
+            if self.slab.len() >= self.cfg.max_peers {
+                metrics::get().peers_refused.inc();
+                reject("too_many_peers");
+                return Some(Reply::Nack { seq: f.seq, ts_ns: f.ts_ns, reason: NackReason::TooManyPeers });
+            }
+            self.insert(f, from, interval_ms, now_ns);
+            return wants_ack.then_some(ack);
+        };
+        let check_replay = self.cfg.check_replay;
+        let params = self.cfg.params;
+        let kind = self.cfg.detector;
+        let p = self.slab.get_mut(slot).expect("index points at a live slot");
+        if f.incarnation < p.incarnation {
+            reject("stale_incarnation");
+            return None;
+        }
+        let restarted = f.incarnation > p.incarnation;
+        if restarted {
+            p.incarnation = f.incarnation;
+            p.last_seq = f.seq;
+            p.detector = Detector::new(kind, interval_ns, now_ns);
+        } else {
+            if p.state == PeerState::Left && f.seq <= p.last_seq {
+                // A beat that was overtaken by its own LEAVE: not a resurrection.
+                return None;
+            }
+            if check_replay && f.seq <= p.last_seq {
+                reject("replay");
+                return None;
+            }
+            p.last_seq = p.last_seq.max(f.seq);
+            if f.kind == Kind::Beat {
+                p.detector.heartbeat(now_ns, interval_ns, &params);
+            }
+        }
+        refresh(p, f, from, interval_ms, &mut self.interner);
+        self.longest_interval_ns = self.longest_interval_ns.max(interval_ns);
+        let target = match (f.kind, p.state) {
+            (Kind::Leave, PeerState::Left) => None,
+            (Kind::Leave, _) => Some((PeerState::Left, Reason::Left)),
+            (_, _) if restarted => Some((PeerState::Alive, Reason::Restarted)),
+            (_, PeerState::Alive) => None,
+            (_, PeerState::Suspect) if p.flap.hold_suspect(now_ns) => None,
+            (_, _) => Some((PeerState::Alive, Reason::Recovered)),
+        };
+        if let Some((to, reason)) = target {
+            self.transition(slot, to, reason, now_ns);
+        }
+        self.schedule_if_earlier(slot);
+        wants_ack.then_some(ack)
+    }
+
+    fn insert(&mut self, f: &FrameRef<'_>, from: Source, interval_ms: u32, now_ns: u64) {
+        let id: Arc<str> = Arc::from(f.id);
+        let interval_ns = u64::from(interval_ms) * 1_000_000;
+        let peer = Peer {
+            id: Arc::clone(&id),
+            meta: self.interner.meta(f.service.unwrap_or(""), f.labels()),
+            traceparent: traceparent(f.traceparent),
+            detector: Detector::new(self.cfg.detector, interval_ns, now_ns),
+            flap: FlapDamper::default(),
+            since_ns: now_ns,
+            wheel_tick: u32::MAX,
+            incarnation: f.incarnation,
+            last_seq: f.seq,
+            interval_ms,
+            ip: from.addr.ip(),
+            port: from.addr.port(),
+            transport: from.transport,
+            state: PeerState::Alive,
+        };
+        let slot = self.slab.insert(peer);
+        self.index.insert(id, slot);
+        self.longest_interval_ns = self.longest_interval_ns.max(interval_ns);
+        self.counts[PeerState::Alive as usize] += 1;
+        self.gauges[PeerState::Alive as usize].inc();
+        metrics::get().transitions.with_label_values(&[Reason::Registered.as_str()]).inc();
+        let p = self.slab.get(slot).expect("just inserted");
+        self.events.emit(event(p, State::Unknown, Reason::Registered));
+        self.schedule_if_earlier(slot);
+    }
+
+    fn transition(&mut self, slot: u32, to: PeerState, reason: Reason, now_ns: u64) {
+        let p = self.slab.get_mut(slot).expect("live slot");
+        let from = p.state;
+        p.state = to;
+        p.since_ns = now_ns;
+        if from != to {
+            self.counts[from as usize] -= 1;
+            self.counts[to as usize] += 1;
+            self.gauges[from as usize].dec();
+            self.gauges[to as usize].inc();
+        }
+        metrics::get().transitions.with_label_values(&[reason.as_str()]).inc();
+        self.events.emit(event(p, from.public(), reason));
+    }
+
+    /// When this peer next needs the sweeper's attention.
+    fn next_due(&self, p: &Peer) -> u64 {
+        let params = &self.cfg.params;
+        match p.state {
+            PeerState::Alive => p.detector.suspect_at(params),
+            PeerState::Suspect => {
+                let dead = p.detector.dead_at(params);
+                match p.flap.release_at_ns() {
+                    Some(release) => dead.min(release),
+                    None => dead,
+                }
+            }
+            PeerState::Dead | PeerState::Left => p.since_ns.saturating_add(self.cfg.reap_after_ns),
+        }
+    }
+
+    /// Puts the peer in the wheel if its deadline is now earlier than where it sits (a
+    /// later deadline is found lazily when the old entry comes due).
+    fn schedule_if_earlier(&mut self, slot: u32) {
+        let p = self.slab.get(slot).expect("live slot");
+        let due = self.next_due(p);
+        if self.wheel.tick_of(due) < p.wheel_tick {
+            let tick = self.wheel.insert(slot, due);
+            self.slab.get_mut(slot).expect("live slot").wheel_tick = tick;
+        }
+    }
+
+    /// One sweeper pass, scheduled for `scheduled_ns` and running at `now_ns`. Returns the
+    /// number of transitions it made.
+    pub fn sweep(&mut self, scheduled_ns: u64, now_ns: u64) -> usize {
+        let was_allowed = self.guard.allows_conviction(scheduled_ns.min(now_ns));
+        self.guard.set_hold_ns(self.longest_interval_ns.saturating_mul(2).clamp(1_000_000_000, 60_000_000_000));
+        let allow = self.guard.on_sweep(scheduled_ns, now_ns);
+        if !allow && was_allowed {
+            metrics::get().sweeper_pauses.inc();
+        }
+        let mut due = std::mem::take(&mut self.due);
+        self.wheel.drain_due(now_ns, &mut due);
+        let mut changed = 0;
+        for &(slot, tick) in &due {
+            if self.slab.get(slot).is_some_and(|p| p.wheel_tick == tick) {
+                changed += self.evaluate(slot, now_ns, allow);
+            }
+        }
+        due.clear();
+        self.due = due;
+        if self.reaped_since_purge > 1024 || (self.reaped_since_purge > 0 && self.slab.len() < 1024) {
+            self.interner.purge_unused();
+            self.reaped_since_purge = 0;
+        }
+        changed
+    }
+
+    fn evaluate(&mut self, slot: u32, now_ns: u64, allow: bool) -> usize {
+        let params = self.cfg.params;
+        let mut changed = 0;
+        loop {
+            let p = self.slab.get_mut(slot).expect("live slot");
+            match p.state {
+                PeerState::Alive if allow && now_ns >= p.detector.suspect_at(&params) => {
+                    p.flap.on_transition(now_ns);
+                    let reason = if p.flap.hold_suspect(now_ns) { Reason::Flapping } else { Reason::Timeout };
+                    self.transition(slot, PeerState::Suspect, reason, now_ns);
+                    changed += 1;
+                }
+                PeerState::Suspect if allow && now_ns >= p.detector.dead_at(&params) => {
+                    self.transition(slot, PeerState::Dead, Reason::Timeout, now_ns);
+                    changed += 1;
+                }
+                PeerState::Suspect
+                    if !p.flap.hold_suspect(now_ns) && p.detector.verdict(now_ns, &params) == Verdict::Alive =>
+                {
+                    // Heard while held for flapping, and calm long enough now.
+                    self.transition(slot, PeerState::Alive, Reason::Recovered, now_ns);
+                    changed += 1;
+                }
+                PeerState::Dead | PeerState::Left if now_ns >= p.since_ns.saturating_add(self.cfg.reap_after_ns) => {
+                    self.reap(slot);
+                    return changed;
+                }
+                _ => break,
+            }
+        }
+        let p = self.slab.get(slot).expect("live slot");
+        let mut due = self.next_due(p).max(now_ns + 1);
+        if !allow && matches!(p.state, PeerState::Alive | PeerState::Suspect) {
+            due = due.max(self.guard.resume_at_ns());
+        }
+        let tick = self.wheel.insert(slot, due);
+        self.slab.get_mut(slot).expect("live slot").wheel_tick = tick;
+        changed
+    }
+
+    fn reap(&mut self, slot: u32) {
+        if let Some(p) = self.slab.remove(slot) {
+            self.index.remove(&p.id);
+            self.counts[p.state as usize] -= 1;
+            self.gauges[p.state as usize].dec();
+            self.reaped_since_purge += 1;
+        }
+    }
+
+    /// Removes this table's peers from the process-wide gauge (the monitor stopped).
+    pub fn release_gauges(&mut self) {
+        for (i, n) in self.counts.iter_mut().enumerate() {
+            self.gauges[i].sub(*n as i64);
+            *n = 0;
+        }
+    }
+
+    pub fn snapshot(&self, now_ns: u64, now_unix_ms: u64) -> Vec<PeerInfo> {
+        self.slab
+            .iter()
+            .map(|(_, p)| {
+                let ago_ms = now_ns.saturating_sub(p.detector.last_heartbeat_ns()) / 1_000_000;
+                let scheme = match p.transport {
+                    Transport::Udp => "udp",
+                    Transport::Tcp => "tcp",
+                };
+                PeerInfo {
+                    id: p.id.to_string(),
+                    service: p.meta.service.to_string(),
+                    labels: to_map(&p.meta.labels),
+                    state: p.state.public(),
+                    last_seen_unix_ms: now_unix_ms.saturating_sub(ago_ms),
+                    incarnation: p.incarnation,
+                    epoch: 0,
+                    interval_ms: p.interval_ms,
+                    // The wire format has no RTT extension yet (see docs/protocol.md).
+                    rtt_us: None,
+                    addr: Some(format!("{scheme}://{}", SocketAddr::new(p.ip, p.port))),
+                }
+            })
+            .collect()
+    }
+
+    /// Approximate heap and table bytes held for the tracked peers (for `bench ingest`,
+    /// which measures real RSS as well). Shared service/label strings are counted once.
+    pub fn tracked_bytes_estimate(&self) -> usize {
+        // Allocations are rounded up to 16 bytes by the allocator.
+        let round = |n: usize| n.div_ceil(16) * 16;
+        let per_peer: usize = self
+            .slab
+            .iter()
+            .map(|(_, p)| round(16 + p.id.len()) + p.traceparent.as_ref().map_or(0, |_| 64))
+            .sum();
+        let index = self.index.capacity() * (std::mem::size_of::<(Arc<str>, u32)>() + 1);
+        self.slab.heap_bytes() + index + per_peer + self.interner.heap_bytes() + self.wheel.heap_bytes()
+    }
+}
+
+fn refresh(p: &mut Peer, f: &FrameRef<'_>, from: Source, interval_ms: u32, interner: &mut Interner) {
+    let service = f.service.unwrap_or(&p.meta.service);
+    if !p.meta.matches(service, f.labels()) {
+        p.meta = interner.meta(service, f.labels());
+    }
+    match (f.traceparent, &p.traceparent) {
+        (Some(t), Some(old)) if old[..] == *t.as_bytes() => {}
+        (None, None) => {}
+        (t, _) => p.traceparent = traceparent(t),
+    }
+    if f.kind == Kind::Beat {
+        p.interval_ms = interval_ms;
+    }
+    p.ip = from.addr.ip();
+    p.port = from.addr.port();
+    p.transport = from.transport;
+}
+
+fn event(p: &Peer, from: State, reason: Reason) -> Event {
+    let mut ev = Event::new(&*p.id, &*p.meta.service, from, p.state.public(), reason);
+    ev.incarnation = p.incarnation;
+    ev.labels = to_map(&p.meta.labels);
+    ev.traceparent = p.traceparent.as_deref().map(traceparent_str);
+    ev
+}
+
+/// Counts a dropped frame by reason.
+pub fn reject(reason: &str) {
+    metrics::get().frames_rejected.with_label_values(&[reason]).inc();
+}
+
+#[cfg(test)]
+#[path = "table_tests.rs"]
+mod tests;

@@ -1,0 +1,306 @@
+//! The peer table on a hand-moved clock: every transition, deterministic, no sleeping.
+
+use super::*;
+use crate::monitor::wheel::TICK_NS;
+use crate::proto::{decode, encode, Frame};
+
+const MS: u64 = 1_000_000;
+const S: u64 = 1_000 * MS;
+
+fn src() -> Source {
+    Source { addr: "127.0.0.1:4000".parse().unwrap(), transport: Transport::Udp }
+}
+
+fn beat(id: &str, seq: u32, inc: u32) -> Frame {
+    let mut f = Frame::beat(id);
+    f.flags = Flags(Flags::ACK_REQ);
+    f.seq = seq;
+    f.ts_ns = 1_000 + u64::from(seq);
+    f.interval_ms = 1_000;
+    f.incarnation = inc;
+    f.service = Some("api".into());
+    f.labels = vec![("zone".into(), "a".into())];
+    f.traceparent = Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
+    f
+}
+
+fn leave(id: &str, seq: u32, inc: u32) -> Frame {
+    let mut f = beat(id, seq, inc);
+    f.kind = Kind::Leave;
+    f
+}
+
+struct Fixture {
+    table: PeerTable,
+    hub: Arc<EventHub>,
+    now: u64,
+}
+
+impl Fixture {
+    fn new(cfg: TableConfig) -> Fixture {
+        let hub = EventHub::new(4096);
+        Fixture { table: PeerTable::new(cfg, Arc::clone(&hub), 0), hub, now: 0 }
+    }
+
+    fn plain() -> Fixture {
+        Fixture::new(TableConfig::new(DetectorKind::Adaptive, 1000, true))
+    }
+
+    fn send(&mut self, f: &Frame) -> Option<Reply> {
+        let mut bytes = Vec::new();
+        encode(f, None, &mut bytes).unwrap();
+        let r = decode(&bytes, None).unwrap();
+        self.table.ingest(&r, src(), self.now)
+    }
+
+    /// Advances time in sweeper-sized steps, sweeping on schedule.
+    fn run_for(&mut self, ns: u64) {
+        let end = self.now + ns;
+        while self.now < end {
+            self.now = (self.now + TICK_NS).min(end);
+            self.table.sweep(self.now, self.now);
+        }
+    }
+
+    fn events(&self) -> Vec<(String, State, State, Reason)> {
+        let mut out = Vec::new();
+        while let Ok(Some(e)) = self.hub.next_event(Some(std::time::Duration::ZERO)) {
+            out.push((e.peer, e.from, e.to, e.reason));
+        }
+        out
+    }
+
+    fn state(&self, id: &str) -> Option<State> {
+        self.table.snapshot(self.now, 0).into_iter().find(|p| p.id == id).map(|p| p.state)
+    }
+}
+
+fn rejected(reason: &str) -> u64 {
+    metrics::get().frames_rejected.with_label_values(&[reason]).get()
+}
+
+#[test]
+fn first_beat_registers_alive_with_metadata_and_acks() {
+    let mut t = Fixture::plain();
+    let reply = t.send(&beat("a", 1, 7));
+    assert_eq!(reply, Some(Reply::Ack { seq: 1, ts_ns: 1_001 }));
+    let ev = t.hub.next_event(Some(std::time::Duration::ZERO)).unwrap().unwrap();
+    assert_eq!((ev.from, ev.to, ev.reason), (State::Unknown, State::Alive, Reason::Registered));
+    assert_eq!((ev.service.as_str(), ev.incarnation), ("api", 7));
+    assert_eq!(ev.labels.get("zone").map(String::as_str), Some("a"));
+    assert!(ev.traceparent.unwrap().starts_with("00-0af7"));
+    let p = &t.table.snapshot(0, 5_000)[0];
+    assert_eq!((p.id.as_str(), p.state, p.interval_ms, p.incarnation), ("a", State::Alive, 1_000, 7));
+    assert_eq!(p.addr.as_deref(), Some("udp://127.0.0.1:4000"));
+    assert_eq!(p.rtt_us, None);
+    assert_eq!(t.table.counts().alive, 1);
+}
+
+#[test]
+fn silence_leads_to_suspect_then_dead_within_the_bound() {
+    let mut t = Fixture::plain();
+    for seq in 1..=20 {
+        t.send(&beat("a", seq, 1));
+        t.run_for(S);
+    }
+    assert_eq!(t.events().len(), 1, "a steady peer makes no transitions");
+    let last = t.now - S;
+    let mut suspect_at = None;
+    let mut dead_at = None;
+    while dead_at.is_none() && t.now < last + 60 * S {
+        t.run_for(TICK_NS);
+        for (_, _, to, reason) in t.events() {
+            assert_eq!(reason, Reason::Timeout);
+            match to {
+                State::Suspect => suspect_at = Some(t.now),
+                State::Dead => dead_at = Some(t.now),
+                other => panic!("unexpected {other}"),
+            }
+        }
+    }
+    let (s, d) = (suspect_at.expect("suspected"), dead_at.expect("declared dead"));
+    assert!(s > last + S, "not suspected before one interval passed: {}", s - last);
+    assert!(s < d);
+    // With a 1 s interval and no jitter the adaptive detector convicts within ~10 s.
+    assert!(d - last <= 10 * S, "dead after {} ms of silence", (d - last) / MS);
+    assert_eq!(t.table.counts().dead, 1);
+}
+
+#[test]
+fn leave_is_reported_at_once_and_late_beats_do_not_resurrect() {
+    let mut t = Fixture::plain();
+    t.send(&beat("a", 1, 1));
+    t.send(&beat("a", 2, 1));
+    assert_eq!(t.send(&leave("a", 3, 1)), Some(Reply::Ack { seq: 3, ts_ns: 1_003 }));
+    let ev = t.events();
+    assert_eq!(ev.last().unwrap().2..=ev.last().unwrap().2, State::Left..=State::Left);
+    assert_eq!(ev.last().unwrap().3, Reason::Left);
+    // A beat overtaken by its LEAVE, and time passing: still left, no new event.
+    t.send(&beat("a", 2, 1));
+    t.run_for(30 * S);
+    assert!(t.events().is_empty());
+    assert_eq!(t.state("a"), Some(State::Left));
+}
+
+#[test]
+fn higher_incarnation_is_a_restart_and_lower_one_is_rejected() {
+    let mut t = Fixture::plain();
+    t.send(&beat("a", 10, 1));
+    t.send(&beat("a", 1, 2));
+    let ev = t.events();
+    assert_eq!(ev[1], ("a".into(), State::Alive, State::Alive, Reason::Restarted));
+    let before = rejected("stale_incarnation");
+    assert_eq!(t.send(&beat("a", 50, 1)), None);
+    assert_eq!(rejected("stale_incarnation"), before + 1);
+    // A restart after death comes back alive as restarted too.
+    t.run_for(30 * S);
+    assert_eq!(t.state("a"), Some(State::Dead));
+    t.events();
+    t.send(&beat("a", 1, 3));
+    assert_eq!(t.events(), vec![("a".into(), State::Dead, State::Alive, Reason::Restarted)]);
+}
+
+#[test]
+fn dead_peer_heard_again_recovers() {
+    let mut t = Fixture::plain();
+    t.send(&beat("a", 1, 1));
+    t.run_for(30 * S);
+    t.events();
+    t.send(&beat("a", 2, 1));
+    assert_eq!(t.events(), vec![("a".into(), State::Dead, State::Alive, Reason::Recovered)]);
+}
+
+#[test]
+fn replays_are_rejected_and_counted_with_a_key() {
+    let mut t = Fixture::plain();
+    t.send(&beat("a", 5, 1));
+    let before = rejected("replay");
+    assert_eq!(t.send(&beat("a", 5, 1)), None);
+    assert_eq!(t.send(&beat("a", 4, 1)), None);
+    assert_eq!(rejected("replay"), before + 2);
+    assert!(t.send(&beat("a", 6, 1)).is_some());
+
+    // Without a key (no replay protection) reordered beats still count as signs of life.
+    let mut open = Fixture::new(TableConfig::new(DetectorKind::Adaptive, 10, false));
+    open.send(&beat("a", 5, 1));
+    assert!(open.send(&beat("a", 4, 1)).is_some());
+}
+
+#[test]
+fn new_peers_over_the_cap_are_refused_with_a_nack() {
+    let mut t = Fixture::new(TableConfig::new(DetectorKind::Phi, 2, false));
+    let refused = metrics::get().peers_refused.get();
+    t.send(&beat("a", 1, 1));
+    t.send(&beat("b", 1, 1));
+    let r = t.send(&beat("c", 1, 1));
+    assert_eq!(r, Some(Reply::Nack { seq: 1, ts_ns: 1_001, reason: NackReason::TooManyPeers }));
+    assert!(metrics::get().peers_refused.get() > refused);
+    assert_eq!(t.table.len(), 2);
+    // Known peers keep being served.
+    assert!(matches!(t.send(&beat("a", 2, 1)), Some(Reply::Ack { .. })));
+}
+
+#[test]
+fn a_flapping_peer_is_held_in_suspect_until_calm() {
+    let mut t = Fixture::plain();
+    let mut seq = 0;
+    let mut beat_now = |t: &mut Fixture| {
+        seq += 1;
+        t.send(&beat("a", seq, 1));
+    };
+    for _ in 0..10 {
+        beat_now(&mut t);
+        t.run_for(S);
+    }
+    t.events();
+    let mut reasons = Vec::new();
+    for _ in 0..3 {
+        // Silent until suspected, then heard again.
+        while t.state("a") != Some(State::Suspect) {
+            t.run_for(TICK_NS);
+        }
+        beat_now(&mut t);
+        reasons.extend(t.events().into_iter().map(|e| (e.2, e.3)));
+    }
+    assert_eq!(
+        reasons,
+        vec![
+            (State::Suspect, Reason::Timeout),
+            (State::Alive, Reason::Recovered),
+            (State::Suspect, Reason::Timeout),
+            (State::Alive, Reason::Recovered),
+            (State::Suspect, Reason::Flapping),
+        ]
+    );
+    // Held: beating steadily does not bring it back for a while...
+    for _ in 0..20 {
+        beat_now(&mut t);
+        t.run_for(S);
+    }
+    assert_eq!(t.state("a"), Some(State::Suspect));
+    // ...but once calm long enough it recovers, and is not declared dead meanwhile.
+    for _ in 0..120 {
+        beat_now(&mut t);
+        t.run_for(S);
+    }
+    assert_eq!(t.state("a"), Some(State::Alive));
+    assert_eq!(t.events(), vec![("a".into(), State::Suspect, State::Alive, Reason::Recovered)]);
+}
+
+#[test]
+fn a_late_sweep_convicts_nobody_until_peers_could_be_heard() {
+    let mut t = Fixture::plain();
+    t.send(&beat("a", 1, 1));
+    t.run_for(500 * MS);
+    let pauses = metrics::get().sweeper_pauses.get();
+    // The monitor itself froze for 20 s: the sweep scheduled at +10 ms runs 20 s late.
+    let scheduled = t.now + TICK_NS;
+    t.now += 20 * S;
+    assert_eq!(t.table.sweep(scheduled, t.now), 0);
+    assert!(metrics::get().sweeper_pauses.get() > pauses);
+    assert_eq!(t.state("a"), Some(State::Alive));
+    // The peer answers within the hold: it never was in trouble.
+    t.run_for(500 * MS);
+    t.send(&beat("a", 2, 1));
+    t.run_for(500 * MS);
+    assert_eq!(t.state("a"), Some(State::Alive));
+    // A peer that stays silent is convicted once the hold is over.
+    t.run_for(30 * S);
+    assert_eq!(t.state("a"), Some(State::Dead));
+}
+
+#[test]
+fn dead_and_left_peers_are_reaped_after_the_reap_delay() {
+    let mut cfg = TableConfig::new(DetectorKind::Adaptive, 10, false);
+    cfg.reap_after_ns = 60 * S;
+    let mut t = Fixture::new(cfg);
+    t.send(&beat("a", 1, 1));
+    t.send(&beat("b", 1, 1));
+    t.send(&leave("b", 2, 1));
+    t.run_for(50 * S);
+    assert_eq!(t.state("b"), Some(State::Left));
+    assert_eq!(t.state("a"), Some(State::Dead));
+    t.run_for(20 * S);
+    assert_eq!(t.state("b"), None);
+    assert_eq!(t.state("a"), None);
+    assert!(t.table.is_empty());
+    assert_eq!(t.table.counts(), TableCounts::default());
+    // A reaped id is a new peer again.
+    t.send(&beat("a", 1, 1));
+    assert_eq!(t.events().last().unwrap().3, Reason::Registered);
+}
+
+#[test]
+fn peer_is_small_and_many_peers_share_strings() {
+    assert!(std::mem::size_of::<Peer>() <= 144, "{}", std::mem::size_of::<Peer>());
+    let mut t = Fixture::new(TableConfig::new(DetectorKind::Adaptive, 1 << 20, false));
+    let n = 20_000;
+    for i in 0..n {
+        let mut f = beat(&format!("instance-{i:06}"), 1, 1);
+        f.traceparent = None;
+        t.send(&f);
+    }
+    let per_peer = t.table.tracked_bytes_estimate() / n;
+    eprintln!("estimate: {per_peer} bytes per peer");
+    assert!(per_peer <= 256, "{per_peer} bytes per peer");
+}

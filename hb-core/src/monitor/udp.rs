@@ -1,0 +1,106 @@
+//! The UDP listener: receive a batch, decode it outside the lock, apply it to the table
+//! under one lock, then send the replies in one batch.
+
+use std::io;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+use crate::proto::{decode, FrameRef, Kind};
+
+use super::mmsg::{RecvBatch, BATCH};
+use super::reply::ReplyEncoder;
+use super::table::{reject, Source, Transport};
+use super::Ingest;
+
+pub(super) async fn run(sock: UdpSocket, ingest: Arc<Ingest>) {
+    let mut batch = RecvBatch::new();
+    let mut encoder = ReplyEncoder::new(&ingest.monitor_id, ingest.key.clone(), ingest.max_interval_ms);
+    let mut out = Vec::with_capacity(BATCH * 64);
+    let mut replies: Vec<(SocketAddr, Range<usize>)> = Vec::with_capacity(BATCH);
+    loop {
+        if sock.readable().await.is_err() {
+            continue;
+        }
+        let n = match sock.try_io(Interest::READABLE, || receive(&sock, &mut batch)) {
+            Ok(n) => n,
+            // WouldBlock: spurious readiness. Anything else (e.g. ICMP errors reported on
+            // the socket) concerns one datagram, not the listener: keep going.
+            Err(_) => continue,
+        };
+        let mut frames: Vec<(FrameRef<'_>, SocketAddr)> = Vec::with_capacity(n);
+        for i in 0..n {
+            let (bytes, from) = batch.get(i);
+            let Some(from) = from else { continue };
+            match decode(bytes, ingest.key.as_ref()) {
+                Ok(f) => frames.push((f, from)),
+                Err(e) => reject(e.reason()),
+            }
+        }
+        ingest.stats.frames_rejected.fetch_add((n - frames.len()) as u64, Ordering::Relaxed);
+        if frames.is_empty() {
+            continue;
+        }
+        let now = ingest.clock.now_ns();
+        let mut beats = 0u64;
+        out.clear();
+        replies.clear();
+        {
+            let mut table = ingest.table.lock();
+            for (f, from) in &frames {
+                beats += u64::from(f.kind == Kind::Beat);
+                if let Some(reply) = table.ingest(f, Source { addr: *from, transport: Transport::Udp }, now) {
+                    let start = out.len();
+                    if encoder.encode(&reply, &mut out) {
+                        replies.push((*from, start..out.len()));
+                    }
+                }
+            }
+        }
+        crate::metrics::get().beats_received.inc_by(beats);
+        ingest.stats.beats_received.fetch_add(beats, Ordering::Relaxed);
+        if !replies.is_empty() {
+            let sent = send(&sock, &out, &replies);
+            crate::metrics::get().acks_sent.inc_by(sent as u64);
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn receive(sock: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    super::mmsg::recv_batch(sock.as_raw_fd(), batch)
+}
+
+/// Portable fallback: one datagram per call, up to a batch.
+#[cfg(not(target_os = "linux"))]
+fn receive(sock: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usize> {
+    let mut n = 0;
+    while n < BATCH {
+        let (buf, len, addr) = batch.slot_mut(n);
+        match sock.try_recv_from(buf) {
+            Ok((got, from)) => {
+                (*len, *addr) = (got, Some(from));
+                n += 1;
+            }
+            Err(e) if n == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(target_os = "linux")]
+fn send(sock: &UdpSocket, data: &[u8], replies: &[(SocketAddr, Range<usize>)]) -> usize {
+    use std::os::fd::AsRawFd;
+    super::mmsg::send_batch(sock.as_raw_fd(), data, replies)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send(sock: &UdpSocket, data: &[u8], replies: &[(SocketAddr, Range<usize>)]) -> usize {
+    replies.iter().filter(|(to, r)| sock.try_send_to(&data[r.clone()], *to).is_ok()).count()
+}
