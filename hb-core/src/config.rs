@@ -79,16 +79,6 @@ impl Endpoint {
     /// Parses a comma-separated list. A piece without a scheme continues the etcd
     /// endpoint before it: `etcd://a:1,b:2/prefix`.
     pub fn parse_list(text: &str) -> Result<Vec<Endpoint>> {
-        Endpoint::parse_list_with(text, false)
-    }
-
-    /// Like [`Endpoint::parse_list`], but port 0 ("any free port") is accepted for udp and
-    /// tcp: a monitor's listen addresses (`Monitor::local_addrs` tells which were bound).
-    pub fn parse_listen_list(text: &str) -> Result<Vec<Endpoint>> {
-        Endpoint::parse_list_with(text, true)
-    }
-
-    fn parse_list_with(text: &str, any_port: bool) -> Result<Vec<Endpoint>> {
         let bad = || Error::config("endpoint", text, ENDPOINT_FORM);
         let mut out: Vec<Endpoint> = Vec::new();
         let mut etcd_pieces: Option<Vec<String>> = None;
@@ -102,8 +92,8 @@ impl Endpoint {
                 }
                 let (scheme, rest) = piece.split_once("://").ok_or_else(bad)?;
                 match scheme {
-                    "udp" => out.push(Endpoint::Udp(parse_host_port(text, rest, any_port)?)),
-                    "tcp" => out.push(Endpoint::Tcp(parse_host_port(text, rest, any_port)?)),
+                    "udp" => out.push(Endpoint::Udp(parse_host_port(text, rest)?)),
+                    "tcp" => out.push(Endpoint::Tcp(parse_host_port(text, rest)?)),
                     "etcd" => etcd_pieces = Some(vec![rest.to_string()]),
                     _ => return Err(Error::config("endpoint", text, format!("{ENDPOINT_FORM} (unknown scheme {scheme:?})"))),
                 }
@@ -148,12 +138,12 @@ fn parse_etcd(text: &str, pieces: &[String]) -> Result<Endpoint> {
                 prefix = trimmed.to_string();
             }
         }
-        hosts.push(parse_host_port(text, hp, false)?);
+        hosts.push(parse_host_port(text, hp)?);
     }
     Ok(Endpoint::Etcd { hosts, prefix })
 }
 
-fn parse_host_port(text: &str, s: &str, any_port: bool) -> Result<HostPort> {
+fn parse_host_port(text: &str, s: &str) -> Result<HostPort> {
     let bad = || Error::config("endpoint", text, "host:port with a port from 1 to 65535 (IPv6 as [addr]:port)");
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (host, port) = rest.split_once("]:").ok_or_else(bad)?;
@@ -164,10 +154,9 @@ fn parse_host_port(text: &str, s: &str, any_port: bool) -> Result<HostPort> {
     if host.is_empty() || host.contains(['/', ' ', '[', ']']) || (host.contains(':') && !s.starts_with('[')) {
         return Err(bad());
     }
+    // Port 0 ("any free port") is only meaningful for a listener: check_endpoints refuses
+    // it for the roles that connect.
     let port: u16 = port.parse().map_err(|_| bad())?;
-    if port == 0 && !any_port {
-        return Err(bad());
-    }
     Ok(HostPort { host: host.to_string(), port })
 }
 
@@ -332,8 +321,7 @@ impl Options {
     /// Sets one option from text. `label` adds one `k=v`; `labels` replaces them all.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         match key {
-            "endpoint" => self.endpoint = Some(Endpoint::parse_list(value)?),
-            "listen" => self.endpoint = Some(Endpoint::parse_listen_list(value)?),
+            "endpoint" | "listen" => self.endpoint = Some(Endpoint::parse_list(value)?),
             "service" => {
                 validate_name("service", value)?;
                 self.service = Some(value.to_string());
@@ -557,8 +545,11 @@ fn overlay(base: Options, top: Options) -> Options {
 fn check_endpoints(role: Role, endpoints: &[Endpoint]) -> Result<()> {
     let text = endpoints.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(",");
     let etcd = endpoints.iter().filter(|e| e.is_etcd()).count();
-    let any_port = endpoints.iter().any(|e| matches!(e, Endpoint::Udp(hp) | Endpoint::Tcp(hp) if hp.port == 0));
-    if any_port && role != Role::Monitor {
+    let port_zero = endpoints.iter().any(|e| match e {
+        Endpoint::Udp(hp) | Endpoint::Tcp(hp) => hp.port == 0,
+        Endpoint::Etcd { hosts, .. } => hosts.iter().any(|h| h.port == 0),
+    });
+    if port_zero && role != Role::Monitor {
         return Err(Error::config("endpoint", text, "host:port with a port from 1 to 65535 (port 0 only for a monitor's listen address)"));
     }
     match role {
@@ -672,7 +663,7 @@ mod tests {
 
     #[test]
     fn bad_endpoints_name_the_field_and_form() {
-        for bad in ["etcd//x", "udp://host", "udp://h:0", "udp://h:99999", "http://h:1", "", "udp://h:1,,", "h:1"] {
+        for bad in ["etcd//x", "udp://host", "udp://h:99999", "http://h:1", "", "udp://h:1,,", "h:1"] {
             let err = Endpoint::parse_list(bad).unwrap_err().to_string();
             assert!(err.starts_with(&format!("endpoint {bad:?}: expected")), "{err}");
         }
@@ -681,13 +672,12 @@ mod tests {
     }
 
     #[test]
-    fn port_zero_only_for_a_monitor_listen_address() {
-        assert!(Endpoint::parse_list("udp://127.0.0.1:0").is_err());
-        let eps = Endpoint::parse_listen_list("udp://127.0.0.1:0,tcp://127.0.0.1:0").unwrap();
-        assert_eq!(eps[0], Endpoint::Udp(HostPort { host: "127.0.0.1".into(), port: 0 }));
-        assert!(resolve(&opts(&[("listen", "udp://127.0.0.1:0")]), Role::Monitor, &[]).is_ok());
-        let err = resolve(&opts(&[("listen", "udp://127.0.0.1:0")]), Role::Client, &[]).unwrap_err();
-        assert!(err.to_string().contains("port 0 only for a monitor"), "{err}");
+    fn port_zero_only_for_a_monitor() {
+        let mut o = Options::new();
+        o.set("endpoint", "udp://127.0.0.1:0").unwrap();
+        assert!(Config::resolve_with_env(&o, Role::Monitor, &|_| None).is_ok());
+        let err = Config::resolve_with_env(&o, Role::Client, &|_| None).unwrap_err().to_string();
+        assert!(err.contains("port 0 only for a monitor"), "{err}");
     }
 
     #[test]

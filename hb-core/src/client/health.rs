@@ -78,7 +78,7 @@ impl Health {
 
     fn success(&mut self, sent_at_ns: u64, reason: Reason) -> Option<Transition> {
         self.failures = 0;
-        if self.last_acked_sent_ns.is_none_or(|t| sent_at_ns > t) {
+        if self.last_acked_sent_ns.map_or(true, |t| sent_at_ns > t) {
             self.last_acked_sent_ns = Some(sent_at_ns);
         }
         self.move_to(State::Healthy, reason)

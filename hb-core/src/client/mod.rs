@@ -1,15 +1,23 @@
 //! The beating side: keeps one process registered as alive, over direct (udp/tcp) beats to
 //! a Monitor or an etcd lease, and tracks its own health for fencing.
 
+mod beater;
+mod direct;
 pub mod health;
 pub(crate) mod shared;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
+
+use crate::clock::MonotonicClock;
 use crate::config::{Config, Options, Role};
 use crate::error::{Error, Result};
 use crate::events::{EventHub, State};
+use crate::runtime::ProcessGuard;
+
+use shared::{ClientShared, Transport};
 
 /// `(lease id, epoch)`: pass it to downstream compare-and-set so that a stale holder's
 /// writes are refused. The epoch increases with every re-registration.
@@ -20,9 +28,16 @@ pub struct FencingToken {
     pub epoch: u64,
 }
 
+enum Life {
+    Idle,
+    Running(Box<dyn Transport>),
+    Stopped,
+}
+
 pub struct Client {
-    config: Config,
-    events: Arc<EventHub>,
+    shared: Arc<ClientShared>,
+    guard: ProcessGuard,
+    life: Mutex<Life>,
 }
 
 impl Client {
@@ -32,52 +47,110 @@ impl Client {
     }
 
     pub fn from_config(config: Config) -> Result<Client> {
-        let events = EventHub::new(config.event_capacity);
-        Ok(Client { config, events })
+        let shared = Arc::new(ClientShared::new(config, Arc::new(MonotonicClock)));
+        Ok(Client { shared, guard: ProcessGuard::new(), life: Mutex::new(Life::Idle) })
     }
 
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.shared.config
     }
 
     /// Starts beating. With etcd, waits (bounded by connect_timeout) for the first
-    /// registration, so an unreachable etcd or refused credentials surface here.
+    /// registration, so an unreachable etcd or refused credentials surface here. Direct
+    /// beats return at once; the state becomes `healthy` with the first ACK.
     pub fn start(&self) -> Result<()> {
-        Err(Error::Internal("Client::start not implemented yet".into()))
-    }
-
-    /// Says goodbye (LEAVE / mark leaving + revoke) and stops; returns within `timeout`
-    /// even if nothing answers. Idempotent.
-    pub fn stop(&self, _timeout: Duration) -> Result<()> {
-        self.events.close();
+        self.guard.check()?;
+        let mut life = self.life.lock();
+        match *life {
+            Life::Idle => {}
+            Life::Running(_) => return Err(Error::InvalidState("client is already started".into())),
+            Life::Stopped => return Err(Error::Stopped("client was stopped; create a new one")),
+        }
+        let transport: Box<dyn Transport> = if self.shared.config.endpoints.iter().any(|e| e.is_etcd()) {
+            Box::new(crate::registry::registration::Registration::start(Arc::clone(&self.shared))?)
+        } else {
+            Box::new(direct::DirectTransport::start(Arc::clone(&self.shared))?)
+        };
+        crate::metrics::get().clients.inc();
+        *life = Life::Running(transport);
         Ok(())
     }
 
-    /// Own health: `healthy`, `degraded`, `lost` (or `unknown` before start, `stopped` after).
+    /// Says goodbye (LEAVE / mark leaving + revoke) and stops; returns within `timeout`
+    /// even if nothing answers. No event is delivered after it returns, also when called
+    /// from this client's own callback. Idempotent.
+    pub fn stop(&self, timeout: Duration) -> Result<()> {
+        self.guard.check()?;
+        // Taken out under the lock, stopped outside it: a concurrent stop (e.g. from the
+        // callback) must not wait for this one.
+        let running = std::mem::replace(&mut *self.life.lock(), Life::Stopped);
+        let result = match running {
+            Life::Running(transport) => {
+                let r = transport.stop(timeout);
+                crate::metrics::get().clients.dec();
+                self.shared.update_health(|h| h.stopped());
+                r
+            }
+            Life::Idle | Life::Stopped => Ok(()),
+        };
+        self.shared.events.close();
+        result
+    }
+
+    /// Tests only: stops beating without a LEAVE, as if the process had crashed. The
+    /// monitor will declare this client dead after its detection time.
+    #[doc(hidden)]
+    pub fn crash_for_test(&self) {
+        if let Life::Running(transport) = std::mem::replace(&mut *self.life.lock(), Life::Stopped) {
+            transport.crash();
+            crate::metrics::get().clients.dec();
+        }
+    }
+
+    /// Own health: `healthy`, `degraded`, `lost` (or `unknown` before the first ACK,
+    /// `stopped` after stop).
     pub fn state(&self) -> State {
-        State::Unknown
+        self.shared.health.lock().state()
     }
 
     pub fn events(&self) -> &Arc<EventHub> {
-        &self.events
+        &self.shared.events
     }
 
+    /// `(lease id, epoch)`; lease id 0 and epoch 1 for direct beats once acknowledged.
     pub fn fencing_token(&self) -> Result<FencingToken> {
-        Err(Error::NotHolder("not registered".into()))
+        self.guard.check()?;
+        let h = self.shared.health.lock();
+        if h.epoch() == 0 {
+            return Err(Error::NotHolder("not registered yet: no acknowledgement received".into()));
+        }
+        Ok(FencingToken { lease_id: h.lease_id(), epoch: h.epoch() })
     }
 
     /// Fails with `NotHolder` once `remaining()` is zero, without asking anyone.
     pub fn check(&self) -> Result<()> {
-        Err(Error::NotHolder("not registered".into()))
+        self.guard.check()?;
+        let now = self.shared.now_ns();
+        self.shared.health.lock().check(now)
     }
 
     /// Conservative time this process may still act as the holder.
     pub fn remaining(&self) -> Duration {
-        Duration::ZERO
+        let now = self.shared.now_ns();
+        Duration::from_nanos(self.shared.health.lock().remaining_ns(now))
     }
 
     /// This process start's incarnation (sent in every beat and stored in etcd).
     pub fn incarnation(&self) -> u32 {
-        0
+        self.shared.incarnation
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if !self.guard.is_forked() {
+            let timeout = self.shared.config.stop_timeout;
+            let _ = self.stop(timeout);
+        }
     }
 }

@@ -66,6 +66,9 @@ impl ClientShared {
 pub(crate) trait Transport: Send + Sync {
     /// Graceful goodbye, bounded by `timeout`; the background work has ended when it returns.
     fn stop(&self, timeout: Duration) -> Result<()>;
+
+    /// Tests only: end the background work at once without any goodbye, as a crash would.
+    fn crash(&self) {}
 }
 
 /// Incarnations must grow across process restarts without storage: seconds since the Unix

@@ -11,10 +11,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
-use crate::proto::{decode, Kind, MAX_FRAME_LEN};
+use crate::proto::{decode, DecodeError, Flags, Kind, NackReason, MAX_FRAME_LEN};
 
 use super::reply::ReplyEncoder;
-use super::table::{reject, Source, Transport};
+use super::table::{reject, Reply, Source, Transport};
 use super::Ingest;
 
 /// Connections beyond this are closed at once (each costs a task and ~2 KB).
@@ -76,20 +76,21 @@ async fn serve(stream: TcpStream, from: SocketAddr, ingest: &Ingest) {
             Ok(Ok(_)) => {}
             _ => return,
         }
-        let f = match decode(&frame[..len], ingest.key.as_ref()) {
-            Ok(f) => f,
+        let reply = match decode(&frame[..len], ingest.key.as_ref()) {
+            Ok(f) => {
+                if f.kind == Kind::Beat {
+                    crate::metrics::get().beats_received.inc();
+                    ingest.stats.beats_received.fetch_add(1, Ordering::Relaxed);
+                }
+                let now = ingest.clock.now_ns();
+                ingest.table.lock().ingest(&f, source, now)
+            }
             Err(e) => {
                 reject(e.reason());
                 ingest.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
-                continue;
+                auth_required(&frame[..len], &e)
             }
         };
-        if f.kind == Kind::Beat {
-            crate::metrics::get().beats_received.inc();
-            ingest.stats.beats_received.fetch_add(1, Ordering::Relaxed);
-        }
-        let now = ingest.clock.now_ns();
-        let reply = ingest.table.lock().ingest(&f, source, now);
         if let Some(reply) = reply {
             out.clear();
             out.extend_from_slice(&[0, 0]);
@@ -103,4 +104,15 @@ async fn serve(stream: TcpStream, from: SocketAddr, ingest: &Ingest) {
             }
         }
     }
+}
+
+/// A well-formed beat without a tag, from a client that was not given the key: answer
+/// NACK auth_required so its owner sees why it is ignored.
+pub(super) fn auth_required(bytes: &[u8], err: &DecodeError) -> Option<Reply> {
+    if *err != DecodeError::Untagged {
+        return None;
+    }
+    let f = decode(bytes, None).ok()?;
+    (f.kind == Kind::Beat && f.flags.contains(Flags::ACK_REQ))
+        .then_some(Reply::Nack { seq: f.seq, ts_ns: f.ts_ns, reason: NackReason::AuthRequired })
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-use crate::proto::{decode, FrameRef, Kind};
+use crate::proto::{decode, DecodeError, FrameRef, Kind};
 
 use super::mmsg::{RecvBatch, BATCH};
 use super::reply::ReplyEncoder;
@@ -32,24 +32,26 @@ pub(super) async fn run(sock: UdpSocket, ingest: Arc<Ingest>) {
             // the socket) concerns one datagram, not the listener: keep going.
             Err(_) => continue,
         };
+        out.clear();
+        replies.clear();
         let mut frames: Vec<(FrameRef<'_>, SocketAddr)> = Vec::with_capacity(n);
         for i in 0..n {
             let (bytes, from) = batch.get(i);
             let Some(from) = from else { continue };
             match decode(bytes, ingest.key.as_ref()) {
                 Ok(f) => frames.push((f, from)),
-                Err(e) => reject(e.reason()),
+                Err(e) => {
+                    reject(e.reason());
+                    if e == DecodeError::Untagged {
+                        tell_auth_required(bytes, from, &mut encoder, &mut out, &mut replies);
+                    }
+                }
             }
         }
         ingest.stats.frames_rejected.fetch_add((n - frames.len()) as u64, Ordering::Relaxed);
-        if frames.is_empty() {
-            continue;
-        }
         let now = ingest.clock.now_ns();
         let mut beats = 0u64;
-        out.clear();
-        replies.clear();
-        {
+        if !frames.is_empty() {
             let mut table = ingest.table.lock();
             for (f, from) in &frames {
                 beats += u64::from(f.kind == Kind::Beat);
@@ -66,6 +68,23 @@ pub(super) async fn run(sock: UdpSocket, ingest: Arc<Ingest>) {
         if !replies.is_empty() {
             let sent = send(&sock, &out, &replies);
             crate::metrics::get().acks_sent.inc_by(sent as u64);
+        }
+    }
+}
+
+/// Queues a NACK auth_required for an untagged beat (see `tcp::auth_required`): one small
+/// reply per beat, like an ACK, so a spoofed flood gains no real amplification.
+fn tell_auth_required(
+    bytes: &[u8],
+    from: SocketAddr,
+    encoder: &mut ReplyEncoder,
+    out: &mut Vec<u8>,
+    replies: &mut Vec<(SocketAddr, Range<usize>)>,
+) {
+    if let Some(reply) = super::tcp::auth_required(bytes, &DecodeError::Untagged) {
+        let start = out.len();
+        if encoder.encode(&reply, out) {
+            replies.push((from, start..out.len()));
         }
     }
 }

@@ -1,0 +1,287 @@
+//! Direct beats to one or more heartbeater monitors over `udp://` or `tcp://`.
+//!
+//! One tokio task and one socket per endpoint (several endpoints = monitor redundancy);
+//! no thread per client. TCP reconnects forever with jittered exponential backoff.
+//! `stop` sends LEAVE to every endpoint and returns within its timeout whatever happens.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rand::Rng;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, timeout};
+
+use crate::config::{Endpoint, HostPort};
+use crate::error::{Error, Result};
+use crate::proto::MAX_FRAME_LEN;
+
+use super::beater::Beater;
+use super::shared::{ClientShared, Transport};
+
+/// Reconnect delays: 100 ms doubling up to 5 s, each drawn from [d/2, d].
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+const TCP_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Command {
+    Run,
+    /// Say goodbye and end, by this monotonic time.
+    Leave { deadline_ns: u64 },
+}
+
+pub(crate) struct DirectTransport {
+    shared: Arc<ClientShared>,
+    commands: watch::Sender<Command>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl DirectTransport {
+    /// Resolves and opens every endpoint, then starts beating. Returns without waiting for
+    /// the first ACK (the client's state moves to `healthy` when it comes).
+    pub(crate) fn start(shared: Arc<ClientShared>) -> Result<DirectTransport> {
+        let rt = crate::runtime::handle()?;
+        let _enter = rt.enter();
+        let (commands, rx) = watch::channel(Command::Run);
+        let now = shared.now_ns();
+        let mut work: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> = Vec::new();
+        for ep in &shared.config.endpoints {
+            let beater = Beater::new(Arc::clone(&shared), now)?;
+            match ep {
+                Endpoint::Udp(hp) => {
+                    let target = resolve(hp, ep)?;
+                    let bind: SocketAddr = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
+                    let sock = std::net::UdpSocket::bind(bind)
+                        .and_then(|s| s.connect(target).map(|_| s))
+                        .and_then(|s| s.set_nonblocking(true).map(|_| s))
+                        .and_then(UdpSocket::from_std)
+                        .map_err(|e| Error::Connect { what: "monitor", addr: ep.to_string(), detail: e.to_string() })?;
+                    work.push(Box::pin(udp_task(sock, beater, rx.clone())));
+                }
+                Endpoint::Tcp(hp) => {
+                    let target = resolve(hp, ep)?;
+                    let connect_timeout = shared.config.connect_timeout;
+                    work.push(Box::pin(tcp_task(target, connect_timeout, beater, rx.clone())));
+                }
+                Endpoint::Etcd { .. } => {
+                    return Err(Error::config("endpoint", ep, "udp://host:port or tcp://host:port (etcd endpoints use the registry)"))
+                }
+            }
+        }
+        let tasks = work.into_iter().map(|w| rt.spawn(w)).collect();
+        Ok(DirectTransport { shared, commands, tasks: Mutex::new(tasks) })
+    }
+}
+
+impl Transport for DirectTransport {
+    fn stop(&self, timeout: Duration) -> Result<()> {
+        let tasks = std::mem::take(&mut *self.tasks.lock());
+        // Leave a quarter of the budget for the tasks to finish after their deadline.
+        let budget_ns = (timeout.as_nanos() as u64).saturating_mul(3) / 4;
+        let _ = self.commands.send(Command::Leave { deadline_ns: self.shared.now_ns().saturating_add(budget_ns) });
+        let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
+        if crate::runtime::on_engine_thread() {
+            // Cannot block here; the tasks end on their own by the deadline.
+            return Ok(());
+        }
+        let waited = crate::runtime::run(
+            async move {
+                for t in tasks {
+                    let _ = t.await;
+                }
+            },
+            timeout,
+        );
+        if waited.is_err() {
+            aborts.iter().for_each(|a| a.abort());
+        }
+        Ok(())
+    }
+
+    fn crash(&self) {
+        for t in self.tasks.lock().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+fn resolve(hp: &HostPort, ep: &Endpoint) -> Result<SocketAddr> {
+    let unreachable = |detail: String| Error::Connect { what: "monitor", addr: ep.to_string(), detail };
+    (hp.host.as_str(), hp.port)
+        .to_socket_addrs()
+        .map_err(|e| unreachable(e.to_string()))?
+        .next()
+        .ok_or_else(|| unreachable("no address found".into()))
+}
+
+fn until(b: &Beater, at_ns: u64) -> Duration {
+    Duration::from_nanos(at_ns.saturating_sub(b.now_ns()))
+}
+
+async fn udp_task(sock: UdpSocket, mut b: Beater, mut commands: watch::Receiver<Command>) {
+    let mut out = Vec::with_capacity(MAX_FRAME_LEN);
+    let mut buf = [0u8; MAX_FRAME_LEN + 1];
+    loop {
+        if b.on_timer(b.now_ns(), &mut out) && !out.is_empty() {
+            // Errors (e.g. ICMP port unreachable from an earlier send) show up as missing ACKs.
+            let _ = sock.send(&out).await;
+        }
+        let wait = until(&b, b.next_wakeup_ns());
+        tokio::select! {
+            _ = sleep(wait) => {}
+            r = sock.recv(&mut buf) => {
+                if let Ok(n) = r {
+                    b.on_frame(&buf[..n], b.now_ns());
+                }
+            }
+            changed = commands.changed() => {
+                let deadline_ns = match (changed, *commands.borrow()) {
+                    (Ok(()), Command::Leave { deadline_ns }) => deadline_ns,
+                    (Ok(()), Command::Run) => continue,
+                    (Err(_), _) => return,
+                };
+                udp_leave(&sock, &mut b, deadline_ns, &mut out, &mut buf).await;
+                return;
+            }
+        }
+    }
+}
+
+/// LEAVE, and once more if it is not confirmed within about an RTO.
+async fn udp_leave(sock: &UdpSocket, b: &mut Beater, deadline_ns: u64, out: &mut Vec<u8>, buf: &mut [u8]) {
+    for attempt in 0..2 {
+        b.leave(b.now_ns(), out);
+        let _ = sock.send(out).await;
+        let left = deadline_ns.saturating_sub(b.now_ns());
+        let wait_ns = if attempt == 0 { b.rto_ns().min(left / 2) } else { left };
+        let wait_until = b.now_ns() + wait_ns;
+        while !b.leave_acked() {
+            match timeout(until(b, wait_until), sock.recv(buf)).await {
+                Ok(Ok(n)) => {
+                    b.on_frame(&buf[..n], b.now_ns());
+                }
+                Ok(Err(_)) => {}
+                Err(_) => break,
+            }
+        }
+        if b.leave_acked() || b.now_ns() >= deadline_ns {
+            return;
+        }
+    }
+}
+
+async fn tcp_task(target: SocketAddr, connect_timeout: Duration, mut b: Beater, mut commands: watch::Receiver<Command>) {
+    let mut backoff = BACKOFF_START;
+    loop {
+        if *commands.borrow() != Command::Run {
+            return;
+        }
+        let connected = tokio::select! {
+            r = timeout(connect_timeout, TcpStream::connect(target)) => r,
+            _ = commands.changed() => return,
+        };
+        if let Ok(Ok(stream)) = connected {
+            backoff = BACKOFF_START;
+            let _ = stream.set_nodelay(true);
+            if session(stream, &mut b, &mut commands).await == Ended::Stopped {
+                return;
+            }
+        }
+        b.transport_failed(b.now_ns());
+        b.tick(b.now_ns());
+        let delay = rand::thread_rng().gen_range(backoff / 2..=backoff);
+        backoff = (backoff * 2).min(BACKOFF_CAP);
+        tokio::select! {
+            _ = sleep(delay) => {}
+            _ = commands.changed() => return,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    Stopped,
+    Broken,
+}
+
+async fn session(stream: TcpStream, b: &mut Beater, commands: &mut watch::Receiver<Command>) -> Ended {
+    let (mut rd, mut wr) = stream.into_split();
+    let mut out = Vec::with_capacity(MAX_FRAME_LEN + 2);
+    let mut frame = Vec::with_capacity(MAX_FRAME_LEN);
+    let mut inbox = Vec::with_capacity(2 * MAX_FRAME_LEN);
+    let mut chunk = [0u8; 1024];
+    loop {
+        if b.on_timer(b.now_ns(), &mut frame) && !frame.is_empty() {
+            prefix(&frame, &mut out);
+            if !matches!(timeout(TCP_WRITE_TIMEOUT, wr.write_all(&out)).await, Ok(Ok(()))) {
+                return Ended::Broken;
+            }
+        }
+        let wait = until(b, b.next_wakeup_ns());
+        tokio::select! {
+            _ = sleep(wait) => {}
+            r = rd.read(&mut chunk) => match r {
+                Ok(0) | Err(_) => return Ended::Broken,
+                Ok(n) => {
+                    if !take_frames(&mut inbox, &chunk[..n], b) {
+                        return Ended::Broken;
+                    }
+                }
+            },
+            changed = commands.changed() => {
+                let deadline_ns = match (changed, *commands.borrow()) {
+                    (Ok(()), Command::Leave { deadline_ns }) => deadline_ns,
+                    (Ok(()), Command::Run) => continue,
+                    (Err(_), _) => return Ended::Stopped,
+                };
+                b.leave(b.now_ns(), &mut frame);
+                prefix(&frame, &mut out);
+                if !matches!(timeout(until(b, deadline_ns), wr.write_all(&out)).await, Ok(Ok(()))) {
+                    return Ended::Stopped;
+                }
+                while !b.leave_acked() {
+                    match timeout(until(b, deadline_ns), rd.read(&mut chunk)).await {
+                        Ok(Ok(n)) if n > 0 => {
+                            if !take_frames(&mut inbox, &chunk[..n], b) {
+                                break;
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+                return Ended::Stopped;
+            }
+        }
+    }
+}
+
+fn prefix(frame: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&(frame.len() as u16).to_be_bytes());
+    out.extend_from_slice(frame);
+}
+
+/// Appends `bytes` and hands every complete length-prefixed frame to the beater. False if
+/// the stream is corrupt (a length no monitor sends).
+fn take_frames(inbox: &mut Vec<u8>, bytes: &[u8], b: &mut Beater) -> bool {
+    inbox.extend_from_slice(bytes);
+    let mut at = 0;
+    while inbox.len() - at >= 2 {
+        let len = usize::from(u16::from_be_bytes([inbox[at], inbox[at + 1]]));
+        if len == 0 || len > MAX_FRAME_LEN {
+            return false;
+        }
+        if inbox.len() - at < 2 + len {
+            break;
+        }
+        b.on_frame(&inbox[at + 2..at + 2 + len], b.now_ns());
+        at += 2 + len;
+    }
+    inbox.drain(..at);
+    true
+}
