@@ -4,8 +4,9 @@
 //! detector: detection time T_D, false `dead`, mistakes (false suspicions) per peer-hour,
 //! mistake duration T_M and query accuracy P_A.
 //!
-//! A kill cuts the peer off at the relay (every later packet of it, its goodbye included,
-//! is dropped) and then stops its client: to the monitors it is a crash.
+//! A kill crashes the client (`Client::crash_for_test`: it stops beating without a goodbye)
+//! and cuts it off at the relay too, so not even a late packet of it reaches a monitor
+//! after the kill instant (beats already in flight in the relay still arrive, as they would).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -171,7 +172,6 @@ pub fn run(spec: &TrialSpec) -> CmdResult<TrialReport> {
         victims.iter().map(|&v| (spec.duration.mul_f64(rng.gen_range(0.2..0.5)), v)).collect();
     schedule.sort();
     let mut killed: BTreeMap<String, u64> = BTreeMap::new();
-    let mut stoppers = Vec::new();
     for (at, v) in schedule {
         sleep_until(t0 + at);
         relay.cut(&ids[v]);
@@ -180,9 +180,7 @@ pub fn run(spec: &TrialSpec) -> CmdResult<TrialReport> {
             println!("*** killed {} (no goodbye)", ids[v]);
         }
         if let Some(c) = clients[v].take() {
-            stoppers.push(std::thread::spawn(move || {
-                let _ = c.stop(Duration::from_secs(1));
-            }));
+            c.crash_for_test();
         }
     }
     sleep_until(t0 + spec.duration);
@@ -193,9 +191,6 @@ pub fn run(spec: &TrialSpec) -> CmdResult<TrialReport> {
     }
     for c in clients.iter().flatten() {
         let _ = c.stop(Duration::from_secs(1));
-    }
-    for s in stoppers {
-        let _ = s.join();
     }
     let events = std::mem::take(&mut *log.lock());
     let stats = relay.stats();
