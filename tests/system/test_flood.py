@@ -34,6 +34,8 @@ def test_flood_is_rejected_and_counted(heartbeater_bin, procs, tmp_path):
     print("rejected by reason:", by_reason)
     assert by_reason.get("bad_tag", 0) >= BAD_TAG * 0.95, by_reason
     assert by_reason.get("replay", 0) >= REPLAY * 0.95, by_reason
-    others = sum(v for r, v in by_reason.items() if r not in ("bad_tag", "replay"))
-    assert others >= RANDOM * 0.95, by_reason
+    # Random bytes land in several reasons (bad_magic, too_short, untagged, and bad_tag
+    # when a random flags byte claims a tag), so the total is what must add up.
+    assert sum(by_reason.values()) >= (RANDOM + BAD_TAG + REPLAY) * 0.95, by_reason
+    assert by_reason.get("bad_magic", 0) > 0 and by_reason.get("too_long", 0) > 0, by_reason
     assert monitor.stop() == 0
