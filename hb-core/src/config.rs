@@ -25,7 +25,9 @@ pub const DEFAULT_INTERVAL_MIN: Duration = Duration::from_secs(1);
 pub const DEFAULT_INTERVAL_MAX: Duration = Duration::from_secs(30);
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-pub const DEFAULT_MAX_PEERS: usize = 1 << 20;
+/// Above the 100k-peer design target, yet a bound on what spoofed ids can make a
+/// monitor without an auth key hold.
+pub const DEFAULT_MAX_PEERS: usize = 1 << 17;
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 
 /// What a handle is for; decides which options apply and which variables are read.
@@ -602,7 +604,13 @@ pub fn default_service() -> String {
 
 /// `hostname-pid`.
 pub fn default_instance_id() -> String {
-    sanitize_name(&format!("{}-{}", hostname(), std::process::id()))
+    // Shorten the host part, never the pid: the pid is what keeps two processes apart.
+    let pid = format!("-{}", std::process::id());
+    let mut host = sanitize_name(&hostname());
+    while host.len() + pid.len() > MAX_NAME_LEN {
+        host.pop();
+    }
+    host + &pid
 }
 
 fn sanitize_name(raw: &str) -> String {

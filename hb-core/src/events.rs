@@ -176,6 +176,9 @@ pub fn unix_ms_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// How long `close` lets a callback work through events queued before it.
+pub const DRAIN_GRACE: Duration = Duration::from_millis(250);
+
 /// A user callback. Dropping it is the user-data destructor: it runs exactly once, after
 /// the last call.
 pub type Callback = Box<dyn FnMut(&Event) + Send + 'static>;
@@ -189,6 +192,8 @@ pub struct EventHub {
     rx: Receiver<Slot>,
     closed: AtomicBool,
     closed_by_callback: AtomicBool,
+    /// Monotonic ns after which queued events are no longer delivered (0: not closed).
+    drain_deadline_ns: AtomicU64,
     dropped: AtomicU64,
     delivery: Mutex<Option<Delivery>>,
 }
@@ -213,6 +218,7 @@ impl EventHub {
             rx,
             closed: AtomicBool::new(false),
             closed_by_callback: AtomicBool::new(false),
+            drain_deadline_ns: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             delivery: Mutex::new(None),
         })
@@ -285,6 +291,13 @@ impl EventHub {
 
     fn deliver(&self, mut callback: Callback) {
         while let Ok(Slot::Event(ev)) = self.rx.recv() {
+            // After close, the backlog gets a short grace period, so that stop stays bounded
+            // even behind a slow callback; what is left then is dropped and counted.
+            if self.past_drain_deadline() {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::dropped_events();
+                continue;
+            }
             // A panicking callback must not take the engine down with it.
             if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(&ev))).is_err() {
                 crate::metrics::callback_panics();
@@ -297,18 +310,24 @@ impl EventHub {
         drop(callback);
     }
 
+    fn past_drain_deadline(&self) -> bool {
+        let deadline = self.drain_deadline_ns.load(Ordering::Acquire);
+        deadline != 0 && crate::clock::monotonic_ns() > deadline
+    }
+
     /// True when called from this hub's own callback.
     pub fn on_delivery_thread(&self) -> bool {
         self.delivery.lock().as_ref().is_some_and(|d| d.id == thread::current().id())
     }
 
-    /// Closes the hub: queued events are still delivered to the callback, then it is
-    /// dropped. Returns once no callback can run any more, except when called from the
+    /// Closes the hub: events queued before it are still delivered to the callback for up to
+    /// [`DRAIN_GRACE`] (the rest are dropped and counted), then the callback is dropped. Returns once no callback can run any more, except when called from the
     /// callback itself: then the delivery thread finishes on its own after it returns.
     pub fn close(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return self.join_delivery();
         }
+        self.drain_deadline_ns.store(crate::clock::monotonic_ns() + DRAIN_GRACE.as_nanos() as u64, Ordering::Release);
         // Wakes the delivery thread (or a puller) at once, behind every queued event.
         let _ = self.tx.send(Slot::Wake);
         self.join_delivery();
@@ -412,6 +431,28 @@ mod tests {
     }
 
     #[test]
+    fn close_is_bounded_behind_a_slow_callback() {
+        let hub = EventHub::new(1024);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        hub.set_callback(Box::new(move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+            thread::sleep(Duration::from_millis(20));
+        }))
+        .unwrap();
+        for i in 0..500 {
+            hub.emit(ev(i));
+        }
+        let t0 = std::time::Instant::now();
+        hub.close();
+        // 500 × 20 ms would be 10 s; the grace period cuts it to about 250 ms.
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        let delivered = calls.load(Ordering::SeqCst) as u64;
+        assert!(delivered < 100);
+        assert_eq!(delivered + hub.dropped(), 500);
+    }
+
+    #[test]
     fn close_from_inside_the_callback_does_not_deadlock() {
         let hub = EventHub::new(8);
         let h = hub.clone();
@@ -445,7 +486,12 @@ mod tests {
         .unwrap();
         hub.emit(ev(1));
         hub.emit(ev(2));
+        let t0 = std::time::Instant::now();
+        while calls.load(Ordering::SeqCst) < 2 && t0.elapsed() < Duration::from_secs(10) {
+            thread::sleep(Duration::from_millis(5));
+        }
         hub.close();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert!(crate::metrics::get().callback_panics.get() >= 2);
     }
 }

@@ -129,7 +129,11 @@ pub fn serve(addr: SocketAddr) -> Result<MetricsServer> {
     let addr = listener.local_addr().map_err(|e| Error::io("metrics listener address", e))?;
     let task = rt.spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { continue };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
             tokio::spawn(async move {
                 let mut req = Vec::with_capacity(512);
                 let mut buf = [0u8; 512];
@@ -154,8 +158,12 @@ pub fn serve(addr: SocketAddr) -> Result<MetricsServer> {
                 } else {
                     "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
                 };
-                let _ = sock.write_all(response.as_bytes()).await;
-                let _ = sock.shutdown().await;
+                // A scraper that never reads must not keep this task forever.
+                let _ = tokio::time::timeout(Duration::from_secs(10), async {
+                    let _ = sock.write_all(response.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                })
+                .await;
             });
         }
     });

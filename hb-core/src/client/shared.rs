@@ -71,12 +71,14 @@ pub(crate) trait Transport: Send + Sync {
     fn crash(&self) {}
 }
 
-/// Incarnations must grow across process restarts without storage: seconds since the Unix
-/// epoch at creation, and strictly increasing within the process (a Client stopped and made
-/// again is a new incarnation too).
+/// Incarnations must grow across process restarts without storage: tenths of a second
+/// since 2024-01-01 (a u32 lasts until 2037), and strictly increasing within the process (a
+/// Client stopped and made again is a new incarnation too). Whole seconds were too coarse: a
+/// process restarted within the same second looked like the old one replaying its beats.
 pub fn next_incarnation() -> u32 {
+    const EPOCH_2024_MS: u64 = 1_704_067_200_000;
     static LAST: AtomicU32 = AtomicU32::new(0);
-    let wall = (crate::events::unix_ms_now() / 1000) as u32;
+    let wall = (crate::events::unix_ms_now().saturating_sub(EPOCH_2024_MS) / 100) as u32;
     let mut prev = LAST.load(Ordering::Relaxed);
     loop {
         let next = wall.max(prev.wrapping_add(1));
@@ -96,6 +98,7 @@ mod tests {
         let a = next_incarnation();
         let b = next_incarnation();
         assert!(b > a);
-        assert!(a as u64 >= crate::events::unix_ms_now() / 1000 - 5);
+        // Tenths of a second since 2024: well above a 2026 floor, below the u32 limit.
+        assert!(a > 10 * 86_400 * 365 * 2);
     }
 }
