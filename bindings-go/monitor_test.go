@@ -34,8 +34,14 @@ func TestMonitorSeesGoClientsAliveThenLeft(t *testing.T) {
 		}
 		defer c.Stop()
 	}
-	for id := range clients {
-		ev := waitEvent(t, events, 5*time.Second, id+" alive", peerBecomes(id, StateAlive))
+	// The two alive events come in either order: wait for both at once, so that waiting
+	// for one never swallows the other.
+	pending := map[string]bool{"go-1": true, "go-2": true}
+	for len(pending) > 0 {
+		ev := waitEvent(t, events, 5*time.Second, "go-1 and go-2 alive", func(ev Event) bool {
+			return pending[ev.Peer] && ev.To == StateAlive
+		})
+		delete(pending, ev.Peer)
 		if ev.Service != "gotest" || ev.Labels["lang"] != "go" {
 			t.Errorf("alive event %+v: want service gotest and label lang=go", ev)
 		}
