@@ -20,6 +20,7 @@ use crate::peers::PeerInfo;
 use crate::runtime::ProcessGuard;
 
 use super::connect::{is_token_error, Connection};
+use super::value::split_key;
 use super::view::View;
 
 pub struct Watcher {
@@ -218,7 +219,8 @@ impl WatchState {
 
     /// Is etcd's store a continuation of the history our view was built from? Not when its
     /// revision went backwards, nor when a key last written at or before our revision does
-    /// not hold the value we have (a wiped etcd that has counted past us again).
+    /// not hold the value we have (a wiped etcd that has counted past us again). Keys that
+    /// are not `prefix/service/id` are never in the view, so they say nothing either way.
     fn same_history(&self, revision: i64, listing: &[Listed]) -> bool {
         if revision < self.revision {
             return false;
@@ -226,7 +228,7 @@ impl WatchState {
         let view = self.view.lock();
         listing
             .iter()
-            .filter(|l| l.mod_revision <= self.revision)
+            .filter(|l| l.mod_revision <= self.revision && split_key(&self.prefix, &l.key).is_some())
             .all(|l| view.value_of(&l.key) == Some(l.value.as_slice()))
     }
 
