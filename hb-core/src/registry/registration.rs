@@ -185,13 +185,22 @@ async fn keep_registered(ctx: &Ctx) {
         if !registered {
             let sent_ns = shared.now_ns();
             match register(ctx).await {
-                Ok((lease, epoch)) => {
-                    let again = shared.health.lock().epoch() > 0;
+                Ok((lease, _)) => {
+                    // Health (so the fencing token) first: a callback handling
+                    // `reregistered` must already see the new epoch and pass check().
+                    let (again, transition, epoch) = {
+                        let mut h = shared.health.lock();
+                        let again = h.epoch() > 0;
+                        let t = h.registered(lease, sent_ns);
+                        (again, t, h.epoch())
+                    };
                     if again {
                         crate::metrics::get().reregistrations.inc();
                         shared.emit(State::Lost, State::Reregistered, lost_reason, epoch);
                     }
-                    shared.update_health(|h| h.registered(lease, sent_ns));
+                    if let Some(t) = transition {
+                        shared.emit(t.from, t.to, t.reason, epoch);
+                    }
                     let _ = ctx.attempts.send(Ok(()));
                     registered = true;
                     backoff.reset();
