@@ -120,6 +120,19 @@ fn a_callback_handling_reregistered_already_sees_the_new_epoch() {
 }
 
 #[test]
+fn an_unlimited_stop_timeout_leaves_gracefully() {
+    if !etcd_support::etcd_installed() {
+        return;
+    }
+    let etcd = Etcd::start();
+    let m = member(&etcd, "forever", "3s");
+    m.stop(Duration::MAX).unwrap();
+    assert!(etcd.keys("/services/").is_empty(), "key revoked");
+    let ev = wait_event(m.events(), Duration::from_secs(1), "stopped", |e| e.to == State::Stopped);
+    assert_eq!(ev.reason, Reason::Deregistered);
+}
+
+#[test]
 fn restarted_etcd_with_its_data_gets_the_key_back_within_ttl() {
     if !etcd_support::etcd_installed() {
         return;

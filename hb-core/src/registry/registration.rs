@@ -25,6 +25,10 @@ use super::connect::{is_token_error, Connection};
 use super::keepalive::Answer;
 use super::value::{self, RegistrationValue, STATE_LEAVING, STATE_UP};
 
+/// Waits longer than this are as good as unlimited (`Duration::MAX` from the Rust API);
+/// capping them keeps `now + timeout` from overflowing.
+const NO_LIMIT: Duration = Duration::from_secs(30 * 365 * 86_400);
+
 pub(crate) struct Registration {
     shared: Arc<ClientShared>,
     stop: Mutex<Option<oneshot::Sender<Instant>>>,
@@ -78,7 +82,7 @@ impl Registration {
         });
         let reg = Registration { shared, stop: Mutex::new(Some(stop_tx)), finished, task: Mutex::new(Some(task)) };
         let timeout = reg.shared.config.connect_timeout;
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = std::time::Instant::now() + timeout.min(NO_LIMIT);
         let mut last: Option<Error> = None;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -123,6 +127,7 @@ impl Transport for Registration {
     /// reached in that time the key expires by its TTL instead.
     fn stop(&self, timeout: Duration) -> Result<()> {
         let Some(stop) = self.stop.lock().take() else { return Ok(()) };
+        let timeout = timeout.min(NO_LIMIT);
         let deadline = Instant::now() + timeout;
         if stop.send(deadline).is_ok() {
             let _ = self.finished.recv_timeout(timeout + Duration::from_millis(100));
