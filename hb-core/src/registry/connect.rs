@@ -106,7 +106,7 @@ impl Connection {
     }
 
     async fn open(config: &Config, hosts: &[HostPort]) -> Result<Arc<Connection>> {
-        let addr = hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",");
+        let addr = join_hosts(hosts);
         let tls = tls_options(config)?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let urls: Vec<String> = hosts.iter().map(|h| format!("{scheme}://{h}")).collect();
@@ -150,6 +150,11 @@ impl Connection {
     pub fn error(&self, what: &str, e: &etcd_client::Error) -> Error {
         classify(&self.addr, what, e)
     }
+}
+
+/// `a:1,b:2`: how etcd endpoints are named in errors.
+pub(crate) fn join_hosts(hosts: &[HostPort]) -> String {
+    hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",")
 }
 
 async fn connect(urls: &[String], options: &ConnectOptions, addr: &str, timeout: Duration) -> Result<Client> {

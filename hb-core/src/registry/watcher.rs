@@ -13,13 +13,14 @@ use etcd_client::{EventType, GetOptions, WatchOptions};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
+use crate::backoff::Backoff;
 use crate::config::{Config, Options, Role};
 use crate::error::{Error, Result};
 use crate::events::EventHub;
 use crate::peers::PeerInfo;
 use crate::runtime::ProcessGuard;
 
-use super::connect::{is_token_error, Connection};
+use super::connect::{is_token_error, join_hosts, Connection};
 use super::value::split_key;
 use super::view::View;
 
@@ -118,10 +119,6 @@ impl Drop for Watcher {
     }
 }
 
-fn join_hosts(hosts: &[crate::config::HostPort]) -> String {
-    hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",")
-}
-
 /// `prefix/`: so that `/services` does not also watch `/services-old`.
 fn watch_prefix(config: &Config) -> String {
     let prefix = config.etcd_endpoint().map(|(_, p)| p).unwrap_or("/heartbeater");
@@ -184,13 +181,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 impl WatchState {
     async fn run(mut self) {
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
         loop {
             let relist = match self.watch(&mut backoff).await {
                 Ended::Compacted => true,
                 Ended::Broken => {
-                    tokio::time::sleep(jitter(backoff)).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    tokio::time::sleep(backoff.next()).await;
                     false
                 }
             };
@@ -208,10 +204,7 @@ impl WatchState {
                         }
                         break;
                     }
-                    Err(_) => {
-                        tokio::time::sleep(jitter(backoff)).await;
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
-                    }
+                    Err(_) => tokio::time::sleep(backoff.next()).await,
                 }
             }
         }
@@ -233,7 +226,7 @@ impl WatchState {
     }
 
     /// Watches from `revision + 1` until the stream ends, applying every event.
-    async fn watch(&mut self, backoff: &mut Duration) -> Ended {
+    async fn watch(&mut self, backoff: &mut Backoff) -> Ended {
         let mut client = self.conn.client();
         let options = WatchOptions::new().with_prefix().with_start_revision(self.revision + 1);
         let (_watcher, mut stream) = match client.watch(self.prefix.as_str(), Some(options)).await {
@@ -253,7 +246,7 @@ impl WatchState {
             if resp.canceled() {
                 return if resp.compact_revision() > 0 { Ended::Compacted } else { Ended::Broken };
             }
-            *backoff = BACKOFF_MIN;
+            backoff.reset();
             for event in resp.events() {
                 let Some(kv) = event.kv() else { continue };
                 let Ok(key) = kv.key_str() else { continue };
@@ -273,6 +266,3 @@ impl WatchState {
     }
 }
 
-fn jitter(d: Duration) -> Duration {
-    d.mul_f64(rand::Rng::gen_range(&mut rand::thread_rng(), 0.5..=1.0))
-}
