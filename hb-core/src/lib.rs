@@ -3,6 +3,7 @@
 //! Everything with behaviour lives here; the C ABI, the Go and Python bindings and the CLI
 //! are thin layers over this crate. See `docs/` and the design notes for the picture.
 
+pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod detect;

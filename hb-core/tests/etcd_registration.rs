@@ -4,6 +4,7 @@
 
 mod etcd_support;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use etcd_support::{options, start_client, token, wait_event, wait_for, Etcd};
@@ -86,6 +87,49 @@ fn wiped_etcd_means_a_new_registration_with_a_higher_epoch() {
     m.check().unwrap();
     assert!(hb_core::metrics::get().reregistrations.get() > before);
     m.stop(Duration::from_secs(2)).unwrap();
+}
+
+#[test]
+fn a_callback_handling_reregistered_already_sees_the_new_epoch() {
+    if !etcd_support::etcd_installed() {
+        return;
+    }
+    let mut etcd = Etcd::start();
+    let client = Arc::new(
+        Client::new(&options(&[("endpoint", &etcd.url("/services")), ("service", "svc"), ("instance_id", "cb"), ("ttl", "2s")]))
+            .unwrap(),
+    );
+    // What the callback saw while handling `reregistered`: (event epoch, token epoch, check ok).
+    let seen: Arc<Mutex<Option<(u64, u64, bool)>>> = Arc::default();
+    let (weak, seen2) = (Arc::downgrade(&client), Arc::clone(&seen));
+    client
+        .events()
+        .set_callback(Box::new(move |ev| {
+            if ev.to == State::Reregistered {
+                if let Some(c) = weak.upgrade() {
+                    *seen2.lock().unwrap() = Some((ev.epoch, token(&c).1, c.check().is_ok()));
+                }
+            }
+        }))
+        .unwrap();
+    client.start().unwrap();
+    etcd.restart(true);
+    let seen = wait_for(Duration::from_secs(10), "reregistered in the callback", || *seen.lock().unwrap());
+    assert_eq!(seen, (2, 2, true), "(event epoch, fencing token epoch, check ok) inside the callback");
+    client.stop(Duration::from_secs(2)).unwrap();
+}
+
+#[test]
+fn an_unlimited_stop_timeout_leaves_gracefully() {
+    if !etcd_support::etcd_installed() {
+        return;
+    }
+    let etcd = Etcd::start();
+    let m = member(&etcd, "forever", "3s");
+    m.stop(Duration::MAX).unwrap();
+    assert!(etcd.keys("/services/").is_empty(), "key revoked");
+    let ev = wait_event(m.events(), Duration::from_secs(1), "stopped", |e| e.to == State::Stopped);
+    assert_eq!(ev.reason, Reason::Deregistered);
 }
 
 #[test]

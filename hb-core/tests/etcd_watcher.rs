@@ -196,6 +196,38 @@ fn disconnect_replays_history_and_compaction_resyncs_by_diff() {
 }
 
 #[test]
+fn a_foreign_key_under_the_prefix_does_not_turn_a_leave_into_an_expiry() {
+    if !etcd_support::etcd_installed() {
+        return;
+    }
+    let etcd = Etcd::start();
+    let proxy = Proxy::start(etcd.client_port);
+    // Not `prefix/service/id`: never in the view, and must not look like lost history.
+    etcd.etcdctl(&["put", "/services/junk", "not a registration"]);
+    etcd.etcdctl(&["put", "/services/svc/a/deeper", "nor this"]);
+    for id in ["stay", "leaver"] {
+        etcd.etcdctl(&["put", &format!("/services/svc/{id}"), &value(id, 1, "up")]);
+    }
+    let w = watcher(&format!("etcd://127.0.0.1:{}/services", proxy.port));
+    wait_for(Duration::from_secs(3), "initial view", || (w.peers().len() == 2).then_some(()));
+    drain(w.events());
+
+    // Reconnecting resumes from our revision (history replayed), so the leave stays a
+    // leave; a relist would only see the key gone and report it expired.
+    proxy.cut();
+    etcd.etcdctl(&["put", "/services/svc/leaver", &value("leaver", 1, "leaving")]);
+    etcd.etcdctl(&["del", "/services/svc/leaver"]);
+    std::thread::sleep(Duration::from_millis(300));
+    proxy.restore();
+    wait_for(Duration::from_secs(10), "leaver gone from the view", || (w.peers().len() == 1).then_some(()));
+    std::thread::sleep(Duration::from_millis(200));
+    let events = drain(w.events());
+    assert_eq!(event_for(&events, "leaver"), vec![(State::Left, Reason::Left)]);
+    assert!(event_for(&events, "stay").is_empty(), "{events:#?}");
+    w.stop().unwrap();
+}
+
+#[test]
 fn etcd_restart_and_wipe_keep_the_view_equal_to_etcd() {
     if !etcd_support::etcd_installed() {
         return;

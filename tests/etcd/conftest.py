@@ -62,8 +62,12 @@ class Proc:
         self.lines = queue.Queue()
         self.seen = []
         self.stderr = []
-        threading.Thread(target=self._read, args=(self.p.stdout, self.lines), daemon=True).start()
-        threading.Thread(target=self._read_err, daemon=True).start()
+        self.readers = [
+            threading.Thread(target=self._read, args=(self.p.stdout, self.lines), daemon=True),
+            threading.Thread(target=self._read_err, daemon=True),
+        ]
+        for reader in self.readers:
+            reader.start()
 
     @staticmethod
     def _read(stream, q):
@@ -118,6 +122,13 @@ class Proc:
         if self.alive():
             self.p.kill()
         self.p.wait(timeout=10)
+        # The readers end at EOF once the process is gone; then the pipes can be closed
+        # (pytest.ini turns the ResourceWarning of an unclosed pipe into an error).
+        for reader in self.readers:
+            reader.join(timeout=5)
+        for stream in (self.p.stdin, self.p.stdout, self.p.stderr):
+            if stream is not None:
+                stream.close()
 
 
 @pytest.fixture

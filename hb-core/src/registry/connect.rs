@@ -41,7 +41,42 @@ impl PoolKey {
     }
 }
 
-static POOL: Mutex<Option<HashMap<PoolKey, Weak<Connection>>>> = Mutex::new(None);
+static POOL: Mutex<Option<Pool<Connection>>> = Mutex::new(None);
+
+/// The process's connections, keyed by what makes them interchangeable, and the pid they
+/// belong to. After a fork the parent's connections still look alive in the child (its
+/// Clients' memory was copied) but their channels and keepalive task ran on the parent's
+/// runtime, whose threads do not exist here: the child must open its own.
+struct Pool<T> {
+    pid: u32,
+    conns: HashMap<PoolKey, Weak<T>>,
+}
+
+impl<T> Pool<T> {
+    /// The pool of process `pid`: a pool left by another (parent) process is forgotten.
+    fn of(slot: &mut Option<Pool<T>>, pid: u32) -> &mut Pool<T> {
+        if slot.as_ref().is_some_and(|p| p.pid != pid) {
+            // Leaked, not dropped: nothing of the parent's may run or be freed here.
+            std::mem::forget(slot.take());
+        }
+        slot.get_or_insert_with(|| Pool { pid, conns: HashMap::new() })
+    }
+
+    fn get(&self, key: &PoolKey) -> Option<Arc<T>> {
+        self.conns.get(key).and_then(Weak::upgrade)
+    }
+
+    /// Keeps `conn` unless another task put a live one under `key` meanwhile; returns
+    /// the one to use.
+    fn insert(&mut self, key: PoolKey, conn: Arc<T>) -> Arc<T> {
+        self.conns.retain(|_, weak| weak.strong_count() > 0);
+        if let Some(existing) = self.get(&key) {
+            return existing;
+        }
+        self.conns.insert(key, Arc::downgrade(&conn));
+        conn
+    }
+}
 
 /// A shared etcd connection. Dropped (and its keepalive stream closed) when the last user
 /// lets go of it.
@@ -62,23 +97,16 @@ impl Connection {
             .etcd_endpoint()
             .ok_or_else(|| Error::Internal("etcd connection requested without an etcd endpoint".into()))?;
         let key = PoolKey::of(config, hosts);
-        if let Some(conn) = POOL.lock().get_or_insert_with(HashMap::new).get(&key).and_then(Weak::upgrade) {
+        if let Some(conn) = Pool::of(&mut POOL.lock(), std::process::id()).get(&key) {
             return Ok(conn);
         }
         let conn = Connection::open(config, hosts).await?;
-        let mut pool = POOL.lock();
-        let pool = pool.get_or_insert_with(HashMap::new);
-        pool.retain(|_, weak| weak.strong_count() > 0);
         // Another task may have opened the same connection meanwhile: keep the first.
-        if let Some(existing) = pool.get(&key).and_then(Weak::upgrade) {
-            return Ok(existing);
-        }
-        pool.insert(key, Arc::downgrade(&conn));
-        Ok(conn)
+        Ok(Pool::of(&mut POOL.lock(), std::process::id()).insert(key, conn))
     }
 
     async fn open(config: &Config, hosts: &[HostPort]) -> Result<Arc<Connection>> {
-        let addr = hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",");
+        let addr = join_hosts(hosts);
         let tls = tls_options(config)?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let urls: Vec<String> = hosts.iter().map(|h| format!("{scheme}://{h}")).collect();
@@ -122,6 +150,11 @@ impl Connection {
     pub fn error(&self, what: &str, e: &etcd_client::Error) -> Error {
         classify(&self.addr, what, e)
     }
+}
+
+/// `a:1,b:2`: how etcd endpoints are named in errors.
+pub(crate) fn join_hosts(hosts: &[HostPort]) -> String {
+    hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",")
 }
 
 async fn connect(urls: &[String], options: &ConnectOptions, addr: &str, timeout: Duration) -> Result<Client> {
@@ -225,5 +258,40 @@ pub(crate) fn describe(e: &etcd_client::Error) -> String {
             }
             text
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(port: u16) -> PoolKey {
+        PoolKey {
+            hosts: vec![HostPort { host: "127.0.0.1".into(), port }],
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            username: None,
+            password: None,
+        }
+    }
+
+    #[test]
+    fn pool_shares_within_a_process_and_forgets_a_parents_connections() {
+        let mut slot: Option<Pool<String>> = None;
+        let parent = Arc::new("parent's connection".to_string());
+        assert!(Arc::ptr_eq(&Pool::of(&mut slot, 100).insert(key(1), Arc::clone(&parent)), &parent));
+        let second = Arc::new("opened concurrently".to_string());
+        assert!(Arc::ptr_eq(&Pool::of(&mut slot, 100).insert(key(1), second), &parent), "first one kept");
+        assert!(Arc::ptr_eq(&Pool::of(&mut slot, 100).get(&key(1)).unwrap(), &parent));
+        // Forked: the parent's handle still upgrades (its memory was copied), but it must not
+        // be handed out in the child.
+        assert!(Pool::of(&mut slot, 101).get(&key(1)).is_none());
+        let child = Arc::new("child's connection".to_string());
+        Pool::of(&mut slot, 101).insert(key(1), Arc::clone(&child));
+        assert!(Arc::ptr_eq(&Pool::of(&mut slot, 101).get(&key(1)).unwrap(), &child));
+        // A dropped connection is not handed out either.
+        drop(child);
+        assert!(Pool::of(&mut slot, 101).get(&key(1)).is_none());
     }
 }

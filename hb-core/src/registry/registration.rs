@@ -12,18 +12,22 @@ use std::time::Duration;
 
 use etcd_client::PutOptions;
 use parking_lot::Mutex;
-use rand::Rng;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::backoff::Backoff;
 use crate::client::shared::{ClientShared, Transport};
 use crate::error::{Error, Result};
 use crate::events::{Reason, State};
 
-use super::connect::{is_token_error, Connection};
+use super::connect::{is_token_error, join_hosts, Connection};
 use super::keepalive::Answer;
 use super::value::{self, RegistrationValue, STATE_LEAVING, STATE_UP};
+
+/// Waits longer than this are as good as unlimited (`Duration::MAX` from the Rust API);
+/// capping them keeps `now + timeout` from overflowing.
+const NO_LIMIT: Duration = Duration::from_secs(30 * 365 * 86_400);
 
 pub(crate) struct Registration {
     shared: Arc<ClientShared>,
@@ -78,7 +82,7 @@ impl Registration {
         });
         let reg = Registration { shared, stop: Mutex::new(Some(stop_tx)), finished, task: Mutex::new(Some(task)) };
         let timeout = reg.shared.config.connect_timeout;
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = std::time::Instant::now() + timeout.min(NO_LIMIT);
         let mut last: Option<Error> = None;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -123,6 +127,7 @@ impl Transport for Registration {
     /// reached in that time the key expires by its TTL instead.
     fn stop(&self, timeout: Duration) -> Result<()> {
         let Some(stop) = self.stop.lock().take() else { return Ok(()) };
+        let timeout = timeout.min(NO_LIMIT);
         let deadline = Instant::now() + timeout;
         if stop.send(deadline).is_ok() {
             let _ = self.finished.recv_timeout(timeout + Duration::from_millis(100));
@@ -142,34 +147,8 @@ impl Drop for Registration {
     }
 }
 
-fn join_hosts(hosts: &[crate::config::HostPort]) -> String {
-    hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",")
-}
-
-/// Jittered exponential backoff, for ever.
-struct Backoff {
-    next: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    const MIN: Duration = Duration::from_millis(100);
-
-    fn new(max: Duration) -> Backoff {
-        Backoff { next: Backoff::MIN, max: max.max(Backoff::MIN) }
-    }
-
-    fn reset(&mut self) {
-        self.next = Backoff::MIN;
-    }
-
-    /// A delay between half and all of the current step; the step doubles up to `max`.
-    fn delay(&mut self) -> Duration {
-        let step = self.next;
-        self.next = (self.next * 2).min(self.max);
-        step.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
-    }
-}
+/// First retry delay after a failed registration or keepalive.
+const RETRY_MIN: Duration = Duration::from_millis(100);
 
 /// Registers, keeps the lease alive, and registers again whenever the lease is lost.
 /// Never returns: stopping drops this future.
@@ -177,7 +156,7 @@ async fn keep_registered(ctx: &Ctx) {
     let shared = &ctx.shared;
     let ttl = shared.config.ttl;
     let interval = ttl / 3;
-    let mut backoff = Backoff::new(interval.min(Duration::from_secs(3)));
+    let mut backoff = Backoff::new(RETRY_MIN, interval.min(Duration::from_secs(3)));
     let mut lost_reason = Reason::LeaseExpired;
     let mut next_keepalive = Instant::now();
     let mut registered = false;
@@ -185,13 +164,22 @@ async fn keep_registered(ctx: &Ctx) {
         if !registered {
             let sent_ns = shared.now_ns();
             match register(ctx).await {
-                Ok((lease, epoch)) => {
-                    let again = shared.health.lock().epoch() > 0;
+                Ok((lease, _)) => {
+                    // Health (so the fencing token) first: a callback handling
+                    // `reregistered` must already see the new epoch and pass check().
+                    let (again, transition, epoch) = {
+                        let mut h = shared.health.lock();
+                        let again = h.epoch() > 0;
+                        let t = h.registered(lease, sent_ns);
+                        (again, t, h.epoch())
+                    };
                     if again {
                         crate::metrics::get().reregistrations.inc();
                         shared.emit(State::Lost, State::Reregistered, lost_reason, epoch);
                     }
-                    shared.update_health(|h| h.registered(lease, sent_ns));
+                    if let Some(t) = transition {
+                        shared.emit(t.from, t.to, t.reason, epoch);
+                    }
                     let _ = ctx.attempts.send(Ok(()));
                     registered = true;
                     backoff.reset();
@@ -201,7 +189,7 @@ async fn keep_registered(ctx: &Ctx) {
                     let _ = ctx.attempts.send(Err(e));
                     let now = shared.now_ns();
                     shared.update_health(|h| h.failed(now, Reason::ConnectFailed));
-                    wait_ticking(shared, Instant::now() + backoff.delay()).await;
+                    wait_ticking(shared, Instant::now() + backoff.next()).await;
                 }
             }
             continue;
@@ -241,7 +229,7 @@ async fn keep_registered(ctx: &Ctx) {
                 if deadline_passed {
                     lost_reason = Reason::LeaseDeadline;
                 }
-                next_keepalive = Instant::now() + backoff.delay().min(interval);
+                next_keepalive = Instant::now() + backoff.next().min(interval);
             }
         }
     }
@@ -352,24 +340,5 @@ async fn leave(ctx: &Ctx, deadline: Instant) {
     };
     if let Some(t) = transition {
         shared.emit(t.from, t.to, reason, epoch);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_with_jitter_up_to_its_cap() {
-        let mut b = Backoff::new(Duration::from_secs(1));
-        let first = b.delay();
-        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
-        for _ in 0..10 {
-            b.delay();
-        }
-        let late = b.delay();
-        assert!(late >= Duration::from_millis(500) && late <= Duration::from_secs(1), "{late:?}");
-        b.reset();
-        assert!(b.delay() <= Duration::from_millis(100));
     }
 }

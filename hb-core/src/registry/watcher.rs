@@ -13,13 +13,15 @@ use etcd_client::{EventType, GetOptions, WatchOptions};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
+use crate::backoff::Backoff;
 use crate::config::{Config, Options, Role};
 use crate::error::{Error, Result};
 use crate::events::EventHub;
 use crate::peers::PeerInfo;
 use crate::runtime::ProcessGuard;
 
-use super::connect::{is_token_error, Connection};
+use super::connect::{is_token_error, join_hosts, Connection};
+use super::value::split_key;
 use super::view::View;
 
 pub struct Watcher {
@@ -117,10 +119,6 @@ impl Drop for Watcher {
     }
 }
 
-fn join_hosts(hosts: &[crate::config::HostPort]) -> String {
-    hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",")
-}
-
 /// `prefix/`: so that `/services` does not also watch `/services-old`.
 fn watch_prefix(config: &Config) -> String {
     let prefix = config.etcd_endpoint().map(|(_, p)| p).unwrap_or("/heartbeater");
@@ -183,13 +181,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 impl WatchState {
     async fn run(mut self) {
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
         loop {
             let relist = match self.watch(&mut backoff).await {
                 Ended::Compacted => true,
                 Ended::Broken => {
-                    tokio::time::sleep(jitter(backoff)).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    tokio::time::sleep(backoff.next()).await;
                     false
                 }
             };
@@ -207,10 +204,7 @@ impl WatchState {
                         }
                         break;
                     }
-                    Err(_) => {
-                        tokio::time::sleep(jitter(backoff)).await;
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
-                    }
+                    Err(_) => tokio::time::sleep(backoff.next()).await,
                 }
             }
         }
@@ -218,7 +212,8 @@ impl WatchState {
 
     /// Is etcd's store a continuation of the history our view was built from? Not when its
     /// revision went backwards, nor when a key last written at or before our revision does
-    /// not hold the value we have (a wiped etcd that has counted past us again).
+    /// not hold the value we have (a wiped etcd that has counted past us again). Keys that
+    /// are not `prefix/service/id` are never in the view, so they say nothing either way.
     fn same_history(&self, revision: i64, listing: &[Listed]) -> bool {
         if revision < self.revision {
             return false;
@@ -226,12 +221,12 @@ impl WatchState {
         let view = self.view.lock();
         listing
             .iter()
-            .filter(|l| l.mod_revision <= self.revision)
+            .filter(|l| l.mod_revision <= self.revision && split_key(&self.prefix, &l.key).is_some())
             .all(|l| view.value_of(&l.key) == Some(l.value.as_slice()))
     }
 
     /// Watches from `revision + 1` until the stream ends, applying every event.
-    async fn watch(&mut self, backoff: &mut Duration) -> Ended {
+    async fn watch(&mut self, backoff: &mut Backoff) -> Ended {
         let mut client = self.conn.client();
         let options = WatchOptions::new().with_prefix().with_start_revision(self.revision + 1);
         let (_watcher, mut stream) = match client.watch(self.prefix.as_str(), Some(options)).await {
@@ -251,7 +246,7 @@ impl WatchState {
             if resp.canceled() {
                 return if resp.compact_revision() > 0 { Ended::Compacted } else { Ended::Broken };
             }
-            *backoff = BACKOFF_MIN;
+            backoff.reset();
             for event in resp.events() {
                 let Some(kv) = event.kv() else { continue };
                 let Ok(key) = kv.key_str() else { continue };
@@ -271,6 +266,3 @@ impl WatchState {
     }
 }
 
-fn jitter(d: Duration) -> Duration {
-    d.mul_f64(rand::Rng::gen_range(&mut rand::thread_rng(), 0.5..=1.0))
-}
