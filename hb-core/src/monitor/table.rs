@@ -113,11 +113,17 @@ struct Peer {
     incarnation: u32,
     last_seq: u32,
     interval_ms: u32,
+    /// The peer's own smoothed RTT to us in µs, as its beats report it; `NO_RTT` until one does.
+    rtt_us: u32,
     ip: IpAddr,
     port: u16,
     transport: Transport,
     state: PeerState,
 }
+
+/// `Peer::rtt_us` before the peer reported one (a u32, not an Option, to keep peers small;
+/// 2^32−1 µs is over an hour, never a real report).
+const NO_RTT: u32 = u32::MAX;
 
 /// A W3C traceparent is always 55 bytes: stored inline behind a thin pointer.
 type Traceparent = [u8; 55];
@@ -240,7 +246,7 @@ impl PeerTable {
                 p.detector.heartbeat(now_ns, interval_ns, &params);
             }
         }
-        refresh(p, f, from, interval_ms, &mut self.interner);
+        refresh(p, f, from, interval_ms, restarted, &mut self.interner);
         self.longest_interval_ns = self.longest_interval_ns.max(interval_ns);
         let target = match (f.kind, p.state) {
             (Kind::Leave, PeerState::Left) => None,
@@ -273,6 +279,7 @@ impl PeerTable {
             incarnation: f.incarnation,
             last_seq: f.seq,
             interval_ms,
+            rtt_us: f.rtt_us.unwrap_or(NO_RTT),
             ip: from.addr.ip(),
             port: from.addr.port(),
             transport: from.transport,
@@ -432,8 +439,7 @@ impl PeerTable {
                     incarnation: p.incarnation,
                     epoch: 0,
                     interval_ms: p.interval_ms,
-                    // The wire format has no RTT extension yet (see docs/protocol.md).
-                    rtt_us: None,
+                    rtt_us: (p.rtt_us != NO_RTT).then_some(p.rtt_us),
                     addr: Some(format!("{scheme}://{}", SocketAddr::new(p.ip, p.port))),
                 }
             })
@@ -455,7 +461,7 @@ impl PeerTable {
     }
 }
 
-fn refresh(p: &mut Peer, f: &FrameRef<'_>, from: Source, interval_ms: u32, interner: &mut Interner) {
+fn refresh(p: &mut Peer, f: &FrameRef<'_>, from: Source, interval_ms: u32, restarted: bool, interner: &mut Interner) {
     let service = f.service.unwrap_or(&p.meta.service);
     if !p.meta.matches(service, f.labels()) {
         p.meta = interner.meta(service, f.labels());
@@ -467,6 +473,10 @@ fn refresh(p: &mut Peer, f: &FrameRef<'_>, from: Source, interval_ms: u32, inter
     }
     if f.kind == Kind::Beat {
         p.interval_ms = interval_ms;
+        // A restarted peer has no estimate yet: forget the old process's figure.
+        if let Some(rtt) = f.rtt_us.or(restarted.then_some(NO_RTT)) {
+            p.rtt_us = rtt;
+        }
     }
     p.ip = from.addr.ip();
     p.port = from.addr.port();

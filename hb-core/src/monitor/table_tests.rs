@@ -97,6 +97,24 @@ fn first_beat_registers_alive_with_metadata_and_acks() {
 }
 
 #[test]
+fn reported_rtt_is_kept_until_a_restart_without_one() {
+    let mut t = Fixture::plain();
+    let rtt = |t: &Fixture| t.table.snapshot(t.now, 0)[0].rtt_us;
+    t.send(&beat("a", 1, 1));
+    assert_eq!(rtt(&t), None);
+    t.send(&Frame { rtt_us: Some(850), ..beat("a", 2, 1) });
+    assert_eq!(rtt(&t), Some(850));
+    // A beat without the extension (e.g. after a lost ACK) keeps the last figure.
+    t.send(&beat("a", 3, 1));
+    assert_eq!(rtt(&t), Some(850));
+    t.send(&Frame { rtt_us: Some(900), ..beat("a", 4, 1) });
+    assert_eq!(rtt(&t), Some(900));
+    // A new process has no estimate yet: the old one's is not shown as its own.
+    t.send(&beat("a", 1, 2));
+    assert_eq!(rtt(&t), None);
+}
+
+#[test]
 fn silence_leads_to_suspect_then_dead_within_the_bound() {
     let mut t = Fixture::plain();
     for seq in 1..=20 {
