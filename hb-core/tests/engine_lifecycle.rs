@@ -127,3 +127,14 @@ fn start_twice_start_after_stop_and_bind_errors() {
     c.stop(Duration::from_millis(100)).unwrap();
     assert!(matches!(c.start(), Err(Error::Stopped(_))));
 }
+
+#[test]
+fn an_idle_monitor_sweeps_about_once_a_second_not_every_tick() {
+    let m = monitor("udp://127.0.0.1:0", &[]);
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    let sweeps = m.stats().sweeps;
+    // A 10 ms tick would be ~150 passes; sleeping until the next deadline is 1–2.
+    assert!(sweeps <= 4, "{sweeps} sweeps in {:?}", t0.elapsed());
+    m.stop().unwrap();
+}

@@ -49,12 +49,31 @@ pub(crate) struct Ingest {
     max_interval_ms: u32,
     tcp_idle: Duration,
     stats: IngestStats,
+    /// Wakes the sweeper when a beat scheduled a deadline before its planned wake-up.
+    sweep_sooner: tokio::sync::Notify,
+}
+
+impl Ingest {
+    /// Runs `f` on the table under its lock, then wakes the sweeper if `f` scheduled a
+    /// deadline earlier than the sweeper's plan.
+    fn with_table<R>(&self, f: impl FnOnce(&mut PeerTable) -> R) -> R {
+        let (r, sooner) = {
+            let mut table = self.table.lock();
+            let r = f(&mut table);
+            (r, table.take_sweep_sooner())
+        };
+        if sooner {
+            self.sweep_sooner.notify_one();
+        }
+        r
+    }
 }
 
 #[derive(Default)]
 struct IngestStats {
     beats_received: AtomicU64,
     frames_rejected: AtomicU64,
+    sweeps: AtomicU64,
 }
 
 /// Figures about one monitor (the process-wide ones are in `metrics`).
@@ -69,6 +88,8 @@ pub struct MonitorStats {
     /// Frames dropped before reaching the table (malformed, bad tag, ...); replays and
     /// refusals are in `metrics` by reason.
     pub frames_rejected: u64,
+    /// Sweeper passes run so far: about one a second when idle, at most one per 10 ms tick.
+    pub sweeps: u64,
 }
 
 enum Life {
@@ -128,6 +149,7 @@ impl Monitor {
             max_interval_ms,
             tcp_idle: TCP_IDLE_TIMEOUT,
             stats: IngestStats::default(),
+            sweep_sooner: tokio::sync::Notify::new(),
         });
         Ok(Monitor { config, events, ingest, guard: ProcessGuard::new(), life: Mutex::new(Life::Idle) })
     }
@@ -249,6 +271,7 @@ impl Monitor {
             left: c.left,
             beats_received: self.ingest.stats.beats_received.load(Ordering::Relaxed),
             frames_rejected: self.ingest.stats.frames_rejected.load(Ordering::Relaxed),
+            sweeps: self.ingest.stats.sweeps.load(Ordering::Relaxed),
         }
     }
 

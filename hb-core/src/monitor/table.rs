@@ -159,6 +159,10 @@ pub struct PeerTable {
     /// Longest interval announced so far: how long "every peer heard again" takes.
     longest_interval_ns: u64,
     reaped_since_purge: usize,
+    /// When the sweeper plans to run next (see `plan_sweep`).
+    sweep_planned_ns: u64,
+    /// A deadline earlier than `sweep_planned_ns` was scheduled since the plan was made.
+    sweep_sooner: bool,
 }
 
 impl PeerTable {
@@ -176,6 +180,8 @@ impl PeerTable {
             due: Vec::new(),
             longest_interval_ns: 1_000_000_000,
             reaped_since_purge: 0,
+            sweep_planned_ns: u64::MAX,
+            sweep_sooner: false,
             cfg,
         }
     }
@@ -335,7 +341,29 @@ impl PeerTable {
         if self.wheel.tick_of(due) < p.wheel_tick {
             let tick = self.wheel.insert(slot, due);
             self.slab.get_mut(slot).expect("live slot").wheel_tick = tick;
+            let start = self.wheel.start_ns(tick);
+            if start < self.sweep_planned_ns {
+                self.sweep_planned_ns = start;
+                self.sweep_sooner = true;
+            }
         }
+    }
+
+    /// When the sweeper should run next: the earliest wheel deadline, but no later than
+    /// `now_ns + max_wait_ns`. Remembered, so that a beat scheduling an earlier deadline
+    /// can ask for a sooner sweep (`take_sweep_sooner`).
+    pub fn plan_sweep(&mut self, now_ns: u64, max_wait_ns: u64) -> u64 {
+        let latest = now_ns.saturating_add(max_wait_ns);
+        let at = self.wheel.next_due_ns().map_or(latest, |due| due.min(latest));
+        self.sweep_planned_ns = at;
+        self.sweep_sooner = false;
+        at
+    }
+
+    /// True (once) when a deadline earlier than the planned sweep was scheduled: the
+    /// caller wakes the sweeper so that it plans again.
+    pub fn take_sweep_sooner(&mut self) -> bool {
+        std::mem::take(&mut self.sweep_sooner)
     }
 
     /// One sweeper pass, scheduled for `scheduled_ns` and running at `now_ns`. Returns the

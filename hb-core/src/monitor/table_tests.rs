@@ -325,3 +325,22 @@ fn peer_is_small_and_many_peers_share_strings() {
     eprintln!("estimate: {per_peer} bytes per peer");
     assert!(per_peer <= 256, "{per_peer} bytes per peer");
 }
+
+#[test]
+fn the_sweep_plan_follows_the_earliest_deadline_and_asks_for_a_sooner_one() {
+    let mut t = Fixture::plain();
+    // Nothing tracked: the idle bound.
+    assert_eq!(t.table.plan_sweep(0, S), S);
+    t.send(&beat("a", 1, 1));
+    // The first peer's deadline (a few seconds out) is later than the plan: no wake-up.
+    assert!(!t.table.take_sweep_sooner());
+    let due = t.table.plan_sweep(0, 60 * S);
+    assert!(due > S && due < 60 * S, "{due}");
+    assert_eq!(t.table.plan_sweep(0, S), S, "capped by the idle bound");
+    // Planned far out, a new peer's earlier deadline asks for a sooner sweep, once.
+    t.table.plan_sweep(0, 60 * S);
+    t.send(&Frame { interval_ms: 10, ..beat("b", 1, 1) });
+    assert!(t.table.take_sweep_sooner());
+    assert!(!t.table.take_sweep_sooner());
+    assert!(t.table.plan_sweep(0, 60 * S) < due);
+}

@@ -52,16 +52,17 @@ pub(super) async fn run(sock: UdpSocket, ingest: Arc<Ingest>) {
         let now = ingest.clock.now_ns();
         let mut beats = 0u64;
         if !frames.is_empty() {
-            let mut table = ingest.table.lock();
-            for (f, from) in &frames {
-                beats += u64::from(f.kind == Kind::Beat);
-                if let Some(reply) = table.ingest(f, Source { addr: *from, transport: Transport::Udp }, now) {
-                    let start = out.len();
-                    if encoder.encode(&reply, &mut out) {
-                        replies.push((*from, start..out.len()));
+            ingest.with_table(|table| {
+                for (f, from) in &frames {
+                    beats += u64::from(f.kind == Kind::Beat);
+                    if let Some(reply) = table.ingest(f, Source { addr: *from, transport: Transport::Udp }, now) {
+                        let start = out.len();
+                        if encoder.encode(&reply, &mut out) {
+                            replies.push((*from, start..out.len()));
+                        }
                     }
                 }
-            }
+            });
         }
         crate::metrics::get().beats_received.inc_by(beats);
         ingest.stats.beats_received.fetch_add(beats, Ordering::Relaxed);
