@@ -1,0 +1,234 @@
+//! The command line, exactly as docs/cli.md describes it (other issues and users' scripts
+//! rely on these names).
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "heartbeater", version, about = "Liveness for distributed processes: monitor, beat, watch, relay, demo, bench")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Listen for beats and print one line per peer state transition.
+    Monitor(MonitorArgs),
+    /// Keep this instance registered as alive until SIGINT/SIGTERM, then say goodbye.
+    Beat(BeatArgs),
+    /// Print the registrations under an etcd prefix as they join, change and leave.
+    Watch(WatchArgs),
+    /// Userspace UDP impairment proxy (delay, jitter, loss), both directions.
+    Relay(RelayArgs),
+    /// Embedded monitor + N clients through an impaired relay; kills some; prints a summary.
+    Demo(DemoArgs),
+    /// Benchmarks: print a table and write JSON.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MonitorArgs {
+    /// Listen addresses: udp://H:P[,tcp://H:P] (port 0 picks a free port)
+    #[arg(long)]
+    pub listen: String,
+    /// One JSON object per line instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Serve Prometheus /metrics on H:P
+    #[arg(long, value_name = "H:P")]
+    pub metrics_addr: Option<String>,
+    /// File holding the shared key; frames without a valid tag are dropped
+    #[arg(long, value_name = "F")]
+    pub auth_key_file: Option<String>,
+    /// Failure detector: adaptive or phi
+    #[arg(long)]
+    pub detector: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct BeatArgs {
+    /// udp://H:P, tcp://H:P (comma-separated for several monitors) or etcd://H:P/prefix
+    #[arg(long)]
+    pub endpoint: String,
+    #[arg(long)]
+    pub service: String,
+    /// Instance id
+    #[arg(long)]
+    pub id: String,
+    /// How long the other side waits before declaring us gone (default 15s)
+    #[arg(long)]
+    pub ttl: Option<String>,
+    /// 200ms (fixed) or 1s..30s (adaptive between bounds)
+    #[arg(long)]
+    pub interval: Option<String>,
+    /// k=v, repeatable
+    #[arg(long = "label", value_name = "K=V")]
+    pub labels: Vec<String>,
+    #[arg(long, value_name = "F")]
+    pub auth_key_file: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// etcd://H:P[,H:P]/prefix
+    pub endpoint: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RelayArgs {
+    /// udp://H:P to receive on (port 0 picks one; printed on stderr)
+    #[arg(long)]
+    pub listen: String,
+    /// udp://H:P to forward to; repeat to tee the same impaired traffic to several
+    /// monitors (replies travel back from the first only)
+    #[arg(long, required = true)]
+    pub upstream: Vec<String>,
+    #[command(flatten)]
+    pub impair: ImpairArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImpairArgs {
+    /// Fixed one-way delay added to every packet
+    #[arg(long, default_value = "0ms")]
+    pub delay: String,
+    /// Extra delay, uniform: J means 0..J, A..B means A..B
+    #[arg(long, default_value = "0ms")]
+    pub jitter: String,
+    /// Packet loss, e.g. 5% (Bernoulli, or Gilbert-Elliott with --burst)
+    #[arg(long, default_value = "0%")]
+    pub loss: String,
+    /// Mean loss burst length in packets (Gilbert-Elliott); 1 = independent losses
+    #[arg(long)]
+    pub burst: Option<f64>,
+    /// Seed of the impairment's random numbers
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    #[arg(long, default_value_t = 50)]
+    pub peers: usize,
+    #[arg(long, default_value_t = 5)]
+    pub kill: usize,
+    #[arg(long, default_value = "20s")]
+    pub duration: String,
+    /// One-way delay range of the relay, uniform
+    #[arg(long, default_value = "100ms..500ms")]
+    pub jitter: String,
+    #[arg(long, default_value = "5%")]
+    pub loss: String,
+    /// Client beat interval (fixed, or min..max)
+    #[arg(long, default_value = "1s")]
+    pub interval: String,
+    #[arg(long, default_value = "adaptive")]
+    pub detector: String,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub which: BenchCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Monitor ingest: heartbeats/s at <=0.1% loss, CPU per beat, bytes per peer, vs raw recvmmsg
+    Ingest(IngestArgs),
+    /// RSS and CPU of a process holding 0, 1, 10, 100, 1000 clients
+    Footprint(FootprintArgs),
+    /// Detection quality (T_D, mistakes) of the adaptive and phi detectors on the same traffic
+    Detection(DetectionArgs),
+    #[command(hide = true)]
+    FootprintChild(FootprintChildArgs),
+    /// Hostile traffic: random datagrams, frames with a bad tag, replayed frames
+    #[command(hide = true)]
+    Flood(FloodArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct IngestArgs {
+    /// Peer counts, comma-separated
+    #[arg(long, default_value = "10000,100000")]
+    pub peers: String,
+    /// Offered rates in heartbeats/s, comma-separated (rising)
+    #[arg(long, default_value = "100000,200000,300000,400000,600000,800000")]
+    pub rates: String,
+    /// Length of each step
+    #[arg(long, default_value = "3s")]
+    pub duration: String,
+    /// Ask for an ACK on every beat (the monitor then sends one datagram per beat)
+    #[arg(long)]
+    pub ack: bool,
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct FootprintArgs {
+    #[arg(long, default_value = "0,1,10,100,1000")]
+    pub clients: String,
+    /// How long CPU is measured for each count
+    #[arg(long, default_value = "10s")]
+    pub duration: String,
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct FootprintChildArgs {
+    pub count: usize,
+    #[arg(long)]
+    pub endpoint: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DetectionArgs {
+    #[arg(long, default_value_t = 50)]
+    pub peers: usize,
+    #[arg(long, default_value = "60s")]
+    pub duration: String,
+    #[arg(long, default_value = "100ms..500ms")]
+    pub jitter: String,
+    #[arg(long, default_value = "5%")]
+    pub loss: String,
+    #[arg(long)]
+    pub burst: Option<f64>,
+    #[arg(long, default_value = "1s")]
+    pub interval: String,
+    #[arg(long, default_value_t = 5)]
+    pub kill: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct FloodArgs {
+    /// udp://H:P of the monitor
+    #[arg(long)]
+    pub target: String,
+    /// Datagrams of random bytes and random length
+    #[arg(long, default_value_t = 0)]
+    pub random: u64,
+    /// Well-formed beats tagged with the wrong key
+    #[arg(long, default_value_t = 0)]
+    pub bad_tag: u64,
+    /// Well-formed, correctly tagged beats whose seq was already used (needs --auth-key-file)
+    #[arg(long, default_value_t = 0)]
+    pub replay: u64,
+    /// Key for the replayed frames (the monitor's key)
+    #[arg(long, value_name = "F")]
+    pub auth_key_file: Option<String>,
+    /// Instance id the replayed frames claim (an existing peer's id makes them replays)
+    #[arg(long, default_value = "flood-victim")]
+    pub replay_id: String,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}

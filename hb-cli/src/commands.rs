@@ -1,0 +1,168 @@
+//! The long-running commands: monitor, beat, watch, relay. Each builds its options through
+//! `Options::set`, starts one hb-core handle, prints events, and on SIGINT/SIGTERM stops it
+//! and exits 0.
+
+use std::io::Write;
+use std::sync::atomic::Ordering;
+
+use hb_core::{Client, Event, Monitor, Options, Watcher};
+
+use crate::cli::{BeatArgs, BenchCommand, Cli, Command, MonitorArgs, RelayArgs, WatchArgs};
+use crate::fail::{runtime, set, usage, CmdResult};
+use crate::impair::Impairment;
+use crate::relay::{udp_addr, Relay, RelaySpec};
+use crate::{bench, demo, signals};
+
+pub fn run(cli: Cli) -> CmdResult {
+    match cli.command {
+        Command::Monitor(a) => monitor(a),
+        Command::Beat(a) => beat(a),
+        Command::Watch(a) => watch(a),
+        Command::Relay(a) => relay(a),
+        Command::Demo(a) => demo::run(a),
+        Command::Bench(b) => match b.which {
+            BenchCommand::Ingest(a) => bench::ingest::run(a),
+            BenchCommand::Footprint(a) => bench::footprint::run(a),
+            BenchCommand::FootprintChild(a) => bench::footprint::child(a),
+            BenchCommand::Detection(a) => bench::detection::run(a),
+            BenchCommand::Flood(a) => bench::flood::run(a),
+        },
+    }
+}
+
+/// One line per event on stdout, flushed at once so pipes see it live.
+pub fn print_event(ev: &Event, json: bool) {
+    let line = if json { ev.to_json().to_string() } else { text_line(ev) };
+    let mut out = std::io::stdout().lock();
+    // A closed pipe is the reader's business; keep monitoring.
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn text_line(ev: &Event) -> String {
+    format!(
+        "{} {} {} {} -> {} reason={} incarnation={}",
+        ev.at_unix_ms, ev.service, ev.peer, ev.from, ev.to, ev.reason, ev.incarnation
+    )
+}
+
+fn monitor(a: MonitorArgs) -> CmdResult {
+    signals::block_termination();
+    let mut o = Options::new();
+    set(&mut o, "listen", &a.listen)?;
+    if let Some(f) = &a.auth_key_file {
+        set(&mut o, "auth_key_file", f)?;
+    }
+    if let Some(d) = &a.detector {
+        set(&mut o, "detector", d)?;
+    }
+    // Validated by the library, served here (one listener per process).
+    let metrics_addr = match &a.metrics_addr {
+        Some(m) => {
+            let mut scratch = Options::new();
+            set(&mut scratch, "metrics_addr", m)?;
+            scratch.metrics_addr
+        }
+        None => None,
+    };
+    let monitor = Monitor::new(&o)?;
+    let json = a.json;
+    monitor.events().set_callback(Box::new(move |ev| print_event(ev, json)))?;
+    monitor.start()?;
+    for (name, _) in monitor.local_addrs() {
+        eprintln!("heartbeater monitor: listening on {name}");
+    }
+    let _metrics = match metrics_addr {
+        Some(addr) => {
+            let server = hb_core::metrics::serve(addr)?;
+            eprintln!("heartbeater monitor: metrics on http://{}/metrics", server.local_addr());
+            Some(server)
+        }
+        None => None,
+    };
+    let sig = signals::wait_forever();
+    eprintln!("heartbeater monitor: {sig}, stopping");
+    monitor.stop()?;
+    Ok(0)
+}
+
+fn beat(a: BeatArgs) -> CmdResult {
+    signals::block_termination();
+    let mut o = Options::new();
+    set(&mut o, "endpoint", &a.endpoint)?;
+    set(&mut o, "service", &a.service)?;
+    set(&mut o, "instance_id", &a.id)?;
+    if let Some(t) = &a.ttl {
+        set(&mut o, "ttl", t)?;
+    }
+    if let Some(i) = &a.interval {
+        set(&mut o, "interval", i)?;
+    }
+    for l in &a.labels {
+        set(&mut o, "label", l)?;
+    }
+    if let Some(f) = &a.auth_key_file {
+        set(&mut o, "auth_key_file", f)?;
+    }
+    let client = Client::new(&o)?;
+    client.events().set_callback(Box::new(|ev| eprintln!("heartbeater beat: {} -> {} ({})", ev.from, ev.to, ev.reason)))?;
+    client.start()?;
+    let cfg = client.config();
+    eprintln!(
+        "heartbeater beat: {}/{} incarnation {} beating to {} every {:?}..{:?} (ttl {:?})",
+        cfg.service,
+        cfg.instance_id,
+        client.incarnation(),
+        a.endpoint,
+        cfg.interval.min,
+        cfg.interval.max,
+        cfg.ttl
+    );
+    let sig = signals::wait_forever();
+    eprintln!("heartbeater beat: {sig}, leaving");
+    if let Err(e) = client.stop(client.config().stop_timeout) {
+        eprintln!("heartbeater beat: stop: {e}");
+    }
+    Ok(0)
+}
+
+fn watch(a: WatchArgs) -> CmdResult {
+    signals::block_termination();
+    let mut o = Options::new();
+    set(&mut o, "endpoint", &a.endpoint)?;
+    let watcher = Watcher::new(&o)?;
+    let json = a.json;
+    watcher.events().set_callback(Box::new(move |ev| print_event(ev, json)))?;
+    watcher.start()?;
+    eprintln!("heartbeater watch: watching {}", a.endpoint);
+    let sig = signals::wait_forever();
+    eprintln!("heartbeater watch: {sig}, stopping");
+    watcher.stop()?;
+    Ok(0)
+}
+
+fn relay(a: RelayArgs) -> CmdResult {
+    signals::block_termination();
+    let listen = udp_addr("listen", &a.listen).map_err(usage)?;
+    let upstreams = a.upstream.iter().map(|u| udp_addr("upstream", u)).collect::<Result<Vec<_>, _>>().map_err(usage)?;
+    let impairment = Impairment::from_args(&a.impair)?;
+    let mut relay = Relay::start(RelaySpec { listen, upstreams: upstreams.clone(), impairment: impairment.clone(), seed: a.impair.seed })
+        .map_err(|e| runtime(format!("relay: bind {listen}: {e}")))?;
+    eprintln!(
+        "heartbeater relay: listening on udp://{} -> {}; {} (seed {})",
+        relay.local_addr(),
+        upstreams.iter().map(|u| format!("udp://{u}")).collect::<Vec<_>>().join(", "),
+        impairment.describe(),
+        a.impair.seed
+    );
+    let sig = signals::wait_forever();
+    let s = relay.stats();
+    eprintln!(
+        "heartbeater relay: {sig}, stopping; forwarded up {} down {}, lost {}",
+        s.up_forwarded.load(Ordering::Relaxed),
+        s.down_forwarded.load(Ordering::Relaxed),
+        s.lost.load(Ordering::Relaxed)
+    );
+    relay.stop();
+    Ok(0)
+}
