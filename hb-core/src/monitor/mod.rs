@@ -37,8 +37,11 @@ pub use table::DEFAULT_REAP_AFTER_NS;
 
 /// Idle TCP connections are closed after this (a beating client sends at least every 30 s).
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// UDP receive buffer asked for, so bursts survive short scheduling delays.
-const UDP_RECV_BUFFER: usize = 8 << 20;
+/// UDP receive buffer asked for, so bursts (and the listener's coalescing under load)
+/// survive scheduling delays: ~16k queued beats. Forced past net.core.rmem_max when the
+/// process may (CAP_NET_ADMIN), else capped there by the kernel, which doubles either for
+/// its bookkeeping. Memory is only used while datagrams wait.
+pub const UDP_RECV_BUFFER: usize = 16 << 20;
 
 /// What the listener and sweeper tasks share.
 pub(crate) struct Ingest {
@@ -311,8 +314,11 @@ fn bind_udp(hp: &HostPort) -> Result<tokio::net::UdpSocket> {
     for addr in resolve(hp, "udp")? {
         let attempt = (|| {
             let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-            // Best effort: the kernel caps it at net.core.rmem_max.
-            let _ = sock.set_recv_buffer_size(UDP_RECV_BUFFER);
+            // Best effort: without the privilege to force it, the kernel caps it at
+            // net.core.rmem_max.
+            if !mmsg::force_recv_buffer(&sock, UDP_RECV_BUFFER) {
+                let _ = sock.set_recv_buffer_size(UDP_RECV_BUFFER);
+            }
             sock.set_nonblocking(true)?;
             sock.bind(&addr.into())?;
             tokio::net::UdpSocket::from_std(sock.into())
