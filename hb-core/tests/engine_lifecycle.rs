@@ -127,3 +127,24 @@ fn start_twice_start_after_stop_and_bind_errors() {
     c.stop(Duration::from_millis(100)).unwrap();
     assert!(matches!(c.start(), Err(Error::Stopped(_))));
 }
+
+#[test]
+fn an_idle_monitor_sweeps_about_once_a_second_not_every_tick() {
+    let m = monitor("udp://127.0.0.1:0", &[]);
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    let sweeps = m.stats().sweeps;
+    // A 10 ms tick would be ~150 passes; sleeping until the next deadline is 1–2.
+    assert!(sweeps <= 4, "{sweeps} sweeps in {:?}", t0.elapsed());
+    m.stop().unwrap();
+}
+
+#[test]
+fn a_client_keeps_a_small_event_queue_unless_told_otherwise() {
+    let base = [("endpoint", "udp://127.0.0.1:9"), ("instance_id", "q"), ("service", "s")];
+    let c = hb_core::Client::new(&options(&base)).unwrap();
+    assert_eq!(c.config().event_capacity, hb_core::client::CLIENT_EVENT_CAPACITY);
+    let mut explicit = base.to_vec();
+    explicit.push(("event_capacity", "5000"));
+    assert_eq!(hb_core::Client::new(&options(&explicit)).unwrap().config().event_capacity, 5000);
+}

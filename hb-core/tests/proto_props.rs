@@ -39,11 +39,12 @@ fn valid_frame() -> impl Strategy<Value = Frame> {
         proptest::option::of(traceparent()),
         proptest::option::of(any::<u16>()),
         proptest::option::of((0u8..7).prop_map(NackReason::from_u8)),
+        proptest::option::of(any::<u32>()),
     );
     (fixed, vars).prop_map(
         |(
             (kind, flags, seq, ts_ns, interval_ms, incarnation, stall_ms),
-            (id, service, labels, traceparent, load, nack_reason),
+            (id, service, labels, traceparent, load, nack_reason, rtt_us),
         )| Frame {
             kind,
             flags: Flags(flags & (Flags::KNOWN & !Flags::AUTH)),
@@ -58,6 +59,7 @@ fn valid_frame() -> impl Strategy<Value = Frame> {
             traceparent,
             load,
             nack_reason,
+            rtt_us,
         },
     )
 }

@@ -76,9 +76,11 @@ impl Beater {
             leave_acked: false,
             shared,
         };
-        // Fail at start, naming the cause, if our beat cannot be encoded (e.g. too long).
+        // Fail at start, naming the cause, if our beat cannot be encoded (e.g. too long),
+        // counting the RTT extension that later beats carry.
         let mut probe = Vec::new();
-        encode(&b.frame, b.key.as_ref(), &mut probe).map_err(|e| Error::config("beat frame", &b.frame.id, e.to_string()))?;
+        let with_rtt = Frame { rtt_us: Some(u32::MAX), ..b.frame.clone() };
+        encode(&with_rtt, b.key.as_ref(), &mut probe).map_err(|e| Error::config("beat frame", &b.frame.id, e.to_string()))?;
         Ok(b)
     }
 
@@ -117,6 +119,11 @@ impl Beater {
         f.ts_ns = now_ns;
         f.interval_ms = (self.policy.current_ns().min(self.monitor_max_ns).max(1_000_000) / 1_000_000).min(u64::from(u32::MAX)) as u32;
         f.stall_ms = (late_ns / 1_000_000).min(u64::from(u16::MAX)) as u16;
+        // This endpoint's own path RTT, so its monitor can show it.
+        f.rtt_us = match kind {
+            Kind::Beat => self.rtt.srtt_ns().map(|ns| (ns / 1_000).min(u64::from(u32::MAX)) as u32),
+            _ => None,
+        };
         let mut flags = Flags::default();
         // A LEAVE always asks to be confirmed, so stop() can end early.
         if self.wants_ack || kind == Kind::Leave {
@@ -267,6 +274,7 @@ mod tests {
         assert_eq!((f.kind, f.seq, f.interval_ms, f.incarnation), (Kind::Beat, 1, 100, shared.incarnation));
         assert!(f.flags.contains(Flags::ACK_REQ) && !f.flags.contains(Flags::STALLED));
         assert_eq!((f.service, f.id), (Some("svc"), "b1"));
+        assert_eq!(f.rtt_us, None, "no RTT is known before the first ACK");
         clock.advance_ns(2 * MS);
         assert_eq!(b.on_frame(&ack_for(&f, 400), clock.now_ns()), Heard::Acked);
         let h = shared.health.lock().clone();
@@ -278,6 +286,8 @@ mod tests {
             clock.advance_ns(2 * MS);
             assert_eq!(b.on_frame(&ack, clock.now_ns()), Heard::Acked);
         }
+        // Every beat after the first ACK reports the smoothed RTT (2 ms here), in µs.
+        assert_eq!(sent(&out).rtt_us, Some(2_000));
         // Grew from 100 ms, but never past the 400 ms the monitor accepts.
         assert_eq!(b.interval_ns(), 400 * MS);
         assert_eq!(shared.health.lock().epoch(), 1, "acks after the first do not bump the epoch");

@@ -19,6 +19,11 @@ use crate::runtime::ProcessGuard;
 
 use shared::{ClientShared, Transport};
 
+/// A client's default event queue. It only reports its own health, a handful of events,
+/// and the queue's slots are allocated up front (~150 B each): the monitor's default of
+/// 1024 would cost every client ~150 KB. An explicit `event_capacity` still wins.
+pub const CLIENT_EVENT_CAPACITY: usize = 64;
+
 /// `(lease id, epoch)`: pass it to downstream compare-and-set so that a stale holder's
 /// writes are refused. The epoch increases with every re-registration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -43,7 +48,11 @@ pub struct Client {
 impl Client {
     /// Resolves `options` (explicit > environment > defaults) and validates them.
     pub fn new(options: &Options) -> Result<Client> {
-        Client::from_config(Config::resolve(options, Role::Client)?)
+        let mut config = Config::resolve(options, Role::Client)?;
+        if options.event_capacity.is_none() {
+            config.event_capacity = CLIENT_EVENT_CAPACITY;
+        }
+        Client::from_config(config)
     }
 
     pub fn from_config(config: Config) -> Result<Client> {

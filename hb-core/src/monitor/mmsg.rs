@@ -40,6 +40,31 @@ impl RecvBatch {
     }
 }
 
+/// Sets the receive buffer with SO_RCVBUFFORCE, which may exceed net.core.rmem_max but
+/// needs CAP_NET_ADMIN. False if refused (the caller falls back to SO_RCVBUF).
+#[cfg(target_os = "linux")]
+pub fn force_recv_buffer(sock: &socket2::Socket, bytes: usize) -> bool {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a live socket fd and a pointer to one c_int whose size is passed along; the
+    // kernel only reads it.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn force_recv_buffer(_sock: &socket2::Socket, _bytes: usize) -> bool {
+    false
+}
+
 /// Receives up to [`BATCH`] datagrams without blocking; `Ok(0)` never happens (would-block
 /// is an error, as for any non-blocking read).
 #[cfg(target_os = "linux")]

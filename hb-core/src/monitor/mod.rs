@@ -37,8 +37,11 @@ pub use table::DEFAULT_REAP_AFTER_NS;
 
 /// Idle TCP connections are closed after this (a beating client sends at least every 30 s).
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// UDP receive buffer asked for, so bursts survive short scheduling delays.
-const UDP_RECV_BUFFER: usize = 8 << 20;
+/// UDP receive buffer asked for, so bursts (and the listener's coalescing under load)
+/// survive scheduling delays: ~16k queued beats. Forced past net.core.rmem_max when the
+/// process may (CAP_NET_ADMIN), else capped there by the kernel, which doubles either for
+/// its bookkeeping. Memory is only used while datagrams wait.
+pub const UDP_RECV_BUFFER: usize = 16 << 20;
 
 /// What the listener and sweeper tasks share.
 pub(crate) struct Ingest {
@@ -49,12 +52,31 @@ pub(crate) struct Ingest {
     max_interval_ms: u32,
     tcp_idle: Duration,
     stats: IngestStats,
+    /// Wakes the sweeper when a beat scheduled a deadline before its planned wake-up.
+    sweep_sooner: tokio::sync::Notify,
+}
+
+impl Ingest {
+    /// Runs `f` on the table under its lock, then wakes the sweeper if `f` scheduled a
+    /// deadline earlier than the sweeper's plan.
+    fn with_table<R>(&self, f: impl FnOnce(&mut PeerTable) -> R) -> R {
+        let (r, sooner) = {
+            let mut table = self.table.lock();
+            let r = f(&mut table);
+            (r, table.take_sweep_sooner())
+        };
+        if sooner {
+            self.sweep_sooner.notify_one();
+        }
+        r
+    }
 }
 
 #[derive(Default)]
 struct IngestStats {
     beats_received: AtomicU64,
     frames_rejected: AtomicU64,
+    sweeps: AtomicU64,
 }
 
 /// Figures about one monitor (the process-wide ones are in `metrics`).
@@ -69,6 +91,8 @@ pub struct MonitorStats {
     /// Frames dropped before reaching the table (malformed, bad tag, ...); replays and
     /// refusals are in `metrics` by reason.
     pub frames_rejected: u64,
+    /// Sweeper passes run so far: about one a second when idle, at most one per 10 ms tick.
+    pub sweeps: u64,
 }
 
 enum Life {
@@ -128,6 +152,7 @@ impl Monitor {
             max_interval_ms,
             tcp_idle: TCP_IDLE_TIMEOUT,
             stats: IngestStats::default(),
+            sweep_sooner: tokio::sync::Notify::new(),
         });
         Ok(Monitor { config, events, ingest, guard: ProcessGuard::new(), life: Mutex::new(Life::Idle) })
     }
@@ -249,6 +274,7 @@ impl Monitor {
             left: c.left,
             beats_received: self.ingest.stats.beats_received.load(Ordering::Relaxed),
             frames_rejected: self.ingest.stats.frames_rejected.load(Ordering::Relaxed),
+            sweeps: self.ingest.stats.sweeps.load(Ordering::Relaxed),
         }
     }
 
@@ -288,8 +314,11 @@ fn bind_udp(hp: &HostPort) -> Result<tokio::net::UdpSocket> {
     for addr in resolve(hp, "udp")? {
         let attempt = (|| {
             let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-            // Best effort: the kernel caps it at net.core.rmem_max.
-            let _ = sock.set_recv_buffer_size(UDP_RECV_BUFFER);
+            // Best effort: without the privilege to force it, the kernel caps it at
+            // net.core.rmem_max.
+            if !mmsg::force_recv_buffer(&sock, UDP_RECV_BUFFER) {
+                let _ = sock.set_recv_buffer_size(UDP_RECV_BUFFER);
+            }
             sock.set_nonblocking(true)?;
             sock.bind(&addr.into())?;
             tokio::net::UdpSocket::from_std(sock.into())

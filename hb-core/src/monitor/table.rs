@@ -113,11 +113,17 @@ struct Peer {
     incarnation: u32,
     last_seq: u32,
     interval_ms: u32,
+    /// The peer's own smoothed RTT to us in µs, as its beats report it; `NO_RTT` until one does.
+    rtt_us: u32,
     ip: IpAddr,
     port: u16,
     transport: Transport,
     state: PeerState,
 }
+
+/// `Peer::rtt_us` before the peer reported one (a u32, not an Option, to keep peers small;
+/// 2^32−1 µs is over an hour, never a real report).
+const NO_RTT: u32 = u32::MAX;
 
 /// A W3C traceparent is always 55 bytes: stored inline behind a thin pointer.
 type Traceparent = [u8; 55];
@@ -153,6 +159,10 @@ pub struct PeerTable {
     /// Longest interval announced so far: how long "every peer heard again" takes.
     longest_interval_ns: u64,
     reaped_since_purge: usize,
+    /// When the sweeper plans to run next (see `plan_sweep`).
+    sweep_planned_ns: u64,
+    /// A deadline earlier than `sweep_planned_ns` was scheduled since the plan was made.
+    sweep_sooner: bool,
 }
 
 impl PeerTable {
@@ -170,6 +180,8 @@ impl PeerTable {
             due: Vec::new(),
             longest_interval_ns: 1_000_000_000,
             reaped_since_purge: 0,
+            sweep_planned_ns: u64::MAX,
+            sweep_sooner: false,
             cfg,
         }
     }
@@ -240,7 +252,7 @@ impl PeerTable {
                 p.detector.heartbeat(now_ns, interval_ns, &params);
             }
         }
-        refresh(p, f, from, interval_ms, &mut self.interner);
+        refresh(p, f, from, interval_ms, restarted, &mut self.interner);
         self.longest_interval_ns = self.longest_interval_ns.max(interval_ns);
         let target = match (f.kind, p.state) {
             (Kind::Leave, PeerState::Left) => None,
@@ -273,6 +285,7 @@ impl PeerTable {
             incarnation: f.incarnation,
             last_seq: f.seq,
             interval_ms,
+            rtt_us: f.rtt_us.unwrap_or(NO_RTT),
             ip: from.addr.ip(),
             port: from.addr.port(),
             transport: from.transport,
@@ -328,7 +341,29 @@ impl PeerTable {
         if self.wheel.tick_of(due) < p.wheel_tick {
             let tick = self.wheel.insert(slot, due);
             self.slab.get_mut(slot).expect("live slot").wheel_tick = tick;
+            let start = self.wheel.start_ns(tick);
+            if start < self.sweep_planned_ns {
+                self.sweep_planned_ns = start;
+                self.sweep_sooner = true;
+            }
         }
+    }
+
+    /// When the sweeper should run next: the earliest wheel deadline, but no later than
+    /// `now_ns + max_wait_ns`. Remembered, so that a beat scheduling an earlier deadline
+    /// can ask for a sooner sweep (`take_sweep_sooner`).
+    pub fn plan_sweep(&mut self, now_ns: u64, max_wait_ns: u64) -> u64 {
+        let latest = now_ns.saturating_add(max_wait_ns);
+        let at = self.wheel.next_due_ns().map_or(latest, |due| due.min(latest));
+        self.sweep_planned_ns = at;
+        self.sweep_sooner = false;
+        at
+    }
+
+    /// True (once) when a deadline earlier than the planned sweep was scheduled: the
+    /// caller wakes the sweeper so that it plans again.
+    pub fn take_sweep_sooner(&mut self) -> bool {
+        std::mem::take(&mut self.sweep_sooner)
     }
 
     /// One sweeper pass, scheduled for `scheduled_ns` and running at `now_ns`. Returns the
@@ -432,8 +467,7 @@ impl PeerTable {
                     incarnation: p.incarnation,
                     epoch: 0,
                     interval_ms: p.interval_ms,
-                    // The wire format has no RTT extension yet (see docs/protocol.md).
-                    rtt_us: None,
+                    rtt_us: (p.rtt_us != NO_RTT).then_some(p.rtt_us),
                     addr: Some(format!("{scheme}://{}", SocketAddr::new(p.ip, p.port))),
                 }
             })
@@ -455,7 +489,7 @@ impl PeerTable {
     }
 }
 
-fn refresh(p: &mut Peer, f: &FrameRef<'_>, from: Source, interval_ms: u32, interner: &mut Interner) {
+fn refresh(p: &mut Peer, f: &FrameRef<'_>, from: Source, interval_ms: u32, restarted: bool, interner: &mut Interner) {
     let service = f.service.unwrap_or(&p.meta.service);
     if !p.meta.matches(service, f.labels()) {
         p.meta = interner.meta(service, f.labels());
@@ -467,6 +501,10 @@ fn refresh(p: &mut Peer, f: &FrameRef<'_>, from: Source, interval_ms: u32, inter
     }
     if f.kind == Kind::Beat {
         p.interval_ms = interval_ms;
+        // A restarted peer has no estimate yet: forget the old process's figure.
+        if let Some(rtt) = f.rtt_us.or(restarted.then_some(NO_RTT)) {
+            p.rtt_us = rtt;
+        }
     }
     p.ip = from.addr.ip();
     p.port = from.addr.port();

@@ -97,6 +97,24 @@ fn first_beat_registers_alive_with_metadata_and_acks() {
 }
 
 #[test]
+fn reported_rtt_is_kept_until_a_restart_without_one() {
+    let mut t = Fixture::plain();
+    let rtt = |t: &Fixture| t.table.snapshot(t.now, 0)[0].rtt_us;
+    t.send(&beat("a", 1, 1));
+    assert_eq!(rtt(&t), None);
+    t.send(&Frame { rtt_us: Some(850), ..beat("a", 2, 1) });
+    assert_eq!(rtt(&t), Some(850));
+    // A beat without the extension (e.g. after a lost ACK) keeps the last figure.
+    t.send(&beat("a", 3, 1));
+    assert_eq!(rtt(&t), Some(850));
+    t.send(&Frame { rtt_us: Some(900), ..beat("a", 4, 1) });
+    assert_eq!(rtt(&t), Some(900));
+    // A new process has no estimate yet: the old one's is not shown as its own.
+    t.send(&beat("a", 1, 2));
+    assert_eq!(rtt(&t), None);
+}
+
+#[test]
 fn silence_leads_to_suspect_then_dead_within_the_bound() {
     let mut t = Fixture::plain();
     for seq in 1..=20 {
@@ -306,4 +324,23 @@ fn peer_is_small_and_many_peers_share_strings() {
     let per_peer = t.table.tracked_bytes_estimate() / n;
     eprintln!("estimate: {per_peer} bytes per peer");
     assert!(per_peer <= 256, "{per_peer} bytes per peer");
+}
+
+#[test]
+fn the_sweep_plan_follows_the_earliest_deadline_and_asks_for_a_sooner_one() {
+    let mut t = Fixture::plain();
+    // Nothing tracked: the idle bound.
+    assert_eq!(t.table.plan_sweep(0, S), S);
+    t.send(&beat("a", 1, 1));
+    // The first peer's deadline (a few seconds out) is later than the plan: no wake-up.
+    assert!(!t.table.take_sweep_sooner());
+    let due = t.table.plan_sweep(0, 60 * S);
+    assert!(due > S && due < 60 * S, "{due}");
+    assert_eq!(t.table.plan_sweep(0, S), S, "capped by the idle bound");
+    // Planned far out, a new peer's earlier deadline asks for a sooner sweep, once.
+    t.table.plan_sweep(0, 60 * S);
+    t.send(&Frame { interval_ms: 10, ..beat("b", 1, 1) });
+    assert!(t.table.take_sweep_sooner());
+    assert!(!t.table.take_sweep_sooner());
+    assert!(t.table.plan_sweep(0, 60 * S) < due);
 }

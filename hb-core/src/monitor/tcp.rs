@@ -83,7 +83,7 @@ async fn serve(stream: TcpStream, from: SocketAddr, ingest: &Ingest) {
                     ingest.stats.beats_received.fetch_add(1, Ordering::Relaxed);
                 }
                 let now = ingest.clock.now_ns();
-                ingest.table.lock().ingest(&f, source, now)
+                ingest.with_table(|t| t.ingest(&f, source, now))
             }
             Err(e) => {
                 reject(e.reason());

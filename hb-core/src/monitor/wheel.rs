@@ -13,6 +13,8 @@ const BUCKETS: usize = 4096;
 
 pub struct TimingWheel {
     buckets: Vec<Vec<u32>>,
+    /// Entries held (stale ones included), so an empty wheel is known without a scan.
+    len: usize,
     /// The next tick not yet drained.
     cursor: u64,
     /// Ticks are reported relative to this, so they fit a u32 (497 days of monitor uptime).
@@ -21,7 +23,7 @@ pub struct TimingWheel {
 
 impl TimingWheel {
     pub fn new(now_ns: u64) -> TimingWheel {
-        TimingWheel { buckets: (0..BUCKETS).map(|_| Vec::new()).collect(), cursor: now_ns / TICK_NS, origin: now_ns / TICK_NS }
+        TimingWheel { buckets: (0..BUCKETS).map(|_| Vec::new()).collect(), len: 0, cursor: now_ns / TICK_NS, origin: now_ns / TICK_NS }
     }
 
     /// Schedules `slot` for the tick containing `at_ns` (or the earliest undrained tick,
@@ -30,7 +32,25 @@ impl TimingWheel {
     pub fn insert(&mut self, slot: u32, at_ns: u64) -> u32 {
         let tick = (at_ns / TICK_NS).clamp(self.cursor, self.cursor + BUCKETS as u64 - 1);
         self.buckets[(tick % BUCKETS as u64) as usize].push(slot);
+        self.len += 1;
         self.relative(tick)
+    }
+
+    /// When the tick `relative_tick` (as `insert` returned it) starts: the earliest time a
+    /// drain takes its entries.
+    pub fn start_ns(&self, relative_tick: u32) -> u64 {
+        (self.origin + u64::from(relative_tick)) * TICK_NS
+    }
+
+    /// When the earliest non-empty bucket comes due, or `None` if the wheel is empty.
+    /// Scans at most one lap of buckets, so call it once per sweep, not per beat.
+    pub fn next_due_ns(&self) -> Option<u64> {
+        if self.len == 0 {
+            return None;
+        }
+        (self.cursor..self.cursor + BUCKETS as u64)
+            .find(|tick| !self.buckets[(tick % BUCKETS as u64) as usize].is_empty())
+            .map(|tick| tick * TICK_NS)
     }
 
     /// The relative tick `at_ns` falls in (for comparing with what `insert` returned).
@@ -54,6 +74,7 @@ impl TimingWheel {
         for tick in self.cursor..=last {
             let rel = self.relative(tick);
             let b = &mut self.buckets[(tick % BUCKETS as u64) as usize];
+            self.len -= b.len();
             out.extend(b.drain(..).map(|s| (s, rel)));
         }
         self.cursor = now_tick + 1;
@@ -62,7 +83,8 @@ impl TimingWheel {
     /// Entries currently held (including stale ones).
     #[cfg(test)]
     pub fn entries(&self) -> usize {
-        self.buckets.iter().map(Vec::len).sum()
+        debug_assert_eq!(self.len, self.buckets.iter().map(Vec::len).sum::<usize>());
+        self.len
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -101,6 +123,21 @@ mod tests {
         let mut out = Vec::new();
         w.drain_due(1_000 * MS, &mut out);
         assert_eq!(out, vec![(7, 0)]);
+    }
+
+    #[test]
+    fn next_due_is_the_earliest_non_empty_bucket() {
+        let mut w = TimingWheel::new(1_000 * MS);
+        assert_eq!(w.next_due_ns(), None);
+        let t = w.insert(1, 1_234 * MS);
+        w.insert(2, 5_000 * MS);
+        assert_eq!(w.next_due_ns(), Some(1_230 * MS));
+        assert_eq!(w.start_ns(t), 1_230 * MS);
+        let mut out = Vec::new();
+        w.drain_due(1_230 * MS, &mut out);
+        assert_eq!(w.next_due_ns(), Some(5_000 * MS));
+        w.drain_due(5_000 * MS, &mut out);
+        assert_eq!((w.next_due_ns(), w.entries()), (None, 0));
     }
 
     #[test]

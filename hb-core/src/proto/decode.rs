@@ -74,6 +74,7 @@ pub fn decode<'a>(bytes: &'a [u8], key: Option<&AuthKey>) -> Result<FrameRef<'a>
         traceparent: exts.traceparent,
         load: exts.load,
         nack_reason: exts.nack_reason,
+        rtt_us: exts.rtt_us,
         labels_raw: region,
     })
 }

@@ -52,6 +52,9 @@ pub fn encode(frame: &Frame, key: Option<&AuthKey>, out: &mut Vec<u8>) -> Result
     if let Some(reason) = frame.nack_reason {
         tlv(out, ext::NACK_REASON, &[&[reason as u8]]);
     }
+    if let Some(rtt_us) = frame.rtt_us {
+        tlv(out, ext::RTT_US, &[&rtt_us.to_be_bytes()]);
+    }
 
     if let Some(key) = key {
         let tag = key.tag(out.get(start..).unwrap_or_default());
@@ -104,6 +107,9 @@ fn check(frame: &Frame) -> Result<usize, EncodeError> {
     }
     if frame.nack_reason.is_some() {
         ext_len += 2 + 1;
+    }
+    if frame.rtt_us.is_some() {
+        ext_len += 2 + 4;
     }
     Ok(ext_len)
 }

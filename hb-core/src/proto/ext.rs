@@ -14,6 +14,8 @@ pub(super) const TRACEPARENT: u8 = 3;
 pub(super) const LOAD: u8 = 4;
 /// Value is one byte, a [`NackReason`] code.
 pub(super) const NACK_REASON: u8 = 5;
+/// Value is a u32, network order: the sender's smoothed RTT to this receiver, in µs.
+pub(super) const RTT_US: u8 = 6;
 
 /// The singular extensions found in a region; labels stay in the raw region.
 #[derive(Default)]
@@ -22,6 +24,7 @@ pub(super) struct Extensions<'a> {
     pub traceparent: Option<&'a str>,
     pub load: Option<u16>,
     pub nack_reason: Option<NackReason>,
+    pub rtt_us: Option<u32>,
 }
 
 /// Reads one TLV, or `None` at the end of the region.
@@ -79,6 +82,13 @@ pub(super) fn parse(region: &[u8]) -> Result<Extensions<'_>, DecodeError> {
                     });
                 };
                 set_once(&mut out.nack_reason, NackReason::from_u8(*code), ty)?;
+            }
+            RTT_US => {
+                let bytes: [u8; 4] = value.try_into().map_err(|_| DecodeError::BadExtension {
+                    ty,
+                    reason: "rtt_us: expected 4 bytes",
+                })?;
+                set_once(&mut out.rtt_us, u32::from_be_bytes(bytes), ty)?;
             }
             _ => {} // Unknown: skipped on purpose (forward compatibility).
         }

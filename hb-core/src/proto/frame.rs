@@ -115,6 +115,8 @@ pub struct Frame {
     /// Sender load hint (per-mille).
     pub load: Option<u16>,
     pub nack_reason: Option<NackReason>,
+    /// Sender's smoothed round-trip time to this receiver, in µs (BEAT, once known).
+    pub rtt_us: Option<u32>,
 }
 
 impl Frame {
@@ -139,6 +141,7 @@ impl Frame {
             traceparent: None,
             load: None,
             nack_reason: None,
+            rtt_us: None,
         }
     }
 }
@@ -159,6 +162,7 @@ pub struct FrameRef<'a> {
     pub traceparent: Option<&'a str>,
     pub load: Option<u16>,
     pub nack_reason: Option<NackReason>,
+    pub rtt_us: Option<u32>,
     /// The whole (already validated) TLV region; `labels()` walks it lazily so decoding
     /// needs no allocation however many labels there are.
     pub(super) labels_raw: &'a [u8],
@@ -189,6 +193,7 @@ impl<'a> FrameRef<'a> {
             traceparent: self.traceparent.map(str::to_owned),
             load: self.load,
             nack_reason: self.nack_reason,
+            rtt_us: self.rtt_us,
         }
     }
 }

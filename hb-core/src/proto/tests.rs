@@ -27,6 +27,7 @@ fn full(kind: Kind) -> Frame {
         traceparent: Some(TP.into()),
         load: Some(750),
         nack_reason: (kind == Kind::Nack).then_some(NackReason::Replay),
+        rtt_us: (kind == Kind::Beat).then_some(0x0001_e240),
     }
 }
 
@@ -403,6 +404,26 @@ fn unknown_nack_code_decodes_as_unknown() {
     assert_eq!(r.nack_reason, Some(NackReason::Unknown));
     for code in 0..=6u8 {
         assert_eq!(NackReason::from_u8(code) as u8, code);
+    }
+}
+
+#[test]
+fn rtt_extension_is_a_four_byte_singular_u32() {
+    let bytes = raw(1, 0, b"x", &[6, 4, 0, 1, 0xe2, 0x40]);
+    assert_eq!(decode(&bytes, None).unwrap().rtt_us, Some(123_456));
+    let mut f = Frame::beat("x");
+    f.rtt_us = Some(123_456);
+    assert!(enc(&f, None).ends_with(&[0, 6, 6, 4, 0, 1, 0xe2, 0x40]));
+    for (bad, reason) in [
+        (&[6u8, 2, 0, 1][..], "rtt_us: expected 4 bytes"),
+        (&[6, 5, 0, 0, 0, 1, 0][..], "rtt_us: expected 4 bytes"),
+        (&[6, 4, 0, 0, 0, 1, 6, 4, 0, 0, 0, 2][..], "duplicate"),
+    ] {
+        assert_eq!(
+            err(&raw(1, 0, b"x", bad)),
+            DecodeError::BadExtension { ty: 6, reason },
+            "{bad:?}"
+        );
     }
 }
 

@@ -47,6 +47,9 @@ pub(super) struct FrameJson {
     pub traceparent: Option<String>,
     pub load: Option<u16>,
     pub nack_reason: Option<String>,
+    /// Absent in vectors written before the extension existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_us: Option<u32>,
 }
 
 const KINDS: [(Kind, &str); 4] = [
@@ -97,6 +100,7 @@ impl FrameJson {
             traceparent: f.traceparent.clone(),
             load: f.load,
             nack_reason: f.nack_reason.map(|r| name_of(&NACK_REASONS, r)),
+            rtt_us: f.rtt_us,
         }
     }
 
@@ -118,6 +122,7 @@ impl FrameJson {
                 .nack_reason
                 .as_deref()
                 .map(|n| value_of(&NACK_REASONS, n)),
+            rtt_us: self.rtt_us,
         }
     }
 }
