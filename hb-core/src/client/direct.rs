@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout};
 
+use crate::backoff::Backoff;
 use crate::config::{Endpoint, HostPort};
 use crate::error::{Error, Result};
 use crate::proto::MAX_FRAME_LEN;
@@ -176,7 +176,7 @@ async fn udp_leave(sock: &UdpSocket, b: &mut Beater, deadline_ns: u64, out: &mut
 }
 
 async fn tcp_task(target: SocketAddr, connect_timeout: Duration, mut b: Beater, mut commands: watch::Receiver<Command>) {
-    let mut backoff = BACKOFF_START;
+    let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_CAP);
     loop {
         if *commands.borrow() != Command::Run {
             return;
@@ -186,7 +186,7 @@ async fn tcp_task(target: SocketAddr, connect_timeout: Duration, mut b: Beater, 
             _ = commands.changed() => return,
         };
         if let Ok(Ok(stream)) = connected {
-            backoff = BACKOFF_START;
+            backoff.reset();
             let _ = stream.set_nodelay(true);
             if session(stream, &mut b, &mut commands).await == Ended::Stopped {
                 return;
@@ -194,10 +194,8 @@ async fn tcp_task(target: SocketAddr, connect_timeout: Duration, mut b: Beater, 
         }
         b.transport_failed(b.now_ns());
         b.tick(b.now_ns());
-        let delay = rand::thread_rng().gen_range(backoff / 2..=backoff);
-        backoff = (backoff * 2).min(BACKOFF_CAP);
         tokio::select! {
-            _ = sleep(delay) => {}
+            _ = sleep(backoff.next()) => {}
             _ = commands.changed() => return,
         }
     }

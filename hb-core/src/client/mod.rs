@@ -19,11 +19,6 @@ use crate::runtime::ProcessGuard;
 
 use shared::{ClientShared, Transport};
 
-/// A client's default event queue. It only reports its own health, a handful of events,
-/// and the queue's slots are allocated up front (~150 B each): the monitor's default of
-/// 1024 would cost every client ~150 KB. An explicit `event_capacity` still wins.
-pub const CLIENT_EVENT_CAPACITY: usize = 64;
-
 /// `(lease id, epoch)`: pass it to downstream compare-and-set so that a stale holder's
 /// writes are refused. The epoch increases with every re-registration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -35,6 +30,8 @@ pub struct FencingToken {
 
 enum Life {
     Idle,
+    /// `start` is making the transport, outside the lock.
+    Starting,
     Running(Box<dyn Transport>),
     Stopped,
 }
@@ -48,11 +45,7 @@ pub struct Client {
 impl Client {
     /// Resolves `options` (explicit > environment > defaults) and validates them.
     pub fn new(options: &Options) -> Result<Client> {
-        let mut config = Config::resolve(options, Role::Client)?;
-        if options.event_capacity.is_none() {
-            config.event_capacity = CLIENT_EVENT_CAPACITY;
-        }
-        Client::from_config(config)
+        Client::from_config(Config::resolve(options, Role::Client)?)
     }
 
     pub fn from_config(config: Config) -> Result<Client> {
@@ -69,20 +62,41 @@ impl Client {
     /// beats return at once; the state becomes `healthy` with the first ACK.
     pub fn start(&self) -> Result<()> {
         self.guard.check()?;
-        let mut life = self.life.lock();
-        match *life {
-            Life::Idle => {}
-            Life::Running(_) => return Err(Error::InvalidState("client is already started".into())),
-            Life::Stopped => return Err(Error::Stopped("client was stopped; create a new one")),
+        {
+            let mut life = self.life.lock();
+            match *life {
+                Life::Idle => *life = Life::Starting,
+                Life::Starting | Life::Running(_) => return Err(Error::InvalidState("client is already started".into())),
+                Life::Stopped => return Err(Error::Stopped("client was stopped; create a new one")),
+            }
         }
-        let transport: Box<dyn Transport> = if self.shared.config.endpoints.iter().any(|e| e.is_etcd()) {
-            Box::new(crate::registry::registration::Registration::start(Arc::clone(&self.shared))?)
+        // Registering with etcd can take up to connect_timeout: not under the lock, so that a
+        // concurrent stop is not held up by it.
+        let made: Result<Box<dyn Transport>> = if self.shared.config.endpoints.iter().any(|e| e.is_etcd()) {
+            crate::registry::registration::Registration::start(Arc::clone(&self.shared)).map(|t| Box::new(t) as Box<dyn Transport>)
         } else {
-            Box::new(direct::DirectTransport::start(Arc::clone(&self.shared))?)
+            direct::DirectTransport::start(Arc::clone(&self.shared)).map(|t| Box::new(t) as Box<dyn Transport>)
         };
-        crate::metrics::get().clients.inc();
-        *life = Life::Running(transport);
-        Ok(())
+        let mut life = self.life.lock();
+        match (made, &*life) {
+            (Ok(transport), Life::Starting) => {
+                crate::metrics::get().clients.inc();
+                *life = Life::Running(transport);
+                Ok(())
+            }
+            (Ok(transport), _) => {
+                // Stopped while we were starting: say goodbye at once.
+                drop(life);
+                let _ = transport.stop(self.shared.config.stop_timeout);
+                Err(Error::Stopped("client was stopped while starting"))
+            }
+            (Err(e), _) => {
+                if matches!(*life, Life::Starting) {
+                    *life = Life::Idle;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Says goodbye (LEAVE / mark leaving + revoke) and stops; returns within `timeout`
@@ -100,7 +114,7 @@ impl Client {
                 self.shared.update_health(|h| h.stopped());
                 r
             }
-            Life::Idle | Life::Stopped => Ok(()),
+            Life::Idle | Life::Starting | Life::Stopped => Ok(()),
         };
         self.shared.events.close();
         result
