@@ -399,8 +399,9 @@ hb_status hb_client_start(const hb_client *client, hb_error **err);
  *
  * After it returns no callback runs any more and `drop_user_data` has been called —
  * except when called from this client's own callback: then it does not wait for the
- * delivery thread; no new events are queued, events already queued are still delivered
- * to the callback, then `drop_user_data` runs on the delivery thread. Never deadlocks.
+ * delivery thread; the current call of the callback finishes, no further call is made
+ * (queued events are dropped and counted), then `drop_user_data` runs on the delivery
+ * thread. Never deadlocks.
  */
 hb_status hb_client_stop(const hb_client *client, uint32_t timeout_ms, hb_error **err);
 
@@ -410,7 +411,7 @@ hb_status hb_client_stop(const hb_client *client, uint32_t timeout_ms, hb_error 
  *
  * From inside this client's own callback: allowed; the release of the callback is
  * deferred — the client stops and is freed at once (never touch the pointer again, also
- * not in later calls of the callback), events already queued are still delivered, then
+ * not in the rest of this call of the callback), no further call is made, then
  * `drop_user_data` runs on the delivery thread.
  */
 void hb_client_free(hb_client *client);
@@ -696,9 +697,9 @@ hb_status hb_monitor_start(const hb_monitor *monitor, hb_error **err);
 /**
  * Stops listening. Idempotent. After it returns no callback runs any more and
  * `drop_user_data` has been called — except when called from this monitor's own
- * callback: then it does not wait for the delivery thread; no new events are queued,
- * events already queued are still delivered, then `drop_user_data` runs on the delivery
- * thread. Never deadlocks.
+ * callback: then it does not wait for the delivery thread; the current call of the
+ * callback finishes, no further call is made (queued events are dropped and counted),
+ * then `drop_user_data` runs on the delivery thread. Never deadlocks.
  */
 hb_status hb_monitor_stop(const hb_monitor *monitor, hb_error **err);
 
@@ -853,9 +854,9 @@ hb_status hb_watcher_start(const hb_watcher *watcher, hb_error **err);
 /**
  * Stops watching. Idempotent. After it returns no callback runs any more and
  * `drop_user_data` has been called — except when called from this watcher's own
- * callback: then it does not wait for the delivery thread; no new events are queued,
- * events already queued are still delivered, then `drop_user_data` runs on the delivery
- * thread. Never deadlocks.
+ * callback: then it does not wait for the delivery thread; the current call of the
+ * callback finishes, no further call is made (queued events are dropped and counted),
+ * then `drop_user_data` runs on the delivery thread. Never deadlocks.
  */
 hb_status hb_watcher_stop(const hb_watcher *watcher, hb_error **err);
 

@@ -70,8 +70,9 @@ pub unsafe extern "C" fn hb_client_start(
 ///
 /// After it returns no callback runs any more and `drop_user_data` has been called —
 /// except when called from this client's own callback: then it does not wait for the
-/// delivery thread; no new events are queued, events already queued are still delivered
-/// to the callback, then `drop_user_data` runs on the delivery thread. Never deadlocks.
+/// delivery thread; the current call of the callback finishes, no further call is made
+/// (queued events are dropped and counted), then `drop_user_data` runs on the delivery
+/// thread. Never deadlocks.
 #[no_mangle]
 pub unsafe extern "C" fn hb_client_stop(
     client: *const hb_client,
@@ -93,7 +94,7 @@ pub unsafe extern "C" fn hb_client_stop(
 ///
 /// From inside this client's own callback: allowed; the release of the callback is
 /// deferred — the client stops and is freed at once (never touch the pointer again, also
-/// not in later calls of the callback), events already queued are still delivered, then
+/// not in the rest of this call of the callback), no further call is made, then
 /// `drop_user_data` runs on the delivery thread.
 #[no_mangle]
 pub unsafe extern "C" fn hb_client_free(client: *mut hb_client) {

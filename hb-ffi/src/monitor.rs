@@ -67,9 +67,9 @@ pub unsafe extern "C" fn hb_monitor_start(
 
 /// Stops listening. Idempotent. After it returns no callback runs any more and
 /// `drop_user_data` has been called — except when called from this monitor's own
-/// callback: then it does not wait for the delivery thread; no new events are queued,
-/// events already queued are still delivered, then `drop_user_data` runs on the delivery
-/// thread. Never deadlocks.
+/// callback: then it does not wait for the delivery thread; the current call of the
+/// callback finishes, no further call is made (queued events are dropped and counted),
+/// then `drop_user_data` runs on the delivery thread. Never deadlocks.
 #[no_mangle]
 pub unsafe extern "C" fn hb_monitor_stop(
     monitor: *const hb_monitor,
