@@ -11,7 +11,6 @@ type EtcdServer = etcdServer
 
 func StartEtcd(t testing.TB) EtcdServer                      { return startEtcd(t) }
 func EtcdKeys(t testing.TB, e EtcdServer, p string) []string { return etcdKeys(t, e, p) }
-func SkipIfStub(t testing.TB, err error)                     { skipIfStub(t, err) }
 
 func FreeTCPPort(t testing.TB) int {
 	t.Helper()

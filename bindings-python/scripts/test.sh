@@ -7,8 +7,8 @@
 #   bash bindings-python/scripts/test.sh -k fork    # extra arguments go to pytest
 #
 # Environment: PYTHON (interpreter for the venv, default python3), HEARTBEATER_BIN (CLI for
-# the mixed-client tests, default <repo>/target/debug/heartbeater), HB_PY_REQUIRE_ENGINE=1
-# (fail instead of skip when hb-core's engine is still a stub), CARGO_TARGET_DIR.
+# the mixed-client tests, default <repo>/target/debug/heartbeater), HEARTBEATER_REQUIRE_ALL=1
+# (fail instead of skip when etcd, the CLI or prometheus_client is missing), CARGO_TARGET_DIR.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"   # bindings-python/

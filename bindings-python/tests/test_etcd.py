@@ -11,22 +11,20 @@ from typing import Any, Iterator
 import pytest
 
 import heartbeater
-from conftest import REPO, engine_missing_reason
+from conftest import REPO, require_or_skip
 
 HARNESS = REPO / "tests" / "harness" / "etcd.py"
 
 
 @pytest.fixture(scope="module")
 def etcd() -> Iterator[Any]:
-    if not HARNESS.exists():
-        pytest.skip(f"etcd harness {HARNESS} not in this checkout yet (registry branch)")
     sys.path.insert(0, str(HARNESS.parent))
     try:
         import etcd as harness  # type: ignore[import-not-found]
     finally:
         sys.path.remove(str(HARNESS.parent))
     if not harness.available():
-        pytest.skip("etcd/etcdctl binaries not installed (apt-get install etcd-server etcd-client)")
+        require_or_skip("etcd/etcdctl binaries not installed (apt-get install etcd-server etcd-client)")
     with harness.Etcd() as server:
         yield server
 
@@ -45,32 +43,21 @@ def etcdctl_keys(endpoint: str, prefix: str) -> list[str]:
 
 def test_key_exists_while_registered_and_is_gone_after_the_with_block(etcd: Any) -> None:
     endpoint = f"etcd://{etcd.endpoint}/pytest"
-    try:
-        with heartbeater.Client(endpoint, service="api", instance_id="py-1", ttl=3.0) as c:
-            assert etcdctl_keys(etcd.endpoint, "/pytest/") == ["/pytest/api/py-1"]
-            assert c.state == "healthy"
-            lease_id, epoch = c.fencing_token()
-            assert lease_id != 0 and epoch >= 1
-            c.check()
-            assert 0 < c.remaining() <= 3.0
-    except heartbeater.InternalError as e:
-        if "not implemented" in str(e):
-            pytest.skip(f"etcd registration not merged into this build yet ({e})")
-        raise
+    with heartbeater.Client(endpoint, service="api", instance_id="py-1", ttl=3.0) as c:
+        assert etcdctl_keys(etcd.endpoint, "/pytest/") == ["/pytest/api/py-1"]
+        assert c.state == "healthy"
+        lease_id, epoch = c.fencing_token()
+        assert lease_id != 0 and epoch >= 1
+        c.check()
+        assert 0 < c.remaining() <= 3.0
     # Gone at once: the client revoked its lease on the way out, no TTL wait.
     assert etcdctl_keys(etcd.endpoint, "/pytest/") == []
 
 
 def test_unreachable_etcd_is_a_connect_error() -> None:
-    if engine_missing_reason() is not None:
-        pytest.skip("engine not merged into this build yet")
     c = heartbeater.Client("etcd://127.0.0.1:9/pytest", service="api", connect_timeout=1.0)
     try:
         c.start()
-    except heartbeater.InternalError as e:
-        if "not implemented" in str(e):
-            pytest.skip(f"etcd registration not merged into this build yet ({e})")
-        raise
     except (heartbeater.ConnectError, heartbeater.HeartbeaterTimeoutError):
         return
     finally:
@@ -82,15 +69,10 @@ def test_watcher_lists_and_follows_the_prefix(etcd: Any) -> None:
     endpoint = f"etcd://{etcd.endpoint}/pytest-watch"
     with heartbeater.Watcher(endpoint) as w:
         assert w.peers() == []
-        try:
-            with heartbeater.Client(endpoint, service="api", instance_id="py-w", ttl=3.0):
-                ev = w.next_event(timeout=10.0)
-                assert ev is not None and (ev.peer, ev.to_state) == ("py-w", "joined"), ev
-                assert [p.id for p in w.peers()] == ["py-w"]
-        except heartbeater.InternalError as e:
-            if "not implemented" in str(e):
-                pytest.skip(f"etcd registration not merged into this build yet ({e})")
-            raise
+        with heartbeater.Client(endpoint, service="api", instance_id="py-w", ttl=3.0):
+            ev = w.next_event(timeout=10.0)
+            assert ev is not None and (ev.peer, ev.to_state) == ("py-w", "joined"), ev
+            assert [p.id for p in w.peers()] == ["py-w"]
         gone = w.next_event(timeout=10.0)
         assert gone is not None and gone.peer == "py-w" and gone.to_state == "left", gone
     assert list(w.events()) == []
@@ -100,10 +82,6 @@ def test_watcher_on_a_closed_port_is_a_connect_error() -> None:
     w = heartbeater.Watcher("etcd://127.0.0.1:9/pytest", connect_timeout=1.0)
     try:
         w.start()
-    except heartbeater.InternalError as e:
-        if "not implemented" in str(e):
-            pytest.skip(f"etcd watcher not merged into this build yet ({e})")
-        raise
     except (heartbeater.ConnectError, heartbeater.HeartbeaterTimeoutError):
         return
     finally:

@@ -23,7 +23,7 @@ def spin(seconds: float) -> int:
     return n
 
 
-def test_holding_the_gil_does_not_stop_beats(engine: None) -> None:
+def test_holding_the_gil_does_not_stop_beats() -> None:
     mon = subprocess.Popen(
         [sys.executable, str(HELPERS / "monitor_json.py"), str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

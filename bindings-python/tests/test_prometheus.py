@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("prometheus_client")
+from conftest import require_or_skip
 
-from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
+try:
+    from prometheus_client import CollectorRegistry, generate_latest
+except ImportError:
+    require_or_skip("prometheus_client is not installed (pip install prometheus_client)", allow_module_level=True)
 
-import heartbeater.prometheus  # noqa: E402
+import heartbeater.prometheus  # noqa: E402  (needs prometheus_client)
 
 
 def test_collector_exports_heartbeater_metrics_once() -> None:

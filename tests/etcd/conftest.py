@@ -1,5 +1,6 @@
-"""Fixtures for the etcd system tests (issue 3): a real etcd from tests/harness/etcd.py,
-the `heartbeater` binary, and the `etcd_clients` example (many clients in one process)."""
+"""Fixtures for the etcd system tests (issue 3): a real etcd from tests/harness/etcd.py and
+the `etcd_clients` example (many clients in one process); `heartbeater_bin` and
+`require_or_skip` come from tests/conftest.py."""
 
 import json
 import os
@@ -22,19 +23,11 @@ def target_dir():
 
 
 @pytest.fixture
-def etcd():
+def etcd(require_or_skip):
     if not harness.available():
-        pytest.skip("etcd is not installed: apt-get install etcd-server etcd-client")
+        require_or_skip("etcd/etcdctl not installed: apt-get install etcd-server etcd-client")
     with harness.Etcd() as server:
         yield server
-
-
-@pytest.fixture(scope="session")
-def heartbeater_bin():
-    path = os.environ.get("HEARTBEATER_BIN", os.path.join(target_dir(), "debug", "heartbeater"))
-    if not os.path.exists(path):
-        pytest.skip(f"heartbeater binary not built yet at {path} (cargo build -p hb-cli, or set HEARTBEATER_BIN)")
-    return path
 
 
 @pytest.fixture(scope="session")
