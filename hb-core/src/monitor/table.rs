@@ -228,6 +228,7 @@ impl PeerTable {
         let check_replay = self.cfg.check_replay;
         let params = self.cfg.params;
         let kind = self.cfg.detector;
+        let peers = self.slab.len();
         let p = self.slab.get_mut(slot).expect("index points at a live slot");
         if f.incarnation < p.incarnation {
             reject("stale_incarnation");
@@ -252,7 +253,9 @@ impl PeerTable {
                 p.detector.heartbeat(now_ns, interval_ns, &params);
             }
         }
-        refresh(p, f, from, interval_ms, restarted, &mut self.interner);
+        if refresh(p, f, from, interval_ms, restarted, &mut self.interner) {
+            self.interner.purge_if_bloated(peers);
+        }
         self.longest_interval_ns = self.longest_interval_ns.max(interval_ns);
         let target = match (f.kind, p.state) {
             (Kind::Leave, PeerState::Left) => None,
@@ -489,9 +492,12 @@ impl PeerTable {
     }
 }
 
-fn refresh(p: &mut Peer, f: &FrameRef<'_>, from: Source, interval_ms: u32, restarted: bool, interner: &mut Interner) {
+/// Updates the peer from a frame it sent; true when its service or labels were replaced
+/// (the old interned entry may now be unused).
+fn refresh(p: &mut Peer, f: &FrameRef<'_>, from: Source, interval_ms: u32, restarted: bool, interner: &mut Interner) -> bool {
     let service = f.service.unwrap_or(&p.meta.service);
-    if !p.meta.matches(service, f.labels()) {
+    let replaced = !p.meta.matches(service, f.labels());
+    if replaced {
         p.meta = interner.meta(service, f.labels());
     }
     match (f.traceparent, &p.traceparent) {
@@ -509,6 +515,7 @@ fn refresh(p: &mut Peer, f: &FrameRef<'_>, from: Source, interval_ms: u32, resta
     p.ip = from.addr.ip();
     p.port = from.addr.port();
     p.transport = from.transport;
+    replaced
 }
 
 fn event(p: &Peer, from: State, reason: Reason) -> Event {

@@ -344,3 +344,18 @@ fn the_sweep_plan_follows_the_earliest_deadline_and_asks_for_a_sooner_one() {
     assert!(!t.table.take_sweep_sooner());
     assert!(t.table.plan_sweep(0, 60 * S) < due);
 }
+
+#[test]
+fn one_peer_rotating_its_labels_does_not_grow_the_interner() {
+    // Without an auth key a spoofed id can change its labels on every beat; each change
+    // leaves the previous entry unused. The interner stays bounded by the peer count.
+    let mut t = Fixture::new(TableConfig::new(DetectorKind::Adaptive, 10, false));
+    for seq in 1..=10_000u32 {
+        let mut f = beat("spoofed", seq, 1);
+        f.labels = vec![("zone".into(), format!("z{seq}"))];
+        t.send(&f);
+        assert!(t.table.interner.len() <= 2 + 1024 + 1, "{} entries after {seq} beats", t.table.interner.len());
+    }
+    let p = &t.table.snapshot(t.now, 0)[0];
+    assert_eq!(p.labels.get("zone").map(String::as_str), Some("z10000"), "the current labels survive a purge");
+}
