@@ -46,6 +46,7 @@ impl Interner {
     }
 
     /// Number of distinct entries held, used or not.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.metas.len()
     }

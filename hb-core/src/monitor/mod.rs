@@ -262,7 +262,10 @@ impl Monitor {
 
     pub fn peers(&self) -> Vec<PeerInfo> {
         let now = self.ingest.clock.now_ns();
-        self.ingest.table.lock().snapshot(now, crate::events::unix_ms_now())
+        // Only Arc clones and copies under the lock; the strings are built after it.
+        let rows = self.ingest.table.lock().rows(now);
+        let now_unix_ms = crate::events::unix_ms_now();
+        rows.into_iter().map(|r| r.info(now_unix_ms)).collect()
     }
 
     pub fn stats(&self) -> MonitorStats {

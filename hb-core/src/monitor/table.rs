@@ -136,6 +136,40 @@ fn traceparent_str(t: &Traceparent) -> String {
     String::from_utf8_lossy(t).into_owned()
 }
 
+/// One peer as copied out of the table under its lock: no string is built yet.
+pub struct PeerRow {
+    id: Arc<str>,
+    meta: Arc<Meta>,
+    ago_ms: u64,
+    state: PeerState,
+    incarnation: u32,
+    interval_ms: u32,
+    rtt_us: u32,
+    addr: SocketAddr,
+    transport: Transport,
+}
+
+impl PeerRow {
+    pub fn info(self, now_unix_ms: u64) -> PeerInfo {
+        let scheme = match self.transport {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        };
+        PeerInfo {
+            id: self.id.to_string(),
+            service: self.meta.service.to_string(),
+            labels: to_map(&self.meta.labels),
+            state: self.state.public(),
+            last_seen_unix_ms: now_unix_ms.saturating_sub(self.ago_ms),
+            incarnation: self.incarnation,
+            epoch: 0,
+            interval_ms: self.interval_ms,
+            rtt_us: (self.rtt_us != NO_RTT).then_some(self.rtt_us),
+            addr: Some(format!("{scheme}://{}", self.addr)),
+        }
+    }
+}
+
 /// Counters a Monitor reports in `stats()`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TableCounts {
@@ -452,29 +486,30 @@ impl PeerTable {
         }
     }
 
-    pub fn snapshot(&self, now_ns: u64, now_unix_ms: u64) -> Vec<PeerInfo> {
+    /// Every peer as cheap shared and copied fields: the caller holds the table lock only
+    /// for this, and builds the strings (`PeerRow::info`) after releasing it, so that
+    /// listing 100k peers does not stall ingest and the sweeper.
+    pub fn rows(&self, now_ns: u64) -> Vec<PeerRow> {
         self.slab
             .iter()
-            .map(|(_, p)| {
-                let ago_ms = now_ns.saturating_sub(p.detector.last_heartbeat_ns()) / 1_000_000;
-                let scheme = match p.transport {
-                    Transport::Udp => "udp",
-                    Transport::Tcp => "tcp",
-                };
-                PeerInfo {
-                    id: p.id.to_string(),
-                    service: p.meta.service.to_string(),
-                    labels: to_map(&p.meta.labels),
-                    state: p.state.public(),
-                    last_seen_unix_ms: now_unix_ms.saturating_sub(ago_ms),
-                    incarnation: p.incarnation,
-                    epoch: 0,
-                    interval_ms: p.interval_ms,
-                    rtt_us: (p.rtt_us != NO_RTT).then_some(p.rtt_us),
-                    addr: Some(format!("{scheme}://{}", SocketAddr::new(p.ip, p.port))),
-                }
+            .map(|(_, p)| PeerRow {
+                id: Arc::clone(&p.id),
+                meta: Arc::clone(&p.meta),
+                ago_ms: now_ns.saturating_sub(p.detector.last_heartbeat_ns()) / 1_000_000,
+                state: p.state,
+                incarnation: p.incarnation,
+                interval_ms: p.interval_ms,
+                rtt_us: p.rtt_us,
+                addr: SocketAddr::new(p.ip, p.port),
+                transport: p.transport,
             })
             .collect()
+    }
+
+    /// `rows` turned into `PeerInfo`s (for tests; the monitor releases the lock in between).
+    #[cfg(test)]
+    pub fn snapshot(&self, now_ns: u64, now_unix_ms: u64) -> Vec<PeerInfo> {
+        self.rows(now_ns).into_iter().map(|r| r.info(now_unix_ms)).collect()
     }
 
     /// Approximate heap and table bytes held for the tracked peers (for `bench ingest`,
