@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -177,13 +178,10 @@ async fn udp_leave(sock: &UdpSocket, b: &mut Beater, deadline_ns: u64, out: &mut
 
 async fn tcp_task(target: SocketAddr, connect_timeout: Duration, mut b: Beater, mut commands: watch::Receiver<Command>) {
     let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_CAP);
-    loop {
-        if *commands.borrow() != Command::Run {
-            return;
-        }
+    while *commands.borrow() == Command::Run {
         let connected = tokio::select! {
             r = timeout(connect_timeout, TcpStream::connect(target)) => r,
-            _ = commands.changed() => return,
+            _ = commands.changed() => break,
         };
         if let Ok(Ok(stream)) = connected {
             backoff.reset();
@@ -196,7 +194,18 @@ async fn tcp_task(target: SocketAddr, connect_timeout: Duration, mut b: Beater, 
         b.tick(b.now_ns());
         tokio::select! {
             _ = sleep(backoff.next()) => {}
-            _ = commands.changed() => return,
+            _ = commands.changed() => break,
+        }
+    }
+    // Stopped while connecting or backing off: one bounded attempt to say goodbye, so
+    // that a monitor that is reachable again reports `left` rather than `dead` later.
+    let command = *commands.borrow();
+    if let Command::Leave { deadline_ns } = command {
+        let wait = until(&b, deadline_ns).min(connect_timeout);
+        if let Ok(Ok(stream)) = timeout(wait, TcpStream::connect(target)).await {
+            let _ = stream.set_nodelay(true);
+            let (mut rd, mut wr) = stream.into_split();
+            tcp_leave(&mut rd, &mut wr, &mut b, deadline_ns, &mut Vec::new()).await;
         }
     }
 }
@@ -237,23 +246,32 @@ async fn session(stream: TcpStream, b: &mut Beater, commands: &mut watch::Receiv
                     (Ok(()), Command::Run) => continue,
                     (Err(_), _) => return Ended::Stopped,
                 };
-                b.leave(b.now_ns(), &mut frame);
-                prefix(&frame, &mut out);
-                if !matches!(timeout(until(b, deadline_ns), wr.write_all(&out)).await, Ok(Ok(()))) {
-                    return Ended::Stopped;
-                }
-                while !b.leave_acked() {
-                    match timeout(until(b, deadline_ns), rd.read(&mut chunk)).await {
-                        Ok(Ok(n)) if n > 0 => {
-                            if !take_frames(&mut inbox, &chunk[..n], b) {
-                                break;
-                            }
-                        }
-                        _ => break,
-                    }
-                }
+                tcp_leave(&mut rd, &mut wr, b, deadline_ns, &mut inbox).await;
                 return Ended::Stopped;
             }
+        }
+    }
+}
+
+/// Sends LEAVE and waits, until `deadline_ns`, for its ACK. `inbox` holds bytes already
+/// read from the stream.
+async fn tcp_leave(rd: &mut OwnedReadHalf, wr: &mut OwnedWriteHalf, b: &mut Beater, deadline_ns: u64, inbox: &mut Vec<u8>) {
+    let mut frame = Vec::with_capacity(MAX_FRAME_LEN);
+    let mut out = Vec::with_capacity(MAX_FRAME_LEN + 2);
+    b.leave(b.now_ns(), &mut frame);
+    prefix(&frame, &mut out);
+    if !matches!(timeout(until(b, deadline_ns), wr.write_all(&out)).await, Ok(Ok(()))) {
+        return;
+    }
+    let mut chunk = [0u8; 1024];
+    while !b.leave_acked() {
+        match timeout(until(b, deadline_ns), rd.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => {
+                if !take_frames(inbox, &chunk[..n], b) {
+                    return;
+                }
+            }
+            _ => return,
         }
     }
 }
