@@ -6,6 +6,7 @@
 
 mod intern;
 mod mmsg;
+mod rejects;
 mod reply;
 mod slab;
 mod sweeper;
@@ -174,6 +175,7 @@ impl Monitor {
         }
         let rt = crate::runtime::handle()?;
         let _enter = rt.enter();
+        rejects::preregister();
         let mut udp = Vec::new();
         let mut tcp = Vec::new();
         let mut addrs = Vec::new();

@@ -20,6 +20,7 @@ use crate::peers::PeerInfo;
 use crate::proto::{Flags, FrameRef, Kind, NackReason};
 
 use super::intern::{to_map, Interner, Meta};
+use super::rejects::reject;
 use super::slab::Slab;
 use super::wheel::TimingWheel;
 
@@ -559,11 +560,6 @@ fn event(p: &Peer, from: State, reason: Reason) -> Event {
     ev.labels = to_map(&p.meta.labels);
     ev.traceparent = p.traceparent.as_deref().map(traceparent_str);
     ev
-}
-
-/// Counts a dropped frame by reason.
-pub fn reject(reason: &str) {
-    metrics::get().frames_rejected.with_label_values(&[reason]).inc();
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ use tokio::time::timeout;
 use crate::proto::{decode, DecodeError, Flags, Kind, NackReason, MAX_FRAME_LEN};
 
 use super::reply::ReplyEncoder;
-use super::table::{reject, Reply, Source, Transport};
+use super::rejects::reject;
+use super::table::{Reply, Source, Transport};
 use super::Ingest;
 
 /// Connections beyond this are closed at once (each costs a task and ~2 KB).
