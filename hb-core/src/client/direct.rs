@@ -51,8 +51,8 @@ impl DirectTransport {
         let (commands, rx) = watch::channel(Command::Run);
         let now = shared.now_ns();
         let mut work: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> = Vec::new();
-        for ep in &shared.config.endpoints {
-            let beater = Beater::new(Arc::clone(&shared), now)?;
+        for (index, ep) in shared.config.endpoints.iter().enumerate() {
+            let beater = Beater::new(Arc::clone(&shared), index, now)?;
             match ep {
                 Endpoint::Udp(hp) => {
                     let target = resolve(hp, ep)?;
