@@ -4,7 +4,7 @@
 //! no thread per client. TCP reconnects forever with jittered exponential backoff.
 //! `stop` sends LEAVE to every endpoint and returns within its timeout whatever happens.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use tokio::time::{sleep, timeout};
 use crate::backoff::Backoff;
 use crate::config::{Endpoint, HostPort};
 use crate::error::{Error, Result};
+use crate::proto::stream::{self, StreamDecoder, PREFIX_LEN};
 use crate::proto::MAX_FRAME_LEN;
 
 use super::beater::Beater;
@@ -111,13 +112,10 @@ impl Transport for DirectTransport {
     }
 }
 
+/// The first address of the endpoint's host.
 fn resolve(hp: &HostPort, ep: &Endpoint) -> Result<SocketAddr> {
-    let unreachable = |detail: String| Error::Connect { what: "monitor", addr: ep.to_string(), detail };
-    (hp.host.as_str(), hp.port)
-        .to_socket_addrs()
-        .map_err(|e| unreachable(e.to_string()))?
-        .next()
-        .ok_or_else(|| unreachable("no address found".into()))
+    let addrs = hp.resolve().map_err(|e| Error::Connect { what: "monitor", addr: ep.to_string(), detail: e.to_string() })?;
+    Ok(addrs[0])
 }
 
 fn until(b: &Beater, at_ns: u64) -> Duration {
@@ -205,7 +203,7 @@ async fn tcp_task(target: SocketAddr, connect_timeout: Duration, mut b: Beater, 
         if let Ok(Ok(stream)) = timeout(wait, TcpStream::connect(target)).await {
             let _ = stream.set_nodelay(true);
             let (mut rd, mut wr) = stream.into_split();
-            tcp_leave(&mut rd, &mut wr, &mut b, deadline_ns, &mut Vec::new()).await;
+            tcp_leave(&mut rd, &mut wr, &mut b, deadline_ns, &mut StreamDecoder::new()).await;
         }
     }
 }
@@ -218,9 +216,9 @@ enum Ended {
 
 async fn session(stream: TcpStream, b: &mut Beater, commands: &mut watch::Receiver<Command>) -> Ended {
     let (mut rd, mut wr) = stream.into_split();
-    let mut out = Vec::with_capacity(MAX_FRAME_LEN + 2);
+    let mut out = Vec::with_capacity(PREFIX_LEN + MAX_FRAME_LEN);
     let mut frame = Vec::with_capacity(MAX_FRAME_LEN);
-    let mut inbox = Vec::with_capacity(2 * MAX_FRAME_LEN);
+    let mut inbox = StreamDecoder::new();
     let mut chunk = [0u8; 1024];
     loop {
         if b.on_timer(b.now_ns(), &mut frame) && !frame.is_empty() {
@@ -253,11 +251,11 @@ async fn session(stream: TcpStream, b: &mut Beater, commands: &mut watch::Receiv
     }
 }
 
-/// Sends LEAVE and waits, until `deadline_ns`, for its ACK. `inbox` holds bytes already
-/// read from the stream.
-async fn tcp_leave(rd: &mut OwnedReadHalf, wr: &mut OwnedWriteHalf, b: &mut Beater, deadline_ns: u64, inbox: &mut Vec<u8>) {
+/// Sends LEAVE and waits, until `deadline_ns`, for its ACK. `inbox` holds what was
+/// already read from the stream.
+async fn tcp_leave(rd: &mut OwnedReadHalf, wr: &mut OwnedWriteHalf, b: &mut Beater, deadline_ns: u64, inbox: &mut StreamDecoder) {
     let mut frame = Vec::with_capacity(MAX_FRAME_LEN);
-    let mut out = Vec::with_capacity(MAX_FRAME_LEN + 2);
+    let mut out = Vec::with_capacity(PREFIX_LEN + MAX_FRAME_LEN);
     b.leave(b.now_ns(), &mut frame);
     prefix(&frame, &mut out);
     if !matches!(timeout(until(b, deadline_ns), wr.write_all(&out)).await, Ok(Ok(()))) {
@@ -278,26 +276,20 @@ async fn tcp_leave(rd: &mut OwnedReadHalf, wr: &mut OwnedWriteHalf, b: &mut Beat
 
 fn prefix(frame: &[u8], out: &mut Vec<u8>) {
     out.clear();
-    out.extend_from_slice(&(frame.len() as u16).to_be_bytes());
-    out.extend_from_slice(frame);
+    stream::put(frame, out);
 }
 
-/// Appends `bytes` and hands every complete length-prefixed frame to the beater. False if
-/// the stream is corrupt (a length no monitor sends).
-fn take_frames(inbox: &mut Vec<u8>, bytes: &[u8], b: &mut Beater) -> bool {
-    inbox.extend_from_slice(bytes);
-    let mut at = 0;
-    while inbox.len() - at >= 2 {
-        let len = usize::from(u16::from_be_bytes([inbox[at], inbox[at + 1]]));
-        if len == 0 || len > MAX_FRAME_LEN {
-            return false;
+/// Adds `bytes` and hands every complete frame to the beater. False if the stream is
+/// corrupt (a length no monitor sends).
+fn take_frames(inbox: &mut StreamDecoder, bytes: &[u8], b: &mut Beater) -> bool {
+    inbox.push(bytes);
+    loop {
+        match inbox.next_frame() {
+            Ok(Some(frame)) => {
+                b.on_frame(frame, b.now_ns());
+            }
+            Ok(None) => return true,
+            Err(_) => return false,
         }
-        if inbox.len() - at < 2 + len {
-            break;
-        }
-        b.on_frame(&inbox[at + 2..at + 2 + len], b.now_ns());
-        at += 2 + len;
     }
-    inbox.drain(..at);
-    true
 }

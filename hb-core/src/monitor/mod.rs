@@ -15,7 +15,7 @@ mod tcp;
 mod udp;
 mod wheel;
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -303,14 +303,7 @@ impl Drop for Monitor {
 }
 
 fn resolve(hp: &HostPort, scheme: &str) -> Result<Vec<SocketAddr>> {
-    let addrs: Vec<SocketAddr> = (hp.host.as_str(), hp.port)
-        .to_socket_addrs()
-        .map_err(|e| Error::io(format!("resolve {scheme}://{hp}"), e))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(Error::io(format!("resolve {scheme}://{hp}"), "no address found"));
-    }
-    Ok(addrs)
+    hp.resolve().map_err(|e| Error::io(format!("resolve {scheme}://{hp}"), e))
 }
 
 fn bind_udp(hp: &HostPort) -> Result<tokio::net::UdpSocket> {
