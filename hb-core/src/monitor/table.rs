@@ -284,7 +284,10 @@ impl PeerTable {
                 return None;
             }
             p.last_seq = p.last_seq.max(f.seq);
-            if f.kind == Kind::Beat {
+            if f.kind == Kind::Beat && f.flags.contains(Flags::STALLED) {
+                // Late because the sender was paused: heard, but not a sample of arrivals.
+                p.detector.heartbeat_after_pause(now_ns, interval_ns, &params);
+            } else if f.kind == Kind::Beat {
                 p.detector.heartbeat(now_ns, interval_ns, &params);
             }
         }
