@@ -176,24 +176,6 @@ fn tell_auth_required(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recycling_keeps_the_allocation() {
-        let v: Vec<(FrameRef<'static>, SocketAddr)> = Vec::with_capacity(BATCH);
-        let (ptr, cap) = (v.as_ptr() as usize, v.capacity());
-        let mut bytes = Vec::new();
-        crate::proto::encode(&crate::proto::Frame::beat("x"), None, &mut bytes).unwrap();
-        let mut w = recycle(v);
-        w.push((decode(&bytes, None).unwrap(), "127.0.0.1:1".parse().unwrap()));
-        let w: Vec<(FrameRef<'static>, SocketAddr)> = recycle(w);
-        assert_eq!((w.as_ptr() as usize, w.capacity()), (ptr, cap));
-        assert!(w.is_empty());
-    }
-}
-
 #[cfg(target_os = "linux")]
 fn receive(sock: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
@@ -227,4 +209,22 @@ fn send(sock: &UdpSocket, data: &[u8], replies: &[(SocketAddr, Range<usize>)]) -
 #[cfg(not(target_os = "linux"))]
 fn send(sock: &UdpSocket, data: &[u8], replies: &[(SocketAddr, Range<usize>)]) -> usize {
     replies.iter().filter(|(to, r)| sock.try_send_to(&data[r.clone()], *to).is_ok()).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recycling_keeps_the_allocation() {
+        let v: Vec<(FrameRef<'static>, SocketAddr)> = Vec::with_capacity(BATCH);
+        let (ptr, cap) = (v.as_ptr() as usize, v.capacity());
+        let mut bytes = Vec::new();
+        crate::proto::encode(&crate::proto::Frame::beat("x"), None, &mut bytes).unwrap();
+        let mut w = recycle(v);
+        w.push((decode(&bytes, None).unwrap(), "127.0.0.1:1".parse().unwrap()));
+        let w: Vec<(FrameRef<'static>, SocketAddr)> = recycle(w);
+        assert_eq!((w.as_ptr() as usize, w.capacity()), (ptr, cap));
+        assert!(w.is_empty());
+    }
 }
