@@ -44,6 +44,19 @@ pub struct HostPort {
     pub port: u16,
 }
 
+impl HostPort {
+    /// Every address the host resolves to (DNS or a literal), never an empty list: no
+    /// address is an error, like a failed lookup. Blocking, as name lookups are.
+    pub fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
+        use std::net::ToSocketAddrs;
+        let addrs: Vec<SocketAddr> = (self.host.as_str(), self.port).to_socket_addrs()?.collect();
+        if addrs.is_empty() {
+            return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no address found"));
+        }
+        Ok(addrs)
+    }
+}
+
 impl fmt::Display for HostPort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.host.contains(':') {
@@ -768,6 +781,14 @@ mod tests {
         assert_eq!(c.auth_key.unwrap().0, b"0123456789abcdef");
         std::fs::write(&path, "short").unwrap();
         assert!(resolve(&o, Role::Monitor, &[]).is_err());
+    }
+
+    #[test]
+    fn host_port_resolves_to_a_non_empty_list_or_an_error() {
+        let hp = HostPort { host: "127.0.0.1".into(), port: 7946 };
+        assert_eq!(hp.resolve().unwrap(), vec!["127.0.0.1:7946".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(HostPort { host: "::1".into(), port: 1 }.resolve().unwrap(), vec!["[::1]:1".parse::<SocketAddr>().unwrap()]);
+        assert!(HostPort { host: "no-such-host.invalid".into(), port: 1 }.resolve().is_err());
     }
 
     #[test]

@@ -150,3 +150,17 @@ fn an_explicit_event_capacity_is_kept() {
     explicit.push(("event_capacity", "5000"));
     assert_eq!(hb_core::Client::new(&options(&explicit)).unwrap().config().event_capacity, 5000);
 }
+
+#[test]
+fn a_dead_redundant_monitor_degrades_the_client_while_the_other_keeps_it_valid() {
+    let m = monitor("udp://127.0.0.1:0", &[]);
+    // A port that was just free: nothing answers there.
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let c = client(&format!("{},udp://{dead}", endpoint(&m, "udp")), "redundant", &[]);
+    wait_transition(&m, "redundant", State::Alive, DEADLINE);
+    // The live monitor's ACKs do not hide that the other one never answers.
+    wait_until("client degraded", DEADLINE, || c.state() == State::Degraded);
+    assert!(c.check().is_ok(), "still valid: one monitor acknowledges");
+    assert_eq!(m.peers()[0].state, State::Alive);
+    c.stop(Duration::from_millis(500)).unwrap();
+}

@@ -24,19 +24,6 @@ const BATCH: usize = 64;
 const SEQ_AT: usize = 5;
 const INTERVAL_AT: usize = 17;
 const MAX_LOSS: f64 = 0.001;
-/// The receive buffer the monitor asks for (hb-core monitor::UDP_RECV_BUFFER): the
-/// baseline gets the same, so the comparison is about the receive loop only.
-const MONITOR_RECV_BUFFER: usize = 8 << 20;
-
-fn set_recv_buffer(sock: &UdpSocket, bytes: usize) {
-    let v = bytes as libc::c_int;
-    // SAFETY: a valid fd and a pointer to a c_int of the stated size. Failure leaves the
-    // default size, which only makes the baseline look worse; the table shows its loss.
-    unsafe {
-        libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, &v as *const libc::c_int as *const libc::c_void, std::mem::size_of::<libc::c_int>() as libc::socklen_t);
-    }
-}
-
 /// Every peer's frame, all the same length, back to back.
 struct Frames {
     bytes: Vec<u8>,
@@ -136,7 +123,9 @@ impl RawReceiver {
         let sock = UdpSocket::bind("127.0.0.1:0").map_err(|e| runtime(format!("bind raw receiver: {e}")))?;
         sock.set_read_timeout(Some(Duration::from_millis(50))).map_err(|e| runtime(e.to_string()))?;
         let addr = sock.local_addr().map_err(|e| runtime(e.to_string()))?;
-        set_recv_buffer(&sock, MONITOR_RECV_BUFFER);
+        // The monitor's own receive buffer (SO_RCVBUFFORCE, else SO_RCVBUF), by the
+        // monitor's own code: the comparison is about the receive loop only.
+        hb_core::monitor::size_udp_recv_buffer(&sock);
         let (received, cpu_ns, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
         let (r, c, s) = (Arc::clone(&received), Arc::clone(&cpu_ns), Arc::clone(&stop));
         let thread = std::thread::Builder::new()

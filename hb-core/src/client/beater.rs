@@ -27,6 +27,8 @@ struct Outstanding {
 
 pub(crate) struct Beater {
     shared: Arc<ClientShared>,
+    /// Which of the client's endpoints this beater serves (its own failure count).
+    endpoint: usize,
     key: Option<AuthKey>,
     frame: Frame,
     wants_ack: bool,
@@ -50,7 +52,7 @@ pub(crate) enum Heard {
 }
 
 impl Beater {
-    pub fn new(shared: Arc<ClientShared>, now_ns: u64) -> Result<Beater> {
+    pub fn new(shared: Arc<ClientShared>, endpoint: usize, now_ns: u64) -> Result<Beater> {
         let c = &shared.config;
         let key = match &c.auth_key {
             Some(secret) => Some(AuthKey::new(&secret.0).map_err(|e| Error::config("auth_key", "(hidden)", e.to_string()))?),
@@ -74,6 +76,7 @@ impl Beater {
             next_beat_ns: now_ns,
             leave_seq: None,
             leave_acked: false,
+            endpoint,
             shared,
         };
         // Fail at start, naming the cause, if our beat cannot be encoded (e.g. too long),
@@ -185,13 +188,15 @@ impl Beater {
         self.rtt.backoff();
         self.policy.on_loss();
         self.next_beat_ns = self.next_beat_ns.min(now_ns + self.interval_ns());
-        self.shared.update_health(|h| h.failed(now_ns, Reason::AckTimeout));
+        let ep = self.endpoint;
+        self.shared.update_health(|h| h.failed_by(ep, now_ns, Reason::AckTimeout));
     }
 
     /// The transport could not send (connect refused, reset...).
     pub fn transport_failed(&mut self, now_ns: u64) {
         self.policy.on_loss();
-        self.shared.update_health(|h| h.failed(now_ns, Reason::ConnectFailed));
+        let ep = self.endpoint;
+        self.shared.update_health(|h| h.failed_by(ep, now_ns, Reason::ConnectFailed));
     }
 
     /// A datagram or TCP frame arrived from the monitor.
@@ -218,13 +223,15 @@ impl Beater {
                 // The policy looks at the sample against the estimate so far, then it joins it.
                 self.policy.on_ack(rtt_ns, &self.rtt);
                 self.rtt.sample(rtt_ns);
-                self.shared.update_health(|h| if h.epoch() == 0 { h.registered(0, o.sent_ns) } else { h.acked(o.sent_ns) });
+                let ep = self.endpoint;
+                self.shared.update_health(|h| if h.epoch() == 0 { h.registered_by(ep, 0, o.sent_ns) } else { h.acked_by(ep, o.sent_ns) });
                 Heard::Acked
             }
             Kind::Nack => {
                 let reason = f.nack_reason.unwrap_or(NackReason::Unknown);
                 self.policy.on_loss();
-                self.shared.update_health(|h| h.failed(now_ns, Reason::Rejected));
+                let ep = self.endpoint;
+        self.shared.update_health(|h| h.failed_by(ep, now_ns, Reason::Rejected));
                 Heard::Refused(reason)
             }
             _ => Heard::Nothing,
@@ -250,7 +257,7 @@ mod tests {
         let config = Config::resolve_with_env(&o, Role::Client, &|_| None).unwrap();
         let clock = ManualClock::new(1_000 * MS);
         let shared = Arc::new(ClientShared::new(config, Arc::new(clock.clone())));
-        (Beater::new(Arc::clone(&shared), clock.now_ns()).unwrap(), shared, clock)
+        (Beater::new(Arc::clone(&shared), 0, clock.now_ns()).unwrap(), shared, clock)
     }
 
     fn sent(bytes: &[u8]) -> FrameRef<'_> {

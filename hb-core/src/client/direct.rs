@@ -4,12 +4,13 @@
 //! no thread per client. TCP reconnects forever with jittered exponential backoff.
 //! `stop` sends LEAVE to every endpoint and returns within its timeout whatever happens.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -18,6 +19,7 @@ use tokio::time::{sleep, timeout};
 use crate::backoff::Backoff;
 use crate::config::{Endpoint, HostPort};
 use crate::error::{Error, Result};
+use crate::proto::stream::{self, StreamDecoder, PREFIX_LEN};
 use crate::proto::MAX_FRAME_LEN;
 
 use super::beater::Beater;
@@ -50,8 +52,8 @@ impl DirectTransport {
         let (commands, rx) = watch::channel(Command::Run);
         let now = shared.now_ns();
         let mut work: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> = Vec::new();
-        for ep in &shared.config.endpoints {
-            let beater = Beater::new(Arc::clone(&shared), now)?;
+        for (index, ep) in shared.config.endpoints.iter().enumerate() {
+            let beater = Beater::new(Arc::clone(&shared), index, now)?;
             match ep {
                 Endpoint::Udp(hp) => {
                     let target = resolve(hp, ep)?;
@@ -110,13 +112,10 @@ impl Transport for DirectTransport {
     }
 }
 
+/// The first address of the endpoint's host.
 fn resolve(hp: &HostPort, ep: &Endpoint) -> Result<SocketAddr> {
-    let unreachable = |detail: String| Error::Connect { what: "monitor", addr: ep.to_string(), detail };
-    (hp.host.as_str(), hp.port)
-        .to_socket_addrs()
-        .map_err(|e| unreachable(e.to_string()))?
-        .next()
-        .ok_or_else(|| unreachable("no address found".into()))
+    let addrs = hp.resolve().map_err(|e| Error::Connect { what: "monitor", addr: ep.to_string(), detail: e.to_string() })?;
+    Ok(addrs[0])
 }
 
 fn until(b: &Beater, at_ns: u64) -> Duration {
@@ -177,13 +176,10 @@ async fn udp_leave(sock: &UdpSocket, b: &mut Beater, deadline_ns: u64, out: &mut
 
 async fn tcp_task(target: SocketAddr, connect_timeout: Duration, mut b: Beater, mut commands: watch::Receiver<Command>) {
     let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_CAP);
-    loop {
-        if *commands.borrow() != Command::Run {
-            return;
-        }
+    while *commands.borrow() == Command::Run {
         let connected = tokio::select! {
             r = timeout(connect_timeout, TcpStream::connect(target)) => r,
-            _ = commands.changed() => return,
+            _ = commands.changed() => break,
         };
         if let Ok(Ok(stream)) = connected {
             backoff.reset();
@@ -196,7 +192,18 @@ async fn tcp_task(target: SocketAddr, connect_timeout: Duration, mut b: Beater, 
         b.tick(b.now_ns());
         tokio::select! {
             _ = sleep(backoff.next()) => {}
-            _ = commands.changed() => return,
+            _ = commands.changed() => break,
+        }
+    }
+    // Stopped while connecting or backing off: one bounded attempt to say goodbye, so
+    // that a monitor that is reachable again reports `left` rather than `dead` later.
+    let command = *commands.borrow();
+    if let Command::Leave { deadline_ns } = command {
+        let wait = until(&b, deadline_ns).min(connect_timeout);
+        if let Ok(Ok(stream)) = timeout(wait, TcpStream::connect(target)).await {
+            let _ = stream.set_nodelay(true);
+            let (mut rd, mut wr) = stream.into_split();
+            tcp_leave(&mut rd, &mut wr, &mut b, deadline_ns, &mut StreamDecoder::new()).await;
         }
     }
 }
@@ -209,9 +216,9 @@ enum Ended {
 
 async fn session(stream: TcpStream, b: &mut Beater, commands: &mut watch::Receiver<Command>) -> Ended {
     let (mut rd, mut wr) = stream.into_split();
-    let mut out = Vec::with_capacity(MAX_FRAME_LEN + 2);
+    let mut out = Vec::with_capacity(PREFIX_LEN + MAX_FRAME_LEN);
     let mut frame = Vec::with_capacity(MAX_FRAME_LEN);
-    let mut inbox = Vec::with_capacity(2 * MAX_FRAME_LEN);
+    let mut inbox = StreamDecoder::new();
     let mut chunk = [0u8; 1024];
     loop {
         if b.on_timer(b.now_ns(), &mut frame) && !frame.is_empty() {
@@ -237,49 +244,52 @@ async fn session(stream: TcpStream, b: &mut Beater, commands: &mut watch::Receiv
                     (Ok(()), Command::Run) => continue,
                     (Err(_), _) => return Ended::Stopped,
                 };
-                b.leave(b.now_ns(), &mut frame);
-                prefix(&frame, &mut out);
-                if !matches!(timeout(until(b, deadline_ns), wr.write_all(&out)).await, Ok(Ok(()))) {
-                    return Ended::Stopped;
-                }
-                while !b.leave_acked() {
-                    match timeout(until(b, deadline_ns), rd.read(&mut chunk)).await {
-                        Ok(Ok(n)) if n > 0 => {
-                            if !take_frames(&mut inbox, &chunk[..n], b) {
-                                break;
-                            }
-                        }
-                        _ => break,
-                    }
-                }
+                tcp_leave(&mut rd, &mut wr, b, deadline_ns, &mut inbox).await;
                 return Ended::Stopped;
             }
         }
     }
 }
 
-fn prefix(frame: &[u8], out: &mut Vec<u8>) {
-    out.clear();
-    out.extend_from_slice(&(frame.len() as u16).to_be_bytes());
-    out.extend_from_slice(frame);
+/// Sends LEAVE and waits, until `deadline_ns`, for its ACK. `inbox` holds what was
+/// already read from the stream.
+async fn tcp_leave(rd: &mut OwnedReadHalf, wr: &mut OwnedWriteHalf, b: &mut Beater, deadline_ns: u64, inbox: &mut StreamDecoder) {
+    let mut frame = Vec::with_capacity(MAX_FRAME_LEN);
+    let mut out = Vec::with_capacity(PREFIX_LEN + MAX_FRAME_LEN);
+    b.leave(b.now_ns(), &mut frame);
+    prefix(&frame, &mut out);
+    if !matches!(timeout(until(b, deadline_ns), wr.write_all(&out)).await, Ok(Ok(()))) {
+        return;
+    }
+    let mut chunk = [0u8; 1024];
+    while !b.leave_acked() {
+        match timeout(until(b, deadline_ns), rd.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => {
+                if !take_frames(inbox, &chunk[..n], b) {
+                    return;
+                }
+            }
+            _ => return,
+        }
+    }
 }
 
-/// Appends `bytes` and hands every complete length-prefixed frame to the beater. False if
-/// the stream is corrupt (a length no monitor sends).
-fn take_frames(inbox: &mut Vec<u8>, bytes: &[u8], b: &mut Beater) -> bool {
-    inbox.extend_from_slice(bytes);
-    let mut at = 0;
-    while inbox.len() - at >= 2 {
-        let len = usize::from(u16::from_be_bytes([inbox[at], inbox[at + 1]]));
-        if len == 0 || len > MAX_FRAME_LEN {
-            return false;
+fn prefix(frame: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    stream::put(frame, out);
+}
+
+/// Adds `bytes` and hands every complete frame to the beater. False if the stream is
+/// corrupt (a length no monitor sends).
+fn take_frames(inbox: &mut StreamDecoder, bytes: &[u8], b: &mut Beater) -> bool {
+    inbox.push(bytes);
+    loop {
+        match inbox.next_frame() {
+            Ok(Some(frame)) => {
+                b.on_frame(frame, b.now_ns());
+            }
+            Ok(None) => return true,
+            Err(_) => return false,
         }
-        if inbox.len() - at < 2 + len {
-            break;
-        }
-        b.on_frame(&inbox[at + 2..at + 2 + len], b.now_ns());
-        at += 2 + len;
     }
-    inbox.drain(..at);
-    true
 }

@@ -26,7 +26,8 @@ impl ClientShared {
     pub fn new(config: Config, clock: Arc<dyn Clock>) -> ClientShared {
         ClientShared {
             events: crate::events::EventHub::new(config.event_capacity),
-            health: Mutex::new(Health::new(config.ttl)),
+            // One failure count per endpoint: redundant monitors are judged one by one.
+            health: Mutex::new(Health::with_endpoints(config.ttl, config.endpoints.len())),
             incarnation: next_incarnation(),
             clock,
             config,

@@ -15,7 +15,7 @@ use super::{deadline, DetectorParams};
 #[derive(Clone, Copy, Debug)]
 pub struct Adaptive {
     /// `spread` is the EWMA mean absolute deviation of the gaps, ns.
-    a: Arrivals,
+    pub(super) a: Arrivals,
 }
 
 impl Adaptive {

@@ -209,6 +209,17 @@ impl Detector {
         }
     }
 
+    /// A heartbeat the sender flagged STALLED: it left late because the sender itself was
+    /// paused. The peer is heard (the deadlines restart from `now_ns`), but the gap is
+    /// the sender's pause, not the network's arrival pattern, so it is not learned.
+    pub fn heartbeat_after_pause(&mut self, now_ns: u64, announced_interval_ns: u64, params: &DetectorParams) {
+        let a = match self {
+            Detector::Adaptive(d) => &mut d.a,
+            Detector::Phi(d) => &mut d.a,
+        };
+        let _ = a.accept(now_ns, announced_interval_ns, params);
+    }
+
     /// The verdict if nothing more is heard up to `now_ns`. Defined through the deadlines,
     /// so the verdict and the sweeper's schedule can never disagree.
     pub fn verdict(&self, now_ns: u64, params: &DetectorParams) -> Verdict {

@@ -22,7 +22,7 @@ const C3: f64 = 0.070566;
 #[derive(Clone, Copy, Debug)]
 pub struct Phi {
     /// `spread` is the EWMA variance of the gaps, ns².
-    a: Arrivals,
+    pub(super) a: Arrivals,
 }
 
 impl Phi {

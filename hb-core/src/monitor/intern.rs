@@ -45,6 +45,22 @@ impl Interner {
         self.metas.retain(|m| Arc::strong_count(m) > 1);
     }
 
+    /// Number of distinct entries held, used or not.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.metas.len()
+    }
+
+    /// Purges when unused entries may outnumber the used ones by a wide margin: a peer
+    /// that changes its labels on every beat (spoofed, without an auth key) leaves one
+    /// unused entry per beat. After a purge at most `peers` entries remain, so the next
+    /// one comes at least `peers + 1024` replacements later: amortized O(1) per beat.
+    pub fn purge_if_bloated(&mut self, peers: usize) {
+        if self.metas.len() > peers.saturating_mul(2).saturating_add(1024) {
+            self.purge_unused();
+        }
+    }
+
     pub fn heap_bytes(&self) -> usize {
         let metas: usize = self
             .metas

@@ -6,6 +6,7 @@
 
 mod intern;
 mod mmsg;
+mod rejects;
 mod reply;
 mod slab;
 mod sweeper;
@@ -14,7 +15,7 @@ mod tcp;
 mod udp;
 mod wheel;
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -174,6 +175,7 @@ impl Monitor {
         }
         let rt = crate::runtime::handle()?;
         let _enter = rt.enter();
+        rejects::preregister();
         let mut udp = Vec::new();
         let mut tcp = Vec::new();
         let mut addrs = Vec::new();
@@ -262,7 +264,10 @@ impl Monitor {
 
     pub fn peers(&self) -> Vec<PeerInfo> {
         let now = self.ingest.clock.now_ns();
-        self.ingest.table.lock().snapshot(now, crate::events::unix_ms_now())
+        // Only Arc clones and copies under the lock; the strings are built after it.
+        let rows = self.ingest.table.lock().rows(now);
+        let now_unix_ms = crate::events::unix_ms_now();
+        rows.into_iter().map(|r| r.info(now_unix_ms)).collect()
     }
 
     pub fn stats(&self) -> MonitorStats {
@@ -298,14 +303,21 @@ impl Drop for Monitor {
 }
 
 fn resolve(hp: &HostPort, scheme: &str) -> Result<Vec<SocketAddr>> {
-    let addrs: Vec<SocketAddr> = (hp.host.as_str(), hp.port)
-        .to_socket_addrs()
-        .map_err(|e| Error::io(format!("resolve {scheme}://{hp}"), e))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(Error::io(format!("resolve {scheme}://{hp}"), "no address found"));
+    hp.resolve().map_err(|e| Error::io(format!("resolve {scheme}://{hp}"), e))
+}
+
+/// Gives a UDP socket the receive buffer a monitor's listener has ([`UDP_RECV_BUFFER`]).
+/// Public so that a benchmark's baseline receiver gets exactly the same.
+pub fn size_udp_recv_buffer(sock: &std::net::UdpSocket) {
+    size_recv_buffer(&socket2::SockRef::from(sock));
+}
+
+/// Best effort: without the privilege to force it (SO_RCVBUFFORCE), the kernel caps
+/// SO_RCVBUF at net.core.rmem_max.
+fn size_recv_buffer(sock: &socket2::Socket) {
+    if !mmsg::force_recv_buffer(sock, UDP_RECV_BUFFER) {
+        let _ = sock.set_recv_buffer_size(UDP_RECV_BUFFER);
     }
-    Ok(addrs)
 }
 
 fn bind_udp(hp: &HostPort) -> Result<tokio::net::UdpSocket> {
@@ -314,11 +326,7 @@ fn bind_udp(hp: &HostPort) -> Result<tokio::net::UdpSocket> {
     for addr in resolve(hp, "udp")? {
         let attempt = (|| {
             let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-            // Best effort: without the privilege to force it, the kernel caps it at
-            // net.core.rmem_max.
-            if !mmsg::force_recv_buffer(&sock, UDP_RECV_BUFFER) {
-                let _ = sock.set_recv_buffer_size(UDP_RECV_BUFFER);
-            }
+            size_recv_buffer(&sock);
             sock.set_nonblocking(true)?;
             sock.bind(&addr.into())?;
             tokio::net::UdpSocket::from_std(sock.into())
@@ -350,4 +358,19 @@ fn bind_tcp(hp: &HostPort) -> Result<tokio::net::TcpListener> {
         }
     }
     Err(Error::io(format!("bind tcp://{hp}"), last.map(|e| e.to_string()).unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_sized_udp_socket_gets_a_larger_receive_buffer() {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let before = socket2::SockRef::from(&sock).recv_buffer_size().unwrap();
+        super::size_udp_recv_buffer(&sock);
+        let after = socket2::SockRef::from(&sock).recv_buffer_size().unwrap();
+        // As much as the kernel allows: forced to UDP_RECV_BUFFER with CAP_NET_ADMIN, else
+        // net.core.rmem_max (which is normally above the default).
+        assert!(after >= before, "{before} -> {after}");
+        eprintln!("receive buffer {before} -> {after} bytes");
+    }
 }

@@ -20,6 +20,7 @@ use crate::peers::PeerInfo;
 use crate::proto::{Flags, FrameRef, Kind, NackReason};
 
 use super::intern::{to_map, Interner, Meta};
+use super::rejects::reject;
 use super::slab::Slab;
 use super::wheel::TimingWheel;
 
@@ -136,6 +137,40 @@ fn traceparent_str(t: &Traceparent) -> String {
     String::from_utf8_lossy(t).into_owned()
 }
 
+/// One peer as copied out of the table under its lock: no string is built yet.
+pub struct PeerRow {
+    id: Arc<str>,
+    meta: Arc<Meta>,
+    ago_ms: u64,
+    state: PeerState,
+    incarnation: u32,
+    interval_ms: u32,
+    rtt_us: u32,
+    addr: SocketAddr,
+    transport: Transport,
+}
+
+impl PeerRow {
+    pub fn info(self, now_unix_ms: u64) -> PeerInfo {
+        let scheme = match self.transport {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        };
+        PeerInfo {
+            id: self.id.to_string(),
+            service: self.meta.service.to_string(),
+            labels: to_map(&self.meta.labels),
+            state: self.state.public(),
+            last_seen_unix_ms: now_unix_ms.saturating_sub(self.ago_ms),
+            incarnation: self.incarnation,
+            epoch: 0,
+            interval_ms: self.interval_ms,
+            rtt_us: (self.rtt_us != NO_RTT).then_some(self.rtt_us),
+            addr: Some(format!("{scheme}://{}", self.addr)),
+        }
+    }
+}
+
 /// Counters a Monitor reports in `stats()`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TableCounts {
@@ -228,6 +263,7 @@ impl PeerTable {
         let check_replay = self.cfg.check_replay;
         let params = self.cfg.params;
         let kind = self.cfg.detector;
+        let peers = self.slab.len();
         let p = self.slab.get_mut(slot).expect("index points at a live slot");
         if f.incarnation < p.incarnation {
             reject("stale_incarnation");
@@ -248,11 +284,16 @@ impl PeerTable {
                 return None;
             }
             p.last_seq = p.last_seq.max(f.seq);
-            if f.kind == Kind::Beat {
+            if f.kind == Kind::Beat && f.flags.contains(Flags::STALLED) {
+                // Late because the sender was paused: heard, but not a sample of arrivals.
+                p.detector.heartbeat_after_pause(now_ns, interval_ns, &params);
+            } else if f.kind == Kind::Beat {
                 p.detector.heartbeat(now_ns, interval_ns, &params);
             }
         }
-        refresh(p, f, from, interval_ms, restarted, &mut self.interner);
+        if refresh(p, f, from, interval_ms, restarted, &mut self.interner) {
+            self.interner.purge_if_bloated(peers);
+        }
         self.longest_interval_ns = self.longest_interval_ns.max(interval_ns);
         let target = match (f.kind, p.state) {
             (Kind::Leave, PeerState::Left) => None,
@@ -449,29 +490,30 @@ impl PeerTable {
         }
     }
 
-    pub fn snapshot(&self, now_ns: u64, now_unix_ms: u64) -> Vec<PeerInfo> {
+    /// Every peer as cheap shared and copied fields: the caller holds the table lock only
+    /// for this, and builds the strings (`PeerRow::info`) after releasing it, so that
+    /// listing 100k peers does not stall ingest and the sweeper.
+    pub fn rows(&self, now_ns: u64) -> Vec<PeerRow> {
         self.slab
             .iter()
-            .map(|(_, p)| {
-                let ago_ms = now_ns.saturating_sub(p.detector.last_heartbeat_ns()) / 1_000_000;
-                let scheme = match p.transport {
-                    Transport::Udp => "udp",
-                    Transport::Tcp => "tcp",
-                };
-                PeerInfo {
-                    id: p.id.to_string(),
-                    service: p.meta.service.to_string(),
-                    labels: to_map(&p.meta.labels),
-                    state: p.state.public(),
-                    last_seen_unix_ms: now_unix_ms.saturating_sub(ago_ms),
-                    incarnation: p.incarnation,
-                    epoch: 0,
-                    interval_ms: p.interval_ms,
-                    rtt_us: (p.rtt_us != NO_RTT).then_some(p.rtt_us),
-                    addr: Some(format!("{scheme}://{}", SocketAddr::new(p.ip, p.port))),
-                }
+            .map(|(_, p)| PeerRow {
+                id: Arc::clone(&p.id),
+                meta: Arc::clone(&p.meta),
+                ago_ms: now_ns.saturating_sub(p.detector.last_heartbeat_ns()) / 1_000_000,
+                state: p.state,
+                incarnation: p.incarnation,
+                interval_ms: p.interval_ms,
+                rtt_us: p.rtt_us,
+                addr: SocketAddr::new(p.ip, p.port),
+                transport: p.transport,
             })
             .collect()
+    }
+
+    /// `rows` turned into `PeerInfo`s (for tests; the monitor releases the lock in between).
+    #[cfg(test)]
+    pub fn snapshot(&self, now_ns: u64, now_unix_ms: u64) -> Vec<PeerInfo> {
+        self.rows(now_ns).into_iter().map(|r| r.info(now_unix_ms)).collect()
     }
 
     /// Approximate heap and table bytes held for the tracked peers (for `bench ingest`,
@@ -489,9 +531,12 @@ impl PeerTable {
     }
 }
 
-fn refresh(p: &mut Peer, f: &FrameRef<'_>, from: Source, interval_ms: u32, restarted: bool, interner: &mut Interner) {
+/// Updates the peer from a frame it sent; true when its service or labels were replaced
+/// (the old interned entry may now be unused).
+fn refresh(p: &mut Peer, f: &FrameRef<'_>, from: Source, interval_ms: u32, restarted: bool, interner: &mut Interner) -> bool {
     let service = f.service.unwrap_or(&p.meta.service);
-    if !p.meta.matches(service, f.labels()) {
+    let replaced = !p.meta.matches(service, f.labels());
+    if replaced {
         p.meta = interner.meta(service, f.labels());
     }
     match (f.traceparent, &p.traceparent) {
@@ -509,6 +554,7 @@ fn refresh(p: &mut Peer, f: &FrameRef<'_>, from: Source, interval_ms: u32, resta
     p.ip = from.addr.ip();
     p.port = from.addr.port();
     p.transport = from.transport;
+    replaced
 }
 
 fn event(p: &Peer, from: State, reason: Reason) -> Event {
@@ -517,11 +563,6 @@ fn event(p: &Peer, from: State, reason: Reason) -> Event {
     ev.labels = to_map(&p.meta.labels);
     ev.traceparent = p.traceparent.as_deref().map(traceparent_str);
     ev
-}
-
-/// Counts a dropped frame by reason.
-pub fn reject(reason: &str) {
-    metrics::get().frames_rejected.with_label_values(&[reason]).inc();
 }
 
 #[cfg(test)]

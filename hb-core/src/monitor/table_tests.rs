@@ -344,3 +344,44 @@ fn the_sweep_plan_follows_the_earliest_deadline_and_asks_for_a_sooner_one() {
     assert!(!t.table.take_sweep_sooner());
     assert!(t.table.plan_sweep(0, 60 * S) < due);
 }
+
+#[test]
+fn one_peer_rotating_its_labels_does_not_grow_the_interner() {
+    // Without an auth key a spoofed id can change its labels on every beat; each change
+    // leaves the previous entry unused. The interner stays bounded by the peer count.
+    let mut t = Fixture::new(TableConfig::new(DetectorKind::Adaptive, 10, false));
+    for seq in 1..=10_000u32 {
+        let mut f = beat("spoofed", seq, 1);
+        f.labels = vec![("zone".into(), format!("z{seq}"))];
+        t.send(&f);
+        assert!(t.table.interner.len() <= 2 + 1024 + 1, "{} entries after {seq} beats", t.table.interner.len());
+    }
+    let p = &t.table.snapshot(t.now, 0)[0];
+    assert_eq!(p.labels.get("zone").map(String::as_str), Some("z10000"), "the current labels survive a purge");
+}
+
+#[test]
+fn a_beat_late_from_the_senders_own_pause_is_heard_but_not_learned() {
+    let mut t = Fixture::plain();
+    let suspect_at = |t: &Fixture, id: &str| {
+        let slot = t.table.index[id];
+        t.table.slab.get(slot).unwrap().detector.suspect_at(&t.table.cfg.params)
+    };
+    for id in ["paused", "slow"] {
+        t.send(&beat(id, 1, 1));
+    }
+    for seq in 2..=40 {
+        t.now += S;
+        for id in ["paused", "slow"] {
+            t.send(&beat(id, seq, 1));
+        }
+    }
+    // Both beats come 1.4 s after the last (within the learnable range); only one says
+    // it left late because its sender was paused.
+    t.now += 1_400 * MS;
+    t.send(&Frame { flags: Flags(Flags::ACK_REQ | Flags::STALLED), stall_ms: 400, ..beat("paused", 41, 1) });
+    t.send(&beat("slow", 41, 1));
+    let (paused, slow) = (suspect_at(&t, "paused"), suspect_at(&t, "slow"));
+    assert!(paused > t.now, "heard: the deadline moved on");
+    assert!(paused < slow, "the pause was not learned as a slower rhythm: {paused} vs {slow}");
+}

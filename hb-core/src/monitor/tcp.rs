@@ -1,20 +1,22 @@
-//! The TCP listener: frames prefixed by a big-endian u16 length, many concurrent
-//! connections, each with a small bounded buffer and an idle timeout.
+//! The TCP listener: frames prefixed by a big-endian u16 length (`proto::stream`), many
+//! concurrent connections, each with a small bounded buffer and an idle timeout.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
-use tokio::time::timeout;
+use tokio::time::{timeout, timeout_at, Instant};
 
-use crate::proto::{decode, DecodeError, Flags, Kind, NackReason, MAX_FRAME_LEN};
+use crate::proto::stream::{self, StreamDecoder};
+use crate::proto::{decode, DecodeError, Flags, Kind, NackReason};
 
 use super::reply::ReplyEncoder;
-use super::table::{reject, Reply, Source, Transport};
+use super::rejects::reject;
+use super::table::{Reply, Source, Transport};
 use super::Ingest;
 
 /// Connections beyond this are closed at once (each costs a task and ~2 KB).
@@ -52,56 +54,70 @@ pub(super) async fn run(listener: TcpListener, ingest: Arc<Ingest>) {
 }
 
 async fn serve(stream: TcpStream, from: SocketAddr, ingest: &Ingest) {
-    let (rd, mut wr) = stream.into_split();
-    let mut rd = BufReader::with_capacity(1024, rd);
-    let mut frame = [0u8; MAX_FRAME_LEN];
+    let (mut rd, mut wr) = stream.into_split();
+    let mut inbox = StreamDecoder::new();
+    let mut chunk = [0u8; 1024];
     let mut encoder = ReplyEncoder::new(&ingest.monitor_id, ingest.key.clone(), ingest.max_interval_ms);
-    let mut out = Vec::with_capacity(128);
+    let (mut reply_frame, mut out) = (Vec::with_capacity(128), Vec::with_capacity(128));
     let source = Source { addr: from, transport: Transport::Tcp };
+    // When the frame now buffered in part began: it must complete within FRAME_TIMEOUT.
+    let mut partial_since: Option<Instant> = None;
     loop {
-        let mut len = [0u8; 2];
-        match timeout(ingest.tcp_idle, rd.read_exact(&mut len)).await {
-            Ok(Ok(_)) => {}
-            // Closed, reset, or idle for too long.
-            _ => return,
-        }
-        let len = usize::from(u16::from_be_bytes(len));
-        if len == 0 || len > MAX_FRAME_LEN {
-            // The stream cannot be resynchronised after a bad length.
-            reject(if len == 0 { "too_short" } else { "too_long" });
-            ingest.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        match timeout(FRAME_TIMEOUT, rd.read_exact(&mut frame[..len])).await {
-            Ok(Ok(_)) => {}
-            _ => return,
-        }
-        let reply = match decode(&frame[..len], ingest.key.as_ref()) {
-            Ok(f) => {
-                if f.kind == Kind::Beat {
-                    crate::metrics::get().beats_received.inc();
-                    ingest.stats.beats_received.fetch_add(1, Ordering::Relaxed);
-                }
-                let now = ingest.clock.now_ns();
-                ingest.with_table(|t| t.ingest(&f, source, now))
-            }
-            Err(e) => {
-                reject(e.reason());
-                ingest.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
-                auth_required(&frame[..len], &e)
-            }
+        let deadline = match partial_since {
+            Some(t) => t + FRAME_TIMEOUT,
+            None => Instant::now() + ingest.tcp_idle,
         };
-        if let Some(reply) = reply {
-            out.clear();
-            out.extend_from_slice(&[0, 0]);
-            if encoder.encode(&reply, &mut out) {
-                let n = (out.len() - 2) as u16;
-                out[..2].copy_from_slice(&n.to_be_bytes());
+        let n = match timeout_at(deadline, rd.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            // Closed, reset, idle for too long, or a frame that never completed.
+            _ => return,
+        };
+        inbox.push(&chunk[..n]);
+        loop {
+            let frame = match inbox.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    // The stream cannot be resynchronised after a bad length.
+                    reject(e.reason());
+                    ingest.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            };
+            let Some(reply) = handle(frame, source, ingest) else { continue };
+            reply_frame.clear();
+            if encoder.encode(&reply, &mut reply_frame) {
+                out.clear();
+                stream::put(&reply_frame, &mut out);
                 match timeout(WRITE_TIMEOUT, wr.write_all(&out)).await {
                     Ok(Ok(())) => crate::metrics::get().acks_sent.inc(),
                     _ => return,
                 }
             }
+        }
+        partial_since = match (inbox.is_partial(), partial_since) {
+            (false, _) => None,
+            (true, Some(t)) => Some(t),
+            (true, None) => Some(Instant::now()),
+        };
+    }
+}
+
+/// Decodes one frame and applies it to the table; the reply to send, if any.
+fn handle(frame: &[u8], source: Source, ingest: &Ingest) -> Option<Reply> {
+    match decode(frame, ingest.key.as_ref()) {
+        Ok(f) => {
+            if f.kind == Kind::Beat {
+                crate::metrics::get().beats_received.inc();
+                ingest.stats.beats_received.fetch_add(1, Ordering::Relaxed);
+            }
+            let now = ingest.clock.now_ns();
+            ingest.with_table(|t| t.ingest(&f, source, now))
+        }
+        Err(e) => {
+            reject(e.reason());
+            ingest.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
+            auth_required(frame, &e)
         }
     }
 }

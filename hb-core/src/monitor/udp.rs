@@ -15,7 +15,8 @@ use crate::proto::{decode, DecodeError, FrameRef, Kind};
 
 use super::mmsg::{RecvBatch, BATCH};
 use super::reply::ReplyEncoder;
-use super::table::{reject, Source, Transport};
+use super::rejects::reject;
+use super::table::{Source, Transport};
 use super::Ingest;
 
 pub(super) async fn run(sock: UdpSocket, ingest: Arc<Ingest>) {
@@ -23,6 +24,7 @@ pub(super) async fn run(sock: UdpSocket, ingest: Arc<Ingest>) {
     let mut encoder = ReplyEncoder::new(&ingest.monitor_id, ingest.key.clone(), ingest.max_interval_ms);
     let mut out = Vec::with_capacity(BATCH * 64);
     let mut replies: Vec<(SocketAddr, Range<usize>)> = Vec::with_capacity(BATCH);
+    let mut spare: Vec<(FrameRef<'static>, SocketAddr)> = Vec::with_capacity(BATCH);
     let mut load = LoadMeter::new();
     loop {
         if sock.readable().await.is_err() {
@@ -39,7 +41,9 @@ pub(super) async fn run(sock: UdpSocket, ingest: Arc<Ingest>) {
                 Err(_) => break,
             };
             received += n;
-            handle_batch(&sock, &ingest, &batch, n, &mut encoder, &mut out, &mut replies);
+            let mut frames = recycle(std::mem::take(&mut spare));
+            handle_batch(&sock, &ingest, &batch, n, &mut encoder, &mut out, &mut replies, &mut frames);
+            spare = recycle(frames);
             if n < BATCH {
                 break;
             }
@@ -89,20 +93,29 @@ impl LoadMeter {
     }
 }
 
+/// The decoded frames of one batch borrow its buffers, so the Vec holding them cannot
+/// outlive it; this hands its (emptied) allocation on to the next batch's lifetime.
+/// No value crosses lifetimes, and std collects in place since the layout is the same.
+fn recycle<'b>(mut frames: Vec<(FrameRef<'_>, SocketAddr)>) -> Vec<(FrameRef<'b>, SocketAddr)> {
+    frames.clear();
+    frames.into_iter().map(|_| unreachable!("emptied above")).collect()
+}
+
 /// Decodes a received batch outside the lock, applies it to the table under one lock,
-/// then sends the replies in one batch.
-fn handle_batch(
+/// then sends the replies in one batch. `frames` is empty scratch space.
+#[allow(clippy::too_many_arguments)]
+fn handle_batch<'b>(
     sock: &UdpSocket,
     ingest: &Ingest,
-    batch: &RecvBatch,
+    batch: &'b RecvBatch,
     n: usize,
     encoder: &mut ReplyEncoder,
     out: &mut Vec<u8>,
     replies: &mut Vec<(SocketAddr, Range<usize>)>,
+    frames: &mut Vec<(FrameRef<'b>, SocketAddr)>,
 ) {
     out.clear();
     replies.clear();
-    let mut frames: Vec<(FrameRef<'_>, SocketAddr)> = Vec::with_capacity(n);
     for i in 0..n {
         let (bytes, from) = batch.get(i);
         let Some(from) = from else { continue };
@@ -128,7 +141,7 @@ fn handle_batch(
     let now = ingest.clock.now_ns();
     let mut beats = 0u64;
     ingest.with_table(|table| {
-        for (f, from) in &frames {
+        for (f, from) in frames.iter() {
             beats += u64::from(f.kind == Kind::Beat);
             if let Some(reply) = table.ingest(f, Source { addr: *from, transport: Transport::Udp }, now) {
                 let start = out.len();
@@ -196,4 +209,22 @@ fn send(sock: &UdpSocket, data: &[u8], replies: &[(SocketAddr, Range<usize>)]) -
 #[cfg(not(target_os = "linux"))]
 fn send(sock: &UdpSocket, data: &[u8], replies: &[(SocketAddr, Range<usize>)]) -> usize {
     replies.iter().filter(|(to, r)| sock.try_send_to(&data[r.clone()], *to).is_ok()).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recycling_keeps_the_allocation() {
+        let v: Vec<(FrameRef<'static>, SocketAddr)> = Vec::with_capacity(BATCH);
+        let (ptr, cap) = (v.as_ptr() as usize, v.capacity());
+        let mut bytes = Vec::new();
+        crate::proto::encode(&crate::proto::Frame::beat("x"), None, &mut bytes).unwrap();
+        let mut w = recycle(v);
+        w.push((decode(&bytes, None).unwrap(), "127.0.0.1:1".parse().unwrap()));
+        let w: Vec<(FrameRef<'static>, SocketAddr)> = recycle(w);
+        assert_eq!((w.as_ptr() as usize, w.capacity()), (ptr, cap));
+        assert!(w.is_empty());
+    }
 }

@@ -76,8 +76,10 @@ fn check(frame: &Frame) -> Result<usize, EncodeError> {
             len: frame.id.len(),
         });
     }
+    no_control("id", &frame.id)?;
     let mut ext_len = 0;
     if let Some(service) = &frame.service {
+        no_control("service", service)?;
         if !(1..=MAX_EXT_VALUE_LEN).contains(&service.len()) {
             return Err(EncodeError::ServiceLength { len: service.len() });
         }
@@ -90,6 +92,8 @@ fn check(frame: &Frame) -> Result<usize, EncodeError> {
                 key: k.clone(),
             });
         }
+        no_control("label key", k)?;
+        no_control("label value", v)?;
         let len = k.len() + 1 + v.len();
         if len > MAX_EXT_VALUE_LEN {
             return Err(EncodeError::LabelLength { index, len });
@@ -112,6 +116,14 @@ fn check(frame: &Frame) -> Result<usize, EncodeError> {
         ext_len += 2 + 4;
     }
     Ok(ext_len)
+}
+
+/// What a monitor's decoder would reject is refused here, naming the field.
+fn no_control(field: &'static str, value: &str) -> Result<(), EncodeError> {
+    if ext::has_control(value) {
+        return Err(EncodeError::ControlChar { field, value: value.to_string() });
+    }
+    Ok(())
 }
 
 /// Lengths reaching here were checked against their u8 limits.

@@ -19,6 +19,10 @@ pub enum DecodeError {
     BadIdLength(usize),
     #[error("{field}: invalid UTF-8")]
     BadUtf8 { field: &'static str },
+    /// Ids, services and labels are shown in logs and terminal output, where a newline
+    /// or escape sequence from the network could forge lines.
+    #[error("{field}: contains a control character")]
+    ControlChar { field: &'static str },
     #[error("{field}: truncated, the frame ends inside it")]
     Truncated { field: &'static str },
     #[error("extension type {ty}: {reason}")]
@@ -47,6 +51,7 @@ impl DecodeError {
             DecodeError::BadTag => "bad_tag",
             DecodeError::BadIdLength(_)
             | DecodeError::BadUtf8 { .. }
+            | DecodeError::ControlChar { .. }
             | DecodeError::Truncated { .. }
             | DecodeError::BadExtension { .. }
             | DecodeError::BadTraceparent
@@ -78,6 +83,8 @@ pub enum EncodeError {
     LabelKey { index: usize, key: String },
     #[error("label {index}: \"key=value\" is {len} bytes, expected at most 255")]
     LabelLength { index: usize, len: usize },
+    #[error("{field} {value:?}: contains a control character, which monitors reject")]
+    ControlChar { field: &'static str, value: String },
     #[error("traceparent {value:?}: expected 00-<32 lowercase hex, not all zero>-<16 lowercase hex, not all zero>-<2 lowercase hex>")]
     Traceparent { value: String },
     #[error("flags: {flags:#04x} sets reserved bits, expected only bits of 0x0f")]

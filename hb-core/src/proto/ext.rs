@@ -45,7 +45,7 @@ pub(super) fn parse(region: &[u8]) -> Result<Extensions<'_>, DecodeError> {
     while let Some((ty, value)) = next(&mut c)? {
         match ty {
             SERVICE => {
-                let s = utf8(value, "service")?;
+                let s = text(value, "service")?;
                 if s.is_empty() {
                     return Err(DecodeError::BadExtension {
                         ty,
@@ -55,7 +55,7 @@ pub(super) fn parse(region: &[u8]) -> Result<Extensions<'_>, DecodeError> {
                 set_once(&mut out.service, s, ty)?;
             }
             LABEL => {
-                split_label(utf8(value, "label")?).ok_or(DecodeError::BadExtension {
+                split_label(text(value, "label")?).ok_or(DecodeError::BadExtension {
                     ty,
                     reason: "expected key=value with a non-empty key",
                 })?;
@@ -98,6 +98,20 @@ pub(super) fn parse(region: &[u8]) -> Result<Extensions<'_>, DecodeError> {
 
 fn utf8<'a>(bytes: &'a [u8], field: &'static str) -> Result<&'a str, DecodeError> {
     std::str::from_utf8(bytes).map_err(|_| DecodeError::BadUtf8 { field })
+}
+
+/// Valid UTF-8 without control characters (C0, DEL, C1): the form of every string a
+/// frame carries.
+pub(super) fn text<'a>(bytes: &'a [u8], field: &'static str) -> Result<&'a str, DecodeError> {
+    let s = utf8(bytes, field)?;
+    if has_control(s) {
+        return Err(DecodeError::ControlChar { field });
+    }
+    Ok(s)
+}
+
+pub(super) fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
 }
 
 fn set_once<T>(slot: &mut Option<T>, value: T, ty: u8) -> Result<(), DecodeError> {

@@ -204,6 +204,33 @@ fn every_encode_error() {
         },
         EncodeError::ReservedFlags { flags: 0x10 },
     );
+    check(
+        Frame::beat("a\nb"),
+        EncodeError::ControlChar {
+            field: "id",
+            value: "a\nb".into(),
+        },
+    );
+    check(
+        Frame {
+            service: Some("s\u{1b}".into()),
+            ..Frame::beat("x")
+        },
+        EncodeError::ControlChar {
+            field: "service",
+            value: "s\u{1b}".into(),
+        },
+    );
+    check(
+        Frame {
+            labels: vec![("k".into(), "v\r".into())],
+            ..Frame::beat("x")
+        },
+        EncodeError::ControlChar {
+            field: "label value",
+            value: "v\r".into(),
+        },
+    );
     assert_eq!(AuthKey::new(&[]).unwrap_err(), EncodeError::EmptyKey);
     assert_eq!(
         EncodeError::IdLength { len: 70 }.to_string(),
@@ -271,6 +298,26 @@ fn every_decode_error_is_reachable() {
     b[27] = 5; // longer than what follows
     assert_eq!(err(&b), Truncated { field: "id" });
     assert_eq!(err(&raw(1, 0, &[0xff], &[])), BadUtf8 { field: "id" });
+    // Control characters (C0, DEL, C1) would forge lines or escapes in text output.
+    for id in ["a\nb", "\r", "\u{1b}[2J", "x\u{7f}", "x\u{85}"] {
+        assert_eq!(
+            err(&raw(1, 0, id.as_bytes(), &[])),
+            ControlChar { field: "id" }
+        );
+    }
+    assert!(decode(&raw(1, 0, "zoë-π".as_bytes(), &[]), None).is_ok());
+    assert_eq!(
+        err(&raw(1, 0, b"x", &[1, 2, b'a', b'\t'])),
+        ControlChar { field: "service" }
+    );
+    assert_eq!(
+        err(&raw(1, 0, b"x", &[2, 4, b'k', b'\n', b'=', b'v'])),
+        ControlChar { field: "label" }
+    );
+    assert_eq!(
+        err(&raw(1, 0, b"x", &[2, 3, b'k', b'=', 0])),
+        ControlChar { field: "label" }
+    );
 
     let mut b = raw(1, 0, b"abc", &[]);
     b.truncate(b.len() - 1); // half of extensions_len
@@ -363,6 +410,7 @@ fn reasons_are_stable_labels() {
         (UnknownKind(0), "unknown_kind"),
         (BadIdLength(0), "malformed"),
         (BadUtf8 { field: "id" }, "malformed"),
+        (ControlChar { field: "id" }, "malformed"),
         (Truncated { field: "id" }, "malformed"),
         (
             BadExtension {
