@@ -53,10 +53,16 @@ const SLICE: Duration = Duration::from_millis(100);
 
 /// The next event as a dict; `None` when `timeout` (seconds) ran out; StoppedError once the
 /// handle is stopped and its queue drained.
-pub fn next_event<'py>(py: Python<'py>, hub: &Arc<EventHub>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyDict>>> {
+pub fn next_event<'py>(
+    py: Python<'py>,
+    hub: &Arc<EventHub>,
+    timeout: Option<f64>,
+) -> PyResult<Option<Bound<'py, PyDict>>> {
     let deadline = match timeout {
         Some(t) if !(t.is_finite() && t >= 0.0) => {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!("timeout must be a finite number >= 0, got {t}")))
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "timeout must be a finite number >= 0, got {t}"
+            )))
         }
         Some(t) => Some(Instant::now() + Duration::from_secs_f64(t)),
         None => None,
@@ -101,7 +107,11 @@ fn log_callback_error(py: Python<'_>, callback: &Py<PyAny>, err: PyErr) {
         let logger = logging.call_method1("getLogger", ("heartbeater",))?;
         let kwargs = PyDict::new(py);
         kwargs.set_item("exc_info", err.value(py))?;
-        logger.call_method("error", ("heartbeater event callback %r raised; delivery goes on", callback), Some(&kwargs))?;
+        logger.call_method(
+            "error",
+            ("heartbeater event callback %r raised; delivery goes on", callback),
+            Some(&kwargs),
+        )?;
         Ok(())
     });
     if logged.is_err() {

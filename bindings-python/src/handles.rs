@@ -31,7 +31,12 @@ impl Common {
         self.guard.check().py()
     }
 
-    fn next_event<'py>(&self, py: Python<'py>, hub: &Arc<EventHub>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyDict>>> {
+    fn next_event<'py>(
+        &self,
+        py: Python<'py>,
+        hub: &Arc<EventHub>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
         self.check()?;
         events::next_event(py, hub, timeout)
     }

@@ -4,7 +4,11 @@
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "heartbeater", version, about = "Liveness for distributed processes: monitor, beat, watch, relay, demo, bench")]
+#[command(
+    name = "heartbeater",
+    version,
+    about = "Liveness for distributed processes: monitor, beat, watch, relay, demo, bench"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -105,7 +105,9 @@ fn beat(a: BeatArgs) -> CmdResult {
         set(&mut o, "auth_key_file", f)?;
     }
     let client = Client::new(&o)?;
-    client.events().set_callback(Box::new(|ev| eprintln!("heartbeater beat: {} -> {} ({})", ev.from, ev.to, ev.reason)))?;
+    client
+        .events()
+        .set_callback(Box::new(|ev| eprintln!("heartbeater beat: {} -> {} ({})", ev.from, ev.to, ev.reason)))?;
     client.start()?;
     let cfg = client.config();
     eprintln!(
@@ -146,8 +148,13 @@ fn relay(a: RelayArgs) -> CmdResult {
     let listen = udp_addr("listen", &a.listen).map_err(usage)?;
     let upstreams = a.upstream.iter().map(|u| udp_addr("upstream", u)).collect::<Result<Vec<_>, _>>().map_err(usage)?;
     let impairment = Impairment::from_args(&a.impair)?;
-    let mut relay = Relay::start(RelaySpec { listen, upstreams: upstreams.clone(), impairment: impairment.clone(), seed: a.impair.seed })
-        .map_err(|e| runtime(format!("relay: bind {listen}: {e}")))?;
+    let mut relay = Relay::start(RelaySpec {
+        listen,
+        upstreams: upstreams.clone(),
+        impairment: impairment.clone(),
+        seed: a.impair.seed,
+    })
+    .map_err(|e| runtime(format!("relay: bind {listen}: {e}")))?;
     eprintln!(
         "heartbeater relay: listening on udp://{} -> {}; {} (seed {})",
         relay.local_addr(),

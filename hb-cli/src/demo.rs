@@ -9,7 +9,8 @@ use crate::trial::{self, TrialSpec};
 
 pub fn run(a: DemoArgs) -> CmdResult {
     let (jitter_min, jitter_max) = impair::jitter(&a.jitter)?;
-    let impairment = Impairment { jitter_min, jitter_max, loss: impair::percent("loss", &a.loss)?, ..Impairment::none() };
+    let impairment =
+        Impairment { jitter_min, jitter_max, loss: impair::percent("loss", &a.loss)?, ..Impairment::none() };
     let spec = TrialSpec {
         peers: a.peers,
         kill: a.kill,

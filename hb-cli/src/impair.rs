@@ -23,7 +23,13 @@ pub struct Impairment {
 
 impl Impairment {
     pub fn none() -> Impairment {
-        Impairment { delay: Duration::ZERO, jitter_min: Duration::ZERO, jitter_max: Duration::ZERO, loss: 0.0, burst: 1.0 }
+        Impairment {
+            delay: Duration::ZERO,
+            jitter_min: Duration::ZERO,
+            jitter_max: Duration::ZERO,
+            loss: 0.0,
+            burst: 1.0,
+        }
     }
 
     pub fn from_args(a: &ImpairArgs) -> CmdResult<Impairment> {
@@ -105,7 +111,7 @@ impl Impairer {
         // Stationary P(bad) = enter / (enter + leave) = loss, mean stay in bad = 1/leave = burst.
         let leave_bad = 1.0 / spec.burst;
         let enter_bad = if spec.loss >= 1.0 { 1.0 } else { spec.loss * leave_bad / (1.0 - spec.loss) };
-        Impairer { spec, rng: StdRng::seed_from_u64(seed), bad: false, enter_bad: enter_bad.min(1.0), leave_bad, }
+        Impairer { spec, rng: StdRng::seed_from_u64(seed), bad: false, enter_bad: enter_bad.min(1.0), leave_bad }
     }
 
     /// `None`: drop the packet; `Some(d)`: deliver it after `d`.
@@ -133,7 +139,13 @@ mod tests {
     use super::*;
 
     fn spec(loss: f64, burst: f64) -> Impairment {
-        Impairment { jitter_min: Duration::from_millis(100), jitter_max: Duration::from_millis(500), loss, burst, ..Impairment::none() }
+        Impairment {
+            jitter_min: Duration::from_millis(100),
+            jitter_max: Duration::from_millis(500),
+            loss,
+            burst,
+            ..Impairment::none()
+        }
     }
 
     #[test]
@@ -184,8 +196,14 @@ mod tests {
 
     #[test]
     fn same_seed_same_fates() {
-        let a: Vec<_> = { let mut i = Impairer::new(spec(0.3, 1.0), 9); (0..100).map(|_| i.fate()).collect() };
-        let b: Vec<_> = { let mut i = Impairer::new(spec(0.3, 1.0), 9); (0..100).map(|_| i.fate()).collect() };
+        let a: Vec<_> = {
+            let mut i = Impairer::new(spec(0.3, 1.0), 9);
+            (0..100).map(|_| i.fate()).collect()
+        };
+        let b: Vec<_> = {
+            let mut i = Impairer::new(spec(0.3, 1.0), 9);
+            (0..100).map(|_| i.fate()).collect()
+        };
         assert_eq!(a, b);
     }
 }

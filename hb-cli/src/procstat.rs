@@ -17,7 +17,11 @@ pub fn rss_bytes(pid: Option<u32>) -> Option<u64> {
 fn ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
 }
 
 /// utime + stime from a `stat` file (fields 14 and 15, after the parenthesised name).

@@ -244,7 +244,12 @@ async fn read_clients(listen: Arc<UdpSocket>, primary: SocketAddr, tx: mpsc::Unb
 }
 
 /// Replies on one client's upstream socket; only the primary upstream's go back.
-async fn read_replies(sock: Arc<UdpSocket>, primary: SocketAddr, client: SocketAddr, tx: mpsc::UnboundedSender<Packet>) {
+async fn read_replies(
+    sock: Arc<UdpSocket>,
+    primary: SocketAddr,
+    client: SocketAddr,
+    tx: mpsc::UnboundedSender<Packet>,
+) {
     let mut buf = vec![0u8; 65536];
     loop {
         let Ok((n, from)) = sock.recv_from(&mut buf).await else { continue };
@@ -290,7 +295,13 @@ mod tests {
     fn forwards_both_ways_with_delay() {
         let (upstream, _t) = echo_server();
         let impairment = Impairment { delay: Duration::from_millis(40), ..Impairment::none() };
-        let relay = Relay::start(RelaySpec { listen: "127.0.0.1:0".parse().unwrap(), upstreams: vec![upstream], impairment, seed: 1 }).unwrap();
+        let relay = Relay::start(RelaySpec {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            upstreams: vec![upstream],
+            impairment,
+            seed: 1,
+        })
+        .unwrap();
         let clients: Vec<StdUdpSocket> = (0..3).map(|_| StdUdpSocket::bind("127.0.0.1:0").unwrap()).collect();
         for (i, c) in clients.iter().enumerate() {
             c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
@@ -310,7 +321,13 @@ mod tests {
     fn total_loss_drops_everything_and_counts_it() {
         let (upstream, _t) = echo_server();
         let impairment = Impairment { loss: 1.0, ..Impairment::none() };
-        let relay = Relay::start(RelaySpec { listen: "127.0.0.1:0".parse().unwrap(), upstreams: vec![upstream], impairment, seed: 1 }).unwrap();
+        let relay = Relay::start(RelaySpec {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            upstreams: vec![upstream],
+            impairment,
+            seed: 1,
+        })
+        .unwrap();
         let c = StdUdpSocket::bind("127.0.0.1:0").unwrap();
         for _ in 0..10 {
             c.send_to(b"x", relay.local_addr()).unwrap();
@@ -326,7 +343,13 @@ mod tests {
     #[test]
     fn cut_drops_only_that_peer() {
         let (upstream, _t) = echo_server();
-        let relay = Relay::start(RelaySpec { listen: "127.0.0.1:0".parse().unwrap(), upstreams: vec![upstream], impairment: Impairment::none(), seed: 1 }).unwrap();
+        let relay = Relay::start(RelaySpec {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            upstreams: vec![upstream],
+            impairment: Impairment::none(),
+            seed: 1,
+        })
+        .unwrap();
         relay.cut("victim");
         let c = StdUdpSocket::bind("127.0.0.1:0").unwrap();
         c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
@@ -346,6 +369,9 @@ mod tests {
     #[test]
     fn udp_addr_errors_are_precise() {
         assert_eq!(udp_addr("--upstream", "udp://127.0.0.1:9").unwrap(), "127.0.0.1:9".parse().unwrap());
-        assert_eq!(udp_addr("--upstream", "tcp://x:1").unwrap_err(), "--upstream \"tcp://x:1\": expected udp://host:port, e.g. udp://127.0.0.1:7946");
+        assert_eq!(
+            udp_addr("--upstream", "tcp://x:1").unwrap_err(),
+            "--upstream \"tcp://x:1\": expected udp://host:port, e.g. udp://127.0.0.1:7946"
+        );
     }
 }

@@ -29,10 +29,8 @@ pub fn block_termination() {
 /// Waits up to `timeout` for SIGINT or SIGTERM; returns the signal's name if one came.
 pub fn wait(timeout: Duration) -> Option<&'static str> {
     let set = termination_set();
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
+    let ts =
+        libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as libc::c_long };
     // SAFETY: valid set and timespec; a null siginfo pointer is allowed.
     let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
     match sig {

@@ -98,7 +98,10 @@ type Log = Arc<Mutex<Vec<(usize, Event)>>>;
 
 pub fn run(spec: &TrialSpec) -> CmdResult<TrialReport> {
     if spec.peers == 0 || spec.kill > spec.peers {
-        return Err(usage(format!("kill {}: expected at most --peers ({}), and at least one peer", spec.kill, spec.peers)));
+        return Err(usage(format!(
+            "kill {}: expected at most --peers ({}), and at least one peer",
+            spec.kill, spec.peers
+        )));
     }
     // Checked once up front so a bad --interval is a usage error, not a failure per client.
     let mut probe = Options::new();
@@ -121,7 +124,8 @@ pub fn run(spec: &TrialSpec) -> CmdResult<TrialReport> {
             log.lock().push((idx, ev.clone()));
         }))?;
         m.start()?;
-        let addr = m.local_addrs().into_iter().map(|(_, a)| a).next().ok_or_else(|| runtime("monitor bound no address"))?;
+        let addr =
+            m.local_addrs().into_iter().map(|(_, a)| a).next().ok_or_else(|| runtime("monitor bound no address"))?;
         addrs.push(addr);
         monitors.push(m);
     }
@@ -279,7 +283,11 @@ fn analyse(
         false_suspicions,
         mistake_rate_per_peer_hour: if peer_hours > 0.0 { mistakes as f64 / peer_hours } else { 0.0 },
         mean_mistake_ms: if mistakes > 0 { mistake_ms_total as f64 / mistakes as f64 } else { 0.0 },
-        query_accuracy: if observed_ms_total > 0 { 1.0 - mistake_ms_total as f64 / observed_ms_total as f64 } else { 1.0 },
+        query_accuracy: if observed_ms_total > 0 {
+            1.0 - mistake_ms_total as f64 / observed_ms_total as f64
+        } else {
+            1.0
+        },
     }
 }
 
@@ -303,7 +311,16 @@ pub fn print_summary(spec: &TrialSpec, r: &TrialReport) {
     );
     println!(
         "{:<10} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>13} {:>9} {:>8}",
-        "detector", "detected", "T_D p50", "T_D p99", "T_D max", "false dead", "suspicions", "λ_M /peer-h", "T_M", "P_A"
+        "detector",
+        "detected",
+        "T_D p50",
+        "T_D p99",
+        "T_D max",
+        "false dead",
+        "suspicions",
+        "λ_M /peer-h",
+        "T_M",
+        "P_A"
     );
     for d in &r.detectors {
         let ms = |v: Option<u64>| v.map(|x| format!("{:.2}s", x as f64 / 1000.0)).unwrap_or_else(|| "-".into());

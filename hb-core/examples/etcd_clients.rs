@@ -36,14 +36,25 @@ fn main() {
     let ttl = &args[2];
     let service = flag("--service").unwrap_or_else(|| "svc".into());
     let id_prefix = flag("--id-prefix").unwrap_or_else(|| "c".into());
-    let poll = Duration::from_millis(flag("--poll-ms").map(|v| v.parse().expect("--poll-ms N")).unwrap_or(if count <= 10 { 1 } else { 100 }));
+    let poll =
+        Duration::from_millis(flag("--poll-ms").map(|v| v.parse().expect("--poll-ms N")).unwrap_or(if count <= 10 {
+            1
+        } else {
+            100
+        }));
 
     let started = t_ms();
     let mut members = Vec::with_capacity(count);
     for i in 0..count {
         let mut o = hb_core::Options::new();
         let id = format!("{id_prefix}{i}");
-        for (k, v) in [("endpoint", endpoint.as_str()), ("service", &service), ("instance_id", &id), ("ttl", ttl), ("event_capacity", "16")] {
+        for (k, v) in [
+            ("endpoint", endpoint.as_str()),
+            ("service", &service),
+            ("instance_id", &id),
+            ("ttl", ttl),
+            ("event_capacity", "16"),
+        ] {
             o.set(k, v).unwrap_or_else(|e| fail(&e.to_string()));
         }
         match start_client(&o) {
@@ -67,7 +78,9 @@ fn main() {
                 let (lo, hi) = epochs.fold((u64::MAX, 0), |(lo, hi), e| (lo.min(e), hi.max(e)));
                 if last != Some((ok, lo, hi)) {
                     last = Some((ok, lo, hi));
-                    say(json!({"kind": "check", "ok": ok, "total": members.len(), "min_epoch": lo, "max_epoch": hi, "t_ms": t_ms()}));
+                    say(
+                        json!({"kind": "check", "ok": ok, "total": members.len(), "min_epoch": lo, "max_epoch": hi, "t_ms": t_ms()}),
+                    );
                 }
                 for m in members.iter() {
                     while let Ok(Some(ev)) = m.events().next_event(Some(Duration::ZERO)) {
@@ -84,8 +97,10 @@ fn main() {
         match line.as_deref().map(str::trim) {
             Ok("stats") => {
                 let m = hb_core::metrics::get();
-                say(json!({"kind": "stats", "keepalives": m.keepalives_sent.get(), "failures": m.lease_keepalive_failures.get(),
-                           "reregistrations": m.reregistrations.get(), "t_ms": t_ms()}));
+                say(
+                    json!({"kind": "stats", "keepalives": m.keepalives_sent.get(), "failures": m.lease_keepalive_failures.get(),
+                           "reregistrations": m.reregistrations.get(), "t_ms": t_ms()}),
+                );
             }
             Ok("stop") | Err(_) => break,
             Ok(_) => {}

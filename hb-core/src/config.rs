@@ -72,7 +72,10 @@ pub enum Endpoint {
     Udp(HostPort),
     Tcp(HostPort),
     /// `etcd://host:port[,host:port]/prefix`; keys are `prefix/<service>/<instance>`.
-    Etcd { hosts: Vec<HostPort>, prefix: String },
+    Etcd {
+        hosts: Vec<HostPort>,
+        prefix: String,
+    },
 }
 
 impl fmt::Display for Endpoint {
@@ -110,7 +113,13 @@ impl Endpoint {
                     "udp" => out.push(Endpoint::Udp(parse_host_port(text, rest)?)),
                     "tcp" => out.push(Endpoint::Tcp(parse_host_port(text, rest)?)),
                     "etcd" => etcd_pieces = Some(vec![rest.to_string()]),
-                    _ => return Err(Error::config("endpoint", text, format!("{ENDPOINT_FORM} (unknown scheme {scheme:?})"))),
+                    _ => {
+                        return Err(Error::config(
+                            "endpoint",
+                            text,
+                            format!("{ENDPOINT_FORM} (unknown scheme {scheme:?})"),
+                        ))
+                    }
                 }
             } else if let Some(pieces) = etcd_pieces.as_mut() {
                 pieces.push(piece.to_string());
@@ -143,12 +152,20 @@ fn parse_etcd(text: &str, pieces: &[String]) -> Result<Endpoint> {
         };
         if let Some(path) = path {
             if i + 1 != pieces.len() {
-                return Err(Error::config("endpoint", text, "etcd://host:port[,host:port]/prefix (the prefix comes last)"));
+                return Err(Error::config(
+                    "endpoint",
+                    text,
+                    "etcd://host:port[,host:port]/prefix (the prefix comes last)",
+                ));
             }
             let trimmed = path.trim_end_matches('/');
             if !trimmed.is_empty() {
                 if trimmed.contains("//") || trimmed.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                    return Err(Error::config("endpoint", text, "an etcd prefix like /services (no empty segments, spaces or control characters)"));
+                    return Err(Error::config(
+                        "endpoint",
+                        text,
+                        "an etcd prefix like /services (no empty segments, spaces or control characters)",
+                    ));
                 }
                 prefix = trimmed.to_string();
             }
@@ -229,9 +246,8 @@ pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>> {
         return Ok(labels);
     }
     for pair in text.split(',') {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| Error::config("labels", text, "k=v pairs separated by commas"))?;
+        let (k, v) =
+            pair.split_once('=').ok_or_else(|| Error::config("labels", text, "k=v pairs separated by commas"))?;
         labels.insert(k.trim().to_string(), v.trim().to_string());
     }
     validate_labels(&labels)?;
@@ -245,15 +261,27 @@ pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<()> {
             && k.len() <= MAX_LABEL_KEY_LEN
             && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'));
         if !key_ok {
-            return Err(Error::config("label key", k, format!("1..={MAX_LABEL_KEY_LEN} characters of A-Z a-z 0-9 _ - . /")));
+            return Err(Error::config(
+                "label key",
+                k,
+                format!("1..={MAX_LABEL_KEY_LEN} characters of A-Z a-z 0-9 _ - . /"),
+            ));
         }
         if v.len() > MAX_LABEL_VALUE_LEN || v.chars().any(char::is_control) {
-            return Err(Error::config(format!("label {k}"), v, format!("at most {MAX_LABEL_VALUE_LEN} bytes of text without control characters")));
+            return Err(Error::config(
+                format!("label {k}"),
+                v,
+                format!("at most {MAX_LABEL_VALUE_LEN} bytes of text without control characters"),
+            ));
         }
         total += k.len() + v.len() + 2;
     }
     if total > MAX_LABELS_BYTES {
-        return Err(Error::config("labels", format!("{total} bytes"), format!("at most {MAX_LABELS_BYTES} bytes in all (they travel in every beat)")));
+        return Err(Error::config(
+            "labels",
+            format!("{total} bytes"),
+            format!("at most {MAX_LABELS_BYTES} bytes in all (they travel in every beat)"),
+        ));
     }
     Ok(())
 }
@@ -265,7 +293,11 @@ fn validate_name(field: &str, value: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::config(field, value, format!("1..={MAX_NAME_LEN} bytes of UTF-8 without '/', spaces or control characters")))
+        Err(Error::config(
+            field,
+            value,
+            format!("1..={MAX_NAME_LEN} bytes of UTF-8 without '/', spaces or control characters"),
+        ))
     }
 }
 
@@ -322,10 +354,29 @@ pub struct Options {
 
 /// The keys `Options::set` accepts, in the order shown in error messages.
 pub const OPTION_KEYS: &[&str] = &[
-    "endpoint", "listen", "service", "instance_id", "ttl", "interval", "labels", "label", "auth_key",
-    "auth_key_file", "detector", "max_peers", "stop_timeout", "connect_timeout", "event_capacity",
-    "traceparent", "metrics_addr", "etcd_ca_file", "etcd_cert_file", "etcd_key_file",
-    "etcd_username", "etcd_password", "ack",
+    "endpoint",
+    "listen",
+    "service",
+    "instance_id",
+    "ttl",
+    "interval",
+    "labels",
+    "label",
+    "auth_key",
+    "auth_key_file",
+    "detector",
+    "max_peers",
+    "stop_timeout",
+    "connect_timeout",
+    "event_capacity",
+    "traceparent",
+    "metrics_addr",
+    "etcd_ca_file",
+    "etcd_cert_file",
+    "etcd_key_file",
+    "etcd_username",
+    "etcd_password",
+    "ack",
 ];
 
 impl Options {
@@ -368,7 +419,9 @@ impl Options {
             "event_capacity" => self.event_capacity = Some(parse_count("event_capacity", value, 1, 1 << 20)?),
             "traceparent" => self.traceparent = Some(validate_traceparent(value)?),
             "metrics_addr" => {
-                self.metrics_addr = Some(value.parse().map_err(|_| Error::config("metrics_addr", value, "ip:port, e.g. 127.0.0.1:9464"))?)
+                self.metrics_addr = Some(
+                    value.parse().map_err(|_| Error::config("metrics_addr", value, "ip:port, e.g. 127.0.0.1:9464"))?,
+                )
             }
             "etcd_ca_file" => self.etcd_ca_file = Some(PathBuf::from(value)),
             "etcd_cert_file" => self.etcd_cert_file = Some(PathBuf::from(value)),
@@ -384,7 +437,11 @@ impl Options {
 
 fn auth_key(bytes: &[u8]) -> Result<Secret> {
     if bytes.len() < MIN_AUTH_KEY_LEN {
-        return Err(Error::config("auth_key", format!("{} bytes", bytes.len()), format!("at least {MIN_AUTH_KEY_LEN} bytes")));
+        return Err(Error::config(
+            "auth_key",
+            format!("{} bytes", bytes.len()),
+            format!("at least {MIN_AUTH_KEY_LEN} bytes"),
+        ));
     }
     Ok(Secret(bytes.to_vec()))
 }
@@ -551,9 +608,27 @@ fn overlay(base: Options, top: Options) -> Options {
         ($($f:ident),*) => { Options { $($f: top.$f.or(base.$f)),* } };
     }
     pick!(
-        endpoint, service, instance_id, ttl, interval, labels, auth_key, auth_key_file, detector,
-        max_peers, stop_timeout, connect_timeout, event_capacity, traceparent, metrics_addr,
-        etcd_ca_file, etcd_cert_file, etcd_key_file, etcd_username, etcd_password, ack
+        endpoint,
+        service,
+        instance_id,
+        ttl,
+        interval,
+        labels,
+        auth_key,
+        auth_key_file,
+        detector,
+        max_peers,
+        stop_timeout,
+        connect_timeout,
+        event_capacity,
+        traceparent,
+        metrics_addr,
+        etcd_ca_file,
+        etcd_cert_file,
+        etcd_key_file,
+        etcd_username,
+        etcd_password,
+        ack
     )
 }
 
@@ -565,13 +640,19 @@ fn check_endpoints(role: Role, endpoints: &[Endpoint]) -> Result<()> {
         Endpoint::Etcd { hosts, .. } => hosts.iter().any(|h| h.port == 0),
     });
     if port_zero && role != Role::Monitor {
-        return Err(Error::config("endpoint", text, "host:port with a port from 1 to 65535 (port 0 only for a monitor's listen address)"));
+        return Err(Error::config(
+            "endpoint",
+            text,
+            "host:port with a port from 1 to 65535 (port 0 only for a monitor's listen address)",
+        ));
     }
     match role {
         Role::Client if etcd > 0 && endpoints.len() > 1 => {
             Err(Error::config("endpoint", text, "either udp:// and tcp:// endpoints, or one etcd:// endpoint"))
         }
-        Role::Monitor if etcd > 0 => Err(Error::config("listen", text, "udp://host:port and/or tcp://host:port (use a Watcher for etcd)")),
+        Role::Monitor if etcd > 0 => {
+            Err(Error::config("listen", text, "udp://host:port and/or tcp://host:port (use a Watcher for etcd)"))
+        }
         Role::Watcher if etcd != 1 || endpoints.len() != 1 => {
             Err(Error::config("endpoint", text, "one etcd://host:port[,host:port]/prefix"))
         }
@@ -596,13 +677,18 @@ fn effective_interval(explicit: Option<IntervalRange>, ttl: Duration) -> Result<
 }
 
 fn read_key_file(path: &PathBuf) -> Result<Secret> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::config("auth_key_file", path.display(), format!("a readable file holding the shared key ({e})")))?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::config("auth_key_file", path.display(), format!("a readable file holding the shared key ({e})"))
+    })?;
     // Keys are usually written with `echo`, so a trailing newline is not part of the key.
     let trimmed = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
     let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
     auth_key(trimmed).map_err(|_| {
-        Error::config("auth_key_file", path.display(), format!("a file holding at least {MIN_AUTH_KEY_LEN} bytes of key"))
+        Error::config(
+            "auth_key_file",
+            path.display(),
+            format!("a file holding at least {MIN_AUTH_KEY_LEN} bytes of key"),
+        )
     })
 }
 
@@ -627,7 +713,8 @@ pub fn default_instance_id() -> String {
 }
 
 fn sanitize_name(raw: &str) -> String {
-    let mut s: String = raw.chars().map(|c| if c == '/' || c.is_control() || c.is_whitespace() { '_' } else { c }).collect();
+    let mut s: String =
+        raw.chars().map(|c| if c == '/' || c.is_control() || c.is_whitespace() { '_' } else { c }).collect();
     while s.len() > MAX_NAME_LEN {
         s.pop();
     }
@@ -708,7 +795,10 @@ mod tests {
         assert_eq!(parse_duration("ttl", "1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("ttl", "15").unwrap(), Duration::from_secs(15));
         assert_eq!(parse_duration("ttl", "2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("ttl", "fast").unwrap_err().to_string().starts_with("ttl \"fast\": expected a duration"));
+        assert!(parse_duration("ttl", "fast")
+            .unwrap_err()
+            .to_string()
+            .starts_with("ttl \"fast\": expected a duration"));
         assert!(parse_duration("ttl", "-1s").is_err());
         let r = IntervalRange::parse("1s..30s").unwrap();
         assert_eq!((r.min, r.max), (Duration::from_secs(1), Duration::from_secs(30)));
@@ -720,7 +810,11 @@ mod tests {
 
     #[test]
     fn explicit_beats_env_beats_default() {
-        let env = [("HEARTBEATER_ENDPOINT", "udp://127.0.0.1:9"), ("HEARTBEATER_SERVICE", "from-env"), ("HEARTBEATER_TTL", "9")];
+        let env = [
+            ("HEARTBEATER_ENDPOINT", "udp://127.0.0.1:9"),
+            ("HEARTBEATER_SERVICE", "from-env"),
+            ("HEARTBEATER_TTL", "9"),
+        ];
         let c = resolve(&opts(&[("service", "explicit")]), Role::Client, &env).unwrap();
         assert_eq!(c.service, "explicit");
         assert_eq!(c.ttl, Duration::from_secs(9));
@@ -744,7 +838,8 @@ mod tests {
         assert_eq!((c.interval.min, c.interval.max), (Duration::from_secs(1), Duration::from_secs(1)));
         let c = resolve(&opts(&[("endpoint", "etcd://h:1/s"), ("ttl", "2s")]), Role::Client, &[]).unwrap();
         assert!(c.interval.max <= Duration::from_millis(667));
-        let err = resolve(&opts(&[("endpoint", "udp://h:1"), ("ttl", "3s"), ("interval", "2s")]), Role::Client, &[]).unwrap_err();
+        let err = resolve(&opts(&[("endpoint", "udp://h:1"), ("ttl", "3s"), ("interval", "2s")]), Role::Client, &[])
+            .unwrap_err();
         assert!(err.to_string().contains("at most ttl/3"), "{err}");
     }
 
@@ -787,7 +882,10 @@ mod tests {
     fn host_port_resolves_to_a_non_empty_list_or_an_error() {
         let hp = HostPort { host: "127.0.0.1".into(), port: 7946 };
         assert_eq!(hp.resolve().unwrap(), vec!["127.0.0.1:7946".parse::<SocketAddr>().unwrap()]);
-        assert_eq!(HostPort { host: "::1".into(), port: 1 }.resolve().unwrap(), vec!["[::1]:1".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(
+            HostPort { host: "::1".into(), port: 1 }.resolve().unwrap(),
+            vec!["[::1]:1".parse::<SocketAddr>().unwrap()]
+        );
         assert!(HostPort { host: "no-such-host.invalid".into(), port: 1 }.resolve().is_err());
     }
 

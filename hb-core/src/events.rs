@@ -252,7 +252,9 @@ impl EventHub {
     /// closes). `Ok(None)` on timeout; `Err(Stopped)` once closed and drained.
     pub fn next_event(&self, timeout: Option<Duration>) -> Result<Option<Event>> {
         if self.delivery.lock().is_some() {
-            return Err(Error::InvalidState("events are delivered to a callback on this handle; next_event is not available".into()));
+            return Err(Error::InvalidState(
+                "events are delivered to a callback on this handle; next_event is not available".into(),
+            ));
         }
         let got = match timeout {
             Some(t) => self.rx.recv_timeout(t),
@@ -398,7 +400,8 @@ mod tests {
             hub.emit(ev(i));
         }
         assert_eq!(hub.dropped(), 6);
-        let got: Vec<u32> = (0..4).map(|_| hub.next_event(Some(Duration::ZERO)).unwrap().unwrap().incarnation).collect();
+        let got: Vec<u32> =
+            (0..4).map(|_| hub.next_event(Some(Duration::ZERO)).unwrap().unwrap().incarnation).collect();
         assert_eq!(got, vec![6, 7, 8, 9]);
     }
 

@@ -50,7 +50,9 @@ impl Metrics {
         let r = Registry::new();
         let rtt_seconds = Histogram::with_opts(
             HistogramOpts::new("heartbeater_rtt_seconds", "Round-trip time of acknowledged beats and keepalives")
-                .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+                .buckets(vec![
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]),
         )
         .expect("valid metric");
         r.register(Box::new(rtt_seconds.clone())).expect("unique metric");
@@ -67,14 +69,39 @@ impl Metrics {
             rtt_seconds,
             peers,
             transitions: counter_vec(&r, "heartbeater_transitions_total", "State transitions, by reason", "reason"),
-            frames_rejected: counter_vec(&r, "heartbeater_frames_rejected_total", "Frames dropped by monitors, by reason", "reason"),
-            peers_refused: counter(&r, "heartbeater_peers_refused_total", "New peers refused because max_peers was reached"),
+            frames_rejected: counter_vec(
+                &r,
+                "heartbeater_frames_rejected_total",
+                "Frames dropped by monitors, by reason",
+                "reason",
+            ),
+            peers_refused: counter(
+                &r,
+                "heartbeater_peers_refused_total",
+                "New peers refused because max_peers was reached",
+            ),
             keepalives_sent: counter(&r, "heartbeater_lease_keepalives_total", "etcd lease keepalives sent"),
-            lease_keepalive_failures: counter(&r, "heartbeater_lease_keepalive_failures_total", "etcd lease keepalives that failed"),
-            reregistrations: counter(&r, "heartbeater_reregistrations_total", "Registrations made again after a lost lease"),
-            dropped_events: counter(&r, "heartbeater_dropped_events_total", "Events dropped because a consumer was slow"),
+            lease_keepalive_failures: counter(
+                &r,
+                "heartbeater_lease_keepalive_failures_total",
+                "etcd lease keepalives that failed",
+            ),
+            reregistrations: counter(
+                &r,
+                "heartbeater_reregistrations_total",
+                "Registrations made again after a lost lease",
+            ),
+            dropped_events: counter(
+                &r,
+                "heartbeater_dropped_events_total",
+                "Events dropped because a consumer was slow",
+            ),
             callback_panics: counter(&r, "heartbeater_callback_panics_total", "User callbacks that panicked or raised"),
-            sweeper_pauses: counter(&r, "heartbeater_sweeper_pauses_total", "Monitor sweeps that ran late (own-pause guard engaged)"),
+            sweeper_pauses: counter(
+                &r,
+                "heartbeater_sweeper_pauses_total",
+                "Monitor sweeps that ran late (own-pause guard engaged)",
+            ),
             clients,
             registry: r,
         }

@@ -125,7 +125,8 @@ mod tests {
     #[test]
     fn runs_futures_and_times_out() {
         assert_eq!(run(async { 7 }, Duration::from_secs(5)).unwrap(), 7);
-        let err = run(async { tokio::time::sleep(Duration::from_secs(5)).await }, Duration::from_millis(20)).unwrap_err();
+        let err =
+            run(async { tokio::time::sleep(Duration::from_secs(5)).await }, Duration::from_millis(20)).unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }));
     }
 

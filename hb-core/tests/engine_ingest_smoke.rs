@@ -75,5 +75,8 @@ fn table_cost_per_beat_with_100k_peers() {
         table.sweep(now, now);
     }
     let per = t0.elapsed().as_nanos() as f64 / (rounds * peers) as f64;
-    eprintln!("decode+ingest: {per:.0} ns per beat; estimate {} B/peer", table.tracked_bytes_estimate() / peers as usize);
+    eprintln!(
+        "decode+ingest: {per:.0} ns per beat; estimate {} B/peer",
+        table.tracked_bytes_estimate() / peers as usize
+    );
 }

@@ -96,8 +96,13 @@ fn a_callback_handling_reregistered_already_sees_the_new_epoch() {
     }
     let mut etcd = Etcd::start();
     let client = Arc::new(
-        Client::new(&options(&[("endpoint", &etcd.url("/services")), ("service", "svc"), ("instance_id", "cb"), ("ttl", "2s")]))
-            .unwrap(),
+        Client::new(&options(&[
+            ("endpoint", &etcd.url("/services")),
+            ("service", "svc"),
+            ("instance_id", "cb"),
+            ("ttl", "2s"),
+        ]))
+        .unwrap(),
     );
     // What the callback saw while handling `reregistered`: (event epoch, token epoch, check ok).
     let seen: Arc<Mutex<Option<(u64, u64, bool)>>> = Arc::default();

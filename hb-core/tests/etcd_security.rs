@@ -47,7 +47,8 @@ fn tls_with_client_certificates() {
         ("etcd_cert_file", path(certs.path(), "client.pem")),
         ("etcd_key_file", path(certs.path(), "client-key.pem")),
     ];
-    let mut pairs: Vec<(&str, &str)> = vec![("endpoint", &url), ("service", "svc"), ("instance_id", "t"), ("ttl", "3s")];
+    let mut pairs: Vec<(&str, &str)> =
+        vec![("endpoint", &url), ("service", "svc"), ("instance_id", "t"), ("ttl", "3s")];
     pairs.extend(tls.iter().map(|(k, v)| (*k, v.as_str())));
     let m = start_client(&options(&pairs)).unwrap();
     assert_eq!(etcd.keys("/secure/"), vec!["/secure/svc/t".to_string()]);

@@ -60,7 +60,10 @@ fn joined_updated_left_and_expired_are_told_apart() {
     let early = member(&url, "early", "3s");
     let w = watcher(&url);
     let ev = wait_event(w.events(), Duration::from_secs(2), "early joined", |e| e.peer == "early");
-    assert_eq!((ev.from, ev.to, ev.reason, ev.epoch, ev.service.as_str()), (State::Unknown, State::Joined, Reason::Registered, 1, "svc"));
+    assert_eq!(
+        (ev.from, ev.to, ev.reason, ev.epoch, ev.service.as_str()),
+        (State::Unknown, State::Joined, Reason::Registered, 1, "svc")
+    );
 
     let a = member(&url, "a", "3s");
     let ev = wait_event(w.events(), Duration::from_secs(3), "a joined", |e| e.peer == "a");
@@ -119,7 +122,9 @@ impl Proxy {
                 let (up3, gen3) = (up2.clone(), gen2.clone());
                 let born = gen3.load(Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else { return };
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else {
+                        return;
+                    };
                     let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
                     let cut = async {
                         while up3.load(Ordering::SeqCst) && gen3.load(Ordering::SeqCst) == born {
@@ -180,11 +185,15 @@ fn disconnect_replays_history_and_compaction_resyncs_by_diff() {
     etcd.etcdctl(&["put", "/services/svc/new2", &value("new2", 1, "up")]);
     etcd.etcdctl(&["put", "/services/svc/new2", &value("new2", 2, "up")]);
     let status = etcd.etcdctl(&["endpoint", "status", "-w", "json"]);
-    let rev = serde_json::from_str::<serde_json::Value>(&status).unwrap()[0]["Status"]["header"]["revision"].as_i64().unwrap();
+    let rev = serde_json::from_str::<serde_json::Value>(&status).unwrap()[0]["Status"]["header"]["revision"]
+        .as_i64()
+        .unwrap();
     etcd.etcdctl(&["compact", &rev.to_string()]);
     proxy.restore();
     wait_for(Duration::from_secs(10), "view after compaction", || (view_ids(&w) == etcd_ids(&etcd)).then_some(()));
-    wait_for(Duration::from_secs(3), "changer epoch 2", || w.peers().iter().any(|p| p.id == "changer" && p.epoch == 2).then_some(()));
+    wait_for(Duration::from_secs(3), "changer epoch 2", || {
+        w.peers().iter().any(|p| p.id == "changer" && p.epoch == 2).then_some(())
+    });
     std::thread::sleep(Duration::from_millis(200));
     let events = drain(w.events());
     assert_eq!(event_for(&events, "changer"), vec![(State::Updated, Reason::Updated)]);

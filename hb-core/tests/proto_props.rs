@@ -4,12 +4,7 @@ use hb_core::proto::{decode, encode, AuthKey, Flags, Frame, Kind, NackReason, MA
 use proptest::prelude::*;
 
 fn kind() -> impl Strategy<Value = Kind> {
-    prop_oneof![
-        Just(Kind::Beat),
-        Just(Kind::Ack),
-        Just(Kind::Leave),
-        Just(Kind::Nack)
-    ]
+    prop_oneof![Just(Kind::Beat), Just(Kind::Ack), Just(Kind::Leave), Just(Kind::Nack)]
 }
 
 fn traceparent() -> impl Strategy<Value = String> {
@@ -23,15 +18,7 @@ fn traceparent() -> impl Strategy<Value = String> {
 /// Any frame within the limits. Sizes are chosen so even the largest fits with a tag
 /// (64 + 82 + 4*53 + 57 + 7 + 30 + 16 < 512).
 fn valid_frame() -> impl Strategy<Value = Frame> {
-    let fixed = (
-        kind(),
-        any::<u8>(),
-        any::<u32>(),
-        any::<u64>(),
-        any::<u32>(),
-        any::<u32>(),
-        any::<u16>(),
-    );
+    let fixed = (kind(), any::<u8>(), any::<u32>(), any::<u64>(), any::<u32>(), any::<u32>(), any::<u16>());
     let vars = (
         "\\PC{1,16}", // up to 64 bytes
         proptest::option::of("\\PC{1,20}"),
@@ -75,17 +62,8 @@ fn decode_is_total_and_stable(bytes: &[u8], key: Option<&AuthKey>) {
         let mut again = Vec::new();
         encode(&owned, key, &mut again).expect("a decoded frame re-encodes");
         let r2 = decode(&again, key).expect("a re-encoded frame decodes");
-        assert_eq!(
-            r2.to_owned().flags.without(Flags::AUTH),
-            owned.flags.without(Flags::AUTH)
-        );
-        assert_eq!(
-            Frame {
-                flags: owned.flags,
-                ..r2.to_owned()
-            },
-            owned
-        );
+        assert_eq!(r2.to_owned().flags.without(Flags::AUTH), owned.flags.without(Flags::AUTH));
+        assert_eq!(Frame { flags: owned.flags, ..r2.to_owned() }, owned);
     }
 }
 

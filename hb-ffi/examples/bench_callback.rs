@@ -4,17 +4,11 @@
 //!     cargo run --release -p hb-ffi --example bench_callback [events]
 
 fn main() {
-    let n: u32 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(5_000);
+    let n: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(5_000);
     let r = heartbeater::bench::run(n);
     let us = |ns: u64| ns as f64 / 1000.0;
     println!("C ABI callback cost ({} events, 500 us apart)", r.events);
-    println!(
-        "{:<44} {:>10} {:>10} {:>10}",
-        "path", "p50 us", "p99 us", "max us"
-    );
+    println!("{:<44} {:>10} {:>10} {:>10}", "path", "p50 us", "p99 us", "max us");
     println!(
         "{:<44} {:>10.1} {:>10.1} {:>10.1}",
         "emit -> C callback (hb_event_callback)",
@@ -29,14 +23,8 @@ fn main() {
         us(r.rust_callback.p99),
         us(r.rust_callback.max)
     );
-    println!(
-        "{:<44} {:>10.0} ns/call",
-        "hb_monitor_next_event, event ready", r.poll_ready_ns
-    );
-    println!(
-        "{:<44} {:>10.0} ns/call",
-        "hb_monitor_next_event(0), empty -> TIMEOUT", r.poll_empty_ns
-    );
+    println!("{:<44} {:>10.0} ns/call", "hb_monitor_next_event, event ready", r.poll_ready_ns);
+    println!("{:<44} {:>10.0} ns/call", "hb_monitor_next_event(0), empty -> TIMEOUT", r.poll_empty_ns);
     println!(
         "{{\"events\":{},\"c_callback_ns\":{{\"p50\":{},\"p99\":{},\"max\":{}}},\"rust_callback_ns\":{{\"p50\":{},\"p99\":{},\"max\":{}}},\"poll_ready_ns\":{:.0},\"poll_empty_ns\":{:.0}}}",
         r.events, r.c_callback.p50, r.c_callback.p99, r.c_callback.max, r.rust_callback.p50, r.rust_callback.p99, r.rust_callback.max, r.poll_ready_ns, r.poll_empty_ns

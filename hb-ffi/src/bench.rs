@@ -26,11 +26,7 @@ pub struct Percentiles {
 fn percentiles(mut v: Vec<u64>) -> Percentiles {
     v.sort_unstable();
     let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    Percentiles {
-        p50: at(0.50),
-        p99: at(0.99),
-        max: *v.last().unwrap_or(&0),
-    }
+    Percentiles { p50: at(0.50), p99: at(0.99), max: *v.last().unwrap_or(&0) }
 }
 
 struct Samples {
@@ -40,13 +36,7 @@ struct Samples {
 
 // The emit time travels in the event itself (`epoch` = ns since `base`).
 fn stamp(base: Instant, i: u32) -> Event {
-    let mut e = Event::new(
-        format!("peer-{}", i % 64),
-        "bench",
-        State::Alive,
-        State::Suspect,
-        Reason::Timeout,
-    );
+    let mut e = Event::new(format!("peer-{}", i % 64), "bench", State::Alive, State::Suspect, Reason::Timeout);
     e.labels.insert("zone".into(), "a".into());
     e.epoch = base.elapsed().as_nanos() as u64;
     e
@@ -57,19 +47,12 @@ unsafe extern "C" fn c_callback(user_data: *mut c_void, event: *const hb_event) 
     let samples = unsafe { &*(user_data as *const Samples) };
     let sent = unsafe { crate::event::hb_event_epoch(event) };
     let now = samples.base.elapsed().as_nanos() as u64;
-    samples
-        .latencies
-        .lock()
-        .unwrap()
-        .push(now.saturating_sub(sent));
+    samples.latencies.lock().unwrap().push(now.saturating_sub(sent));
 }
 
 fn run_hub(n: u32, gap: Duration, through_c: bool) -> Percentiles {
     let hub = EventHub::new(4096);
-    let samples = Arc::new(Samples {
-        base: Instant::now(),
-        latencies: Mutex::new(Vec::with_capacity(n as usize)),
-    });
+    let samples = Arc::new(Samples { base: Instant::now(), latencies: Mutex::new(Vec::with_capacity(n as usize)) });
     if through_c {
         let user = UserData::new(Arc::as_ptr(&samples) as *mut c_void, None);
         callback::set_callback(&hub, Some(c_callback), user).expect("set callback");
@@ -77,10 +60,7 @@ fn run_hub(n: u32, gap: Duration, through_c: bool) -> Percentiles {
         let s = samples.clone();
         hub.set_callback(Box::new(move |e| {
             let now = s.base.elapsed().as_nanos() as u64;
-            s.latencies
-                .lock()
-                .unwrap()
-                .push(now.saturating_sub(e.epoch));
+            s.latencies.lock().unwrap().push(now.saturating_sub(e.epoch));
         }))
         .expect("set callback");
     }
@@ -112,13 +92,7 @@ pub fn run(n: u32) -> Report {
     let c_callback = run_hub(n, gap, true);
     let rust_callback = run_hub(n, gap, false);
     let (poll_ready_ns, poll_empty_ns) = poll_cost(n);
-    Report {
-        events: n,
-        c_callback,
-        rust_callback,
-        poll_ready_ns,
-        poll_empty_ns,
-    }
+    Report { events: n, c_callback, rust_callback, poll_ready_ns, poll_empty_ns }
 }
 
 fn poll_cost(n: u32) -> (f64, f64) {
@@ -130,10 +104,7 @@ fn poll_cost(n: u32) -> (f64, f64) {
             c"udp://127.0.0.1:9".as_ptr(), /* never started: nothing is bound */
             std::ptr::null_mut(),
         );
-        assert_eq!(
-            crate::monitor::hb_monitor_new(config, &mut monitor, std::ptr::null_mut()),
-            crate::hb_status::Ok
-        );
+        assert_eq!(crate::monitor::hb_monitor_new(config, &mut monitor, std::ptr::null_mut()), crate::hb_status::Ok);
         crate::config::hb_config_free(config);
     }
     let hub = unsafe { (*monitor).inner.events().clone() };
@@ -143,9 +114,7 @@ fn poll_cost(n: u32) -> (f64, f64) {
         hub.emit(stamp(base, i));
         let t = Instant::now();
         let mut ev = std::ptr::null_mut();
-        let s = unsafe {
-            crate::monitor::hb_monitor_next_event(monitor, 0, &mut ev, std::ptr::null_mut())
-        };
+        let s = unsafe { crate::monitor::hb_monitor_next_event(monitor, 0, &mut ev, std::ptr::null_mut()) };
         unsafe { crate::event::hb_event_free(ev) };
         ready += t.elapsed();
         assert_eq!(s, crate::hb_status::Ok);
@@ -160,8 +129,5 @@ fn poll_cost(n: u32) -> (f64, f64) {
     }
     let empty = t.elapsed();
     unsafe { crate::monitor::hb_monitor_free(monitor) };
-    (
-        ready.as_nanos() as f64 / n as f64,
-        empty.as_nanos() as f64 / n as f64,
-    )
+    (ready.as_nanos() as f64 / n as f64, empty.as_nanos() as f64 / n as f64)
 }

@@ -16,10 +16,7 @@ pub(crate) struct FfiError {
 
 impl FfiError {
     pub fn new(status: hb_status, message: impl Into<String>) -> FfiError {
-        FfiError {
-            status,
-            message: message.into(),
-        }
+        FfiError { status, message: message.into() }
     }
 
     fn panic(payload: Box<dyn Any + Send>) -> FfiError {
@@ -28,10 +25,7 @@ impl FfiError {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic payload".into());
-        FfiError::new(
-            hb_status::Panic,
-            format!("panic inside heartbeater (a bug; please report): {what}"),
-        )
+        FfiError::new(hb_status::Panic, format!("panic inside heartbeater (a bug; please report): {what}"))
     }
 }
 
@@ -46,8 +40,7 @@ pub(crate) type FfiResult<T> = Result<T, FfiError>;
 /// Runs `f` behind the panic boundary; on failure stores an owned `hb_error` in `*err`
 /// (when `err` is not NULL) and returns its status.
 pub(crate) fn run(err: *mut *mut hb_error, f: impl FnOnce() -> FfiResult<()>) -> hb_status {
-    let result =
-        catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| Err(FfiError::panic(payload)));
+    let result = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| Err(FfiError::panic(payload)));
     match result {
         Ok(()) => hb_status::Ok,
         Err(e) => {
@@ -122,10 +115,7 @@ macro_rules! handle_tag {
 pub(crate) const DEAD_TAG: u64 = 0xdead_dead_dead_dead;
 
 fn null(name: &str) -> FfiError {
-    FfiError::new(
-        hb_status::NullArgument,
-        format!("argument `{name}` is NULL"),
-    )
+    FfiError::new(hb_status::NullArgument, format!("argument `{name}` is NULL"))
 }
 
 /// The NULL check for a pointer; every `arg!`/`str_arg!`/`nonnull!` goes through here.
@@ -145,10 +135,7 @@ pub(crate) unsafe fn handle<'a, T: Handle>(p: *const T, name: &str) -> FfiResult
     if h.tag() != T::TAG {
         return Err(FfiError::new(
             hb_status::BadHandle,
-            format!(
-                "argument `{name}` is not a live {} (already freed, or another type)",
-                T::NAME
-            ),
+            format!("argument `{name}` is not a live {} (already freed, or another type)", T::NAME),
         ));
     }
     Ok(h)
@@ -162,10 +149,7 @@ pub(crate) unsafe fn string<'a>(p: *const c_char, name: &str) -> FfiResult<&'a s
     bytes.to_str().map_err(|e| {
         FfiError::new(
             hb_status::InvalidUtf8,
-            format!(
-                "argument `{name}` is not valid UTF-8 (at byte {})",
-                e.valid_up_to()
-            ),
+            format!("argument `{name}` is not valid UTF-8 (at byte {})", e.valid_up_to()),
         )
     })
 }
@@ -191,9 +175,7 @@ impl<T> RawPtr for *mut T {
 /// `arg!(p)`: a checked `&Handle` from a handle pointer (NULL / freed / wrong type → error).
 macro_rules! arg {
     ($p:ident) => {
-        unsafe {
-            $crate::boundary::handle($crate::boundary::RawPtr::to_const_ptr($p), stringify!($p))
-        }?
+        unsafe { $crate::boundary::handle($crate::boundary::RawPtr::to_const_ptr($p), stringify!($p)) }?
     };
 }
 

@@ -22,8 +22,7 @@ pub const HB_WAIT_FOREVER: u32 = u32::MAX;
 /// unwind (no C++ exception, no longjmp) out of itself. A slow callback delays only later
 /// events of the same handle (queued up to `event_capacity`, then the oldest are dropped
 /// and counted); it never delays heartbeats.
-pub type hb_event_callback =
-    Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const hb_event)>;
+pub type hb_event_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const hb_event)>;
 
 /// Destructor for a callback's `user_data`; called exactly once, after the last callback.
 pub type hb_drop_user_data = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
@@ -54,13 +53,8 @@ impl Drop for UserData {
     }
 }
 
-pub(crate) fn set_callback(
-    hub: &Arc<EventHub>,
-    callback: hb_event_callback,
-    user: UserData,
-) -> FfiResult<()> {
-    let callback = callback
-        .ok_or_else(|| FfiError::new(hb_status::NullArgument, "argument `callback` is NULL"))?;
+pub(crate) fn set_callback(hub: &Arc<EventHub>, callback: hb_event_callback, user: UserData) -> FfiResult<()> {
+    let callback = callback.ok_or_else(|| FfiError::new(hb_status::NullArgument, "argument `callback` is NULL"))?;
     hub.set_callback(Box::new(move |event| {
         // Names the whole `user` so the closure owns it (and drops it after the last call).
         let user = &user;
@@ -75,10 +69,7 @@ pub(crate) fn next_event(hub: &EventHub, timeout_ms: u32) -> FfiResult<*mut hb_e
     let timeout = (timeout_ms != HB_WAIT_FOREVER).then(|| Duration::from_millis(timeout_ms.into()));
     match hub.next_event(timeout)? {
         Some(event) => Ok(Box::into_raw(Box::new(hb_event::new(&event)))),
-        None => Err(FfiError::new(
-            hb_status::Timeout,
-            format!("no event within {timeout_ms} ms"),
-        )),
+        None => Err(FfiError::new(hb_status::Timeout, format!("no event within {timeout_ms} ms"))),
     }
 }
 

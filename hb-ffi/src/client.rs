@@ -38,10 +38,7 @@ pub unsafe extern "C" fn hb_client_new(
         let config = arg!(config);
         nonnull!(out);
         let client = Client::new(&config.snapshot())?;
-        let handle = Box::new(hb_client {
-            tag: <hb_client as Handle>::TAG,
-            inner: Arc::new(client),
-        });
+        let handle = Box::new(hb_client { tag: <hb_client as Handle>::TAG, inner: Arc::new(client) });
         unsafe { out.write(Box::into_raw(handle)) };
         Ok(())
     })
@@ -54,10 +51,7 @@ pub unsafe extern "C" fn hb_client_new(
 /// `HB_STATUS_INVALID_STATE` (already started), `HB_STATUS_CONNECT`,
 /// `HB_STATUS_PERMISSION_DENIED`, `HB_STATUS_IO`, `HB_STATUS_FORKED`.
 #[no_mangle]
-pub unsafe extern "C" fn hb_client_start(
-    client: *const hb_client,
-    err: *mut *mut hb_error,
-) -> hb_status {
+pub unsafe extern "C" fn hb_client_start(client: *const hb_client, err: *mut *mut hb_error) -> hb_status {
     ffi_try!(err, {
         let client = arg!(client);
         callback::ensure_running(client.inner.events(), "client is stopped; create a new one")?;
@@ -149,10 +143,7 @@ pub unsafe extern "C" fn hb_client_fencing_token(
 /// `HB_STATUS_OK` while this process may still act as the holder; `HB_STATUS_NOT_HOLDER`
 /// once the conservative remaining time is zero. Asks nobody: cheap enough for every write.
 #[no_mangle]
-pub unsafe extern "C" fn hb_client_check(
-    client: *const hb_client,
-    err: *mut *mut hb_error,
-) -> hb_status {
+pub unsafe extern "C" fn hb_client_check(client: *const hb_client, err: *mut *mut hb_error) -> hb_status {
     ffi_try!(err, {
         let client = arg!(client);
         callback::ensure_running(client.inner.events(), "client is stopped")?;

@@ -26,10 +26,7 @@ handle_tag!(hb_config, "hb_config", 0x6862_636f_6e66_6701);
 
 impl hb_config {
     pub(crate) fn snapshot(&self) -> Options {
-        self.options
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.options.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn update(&self, f: impl FnOnce(&mut Options) -> hb_core::Result<()>) -> FfiResult<()> {
@@ -46,10 +43,7 @@ impl hb_config {
 #[no_mangle]
 pub extern "C" fn hb_config_new() -> *mut hb_config {
     ffi_value!(std::ptr::null_mut(), {
-        Box::into_raw(Box::new(hb_config {
-            tag: <hb_config as Handle>::TAG,
-            options: Mutex::new(Options::new()),
-        }))
+        Box::into_raw(Box::new(hb_config { tag: <hb_config as Handle>::TAG, options: Mutex::new(Options::new()) }))
     })
 }
 
@@ -85,12 +79,7 @@ pub unsafe extern "C" fn hb_config_set(
 }
 
 /// `key` is both the option and the C argument's name (for the NULL/UTF-8 message).
-fn set_text(
-    config: *mut hb_config,
-    key: &'static str,
-    value: *const c_char,
-    err: *mut *mut hb_error,
-) -> hb_status {
+fn set_text(config: *mut hb_config, key: &'static str, value: *const c_char, err: *mut *mut hb_error) -> hb_status {
     ffi_try!(err, {
         let config = arg!(config);
         let value = unsafe { crate::boundary::string(value, key) }?;

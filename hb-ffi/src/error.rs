@@ -20,11 +20,7 @@ handle_tag!(hb_error, "hb_error", 0x6862_6572_726f_7201);
 impl hb_error {
     pub(crate) fn boxed(e: FfiError) -> *mut hb_error {
         let message = CString::new(e.message.replace('\0', "\u{fffd}")).unwrap_or_default();
-        Box::into_raw(Box::new(hb_error {
-            tag: <Self as Handle>::TAG,
-            status: e.status,
-            message,
-        }))
+        Box::into_raw(Box::new(hb_error { tag: <Self as Handle>::TAG, status: e.status, message }))
     }
 }
 

@@ -130,14 +130,8 @@ fn static_name(name: &'static str) -> *const c_char {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     static NAMES: OnceLock<Mutex<HashMap<&'static str, &'static CStr>>> = OnceLock::new();
-    let mut names = NAMES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    names
-        .entry(name)
-        .or_insert_with(|| Box::leak(CString::new(name).unwrap_or_default().into_boxed_c_str()))
-        .as_ptr()
+    let mut names = NAMES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    names.entry(name).or_insert_with(|| Box::leak(CString::new(name).unwrap_or_default().into_boxed_c_str())).as_ptr()
 }
 
 /// The name of a state (`"alive"`, `"left"`, …, the same text as every binding and the
@@ -146,10 +140,7 @@ fn static_name(name: &'static str) -> *const c_char {
 #[no_mangle]
 pub extern "C" fn hb_state_str(state: u32) -> *const c_char {
     ffi_value!(c"unknown".as_ptr(), {
-        match State::ALL
-            .iter()
-            .find(|s| hb_state::from(**s) as u32 == state)
-        {
+        match State::ALL.iter().find(|s| hb_state::from(**s) as u32 == state) {
             Some(s) => static_name(s.as_str()),
             None => c"unknown".as_ptr(),
         }
@@ -161,10 +152,7 @@ pub extern "C" fn hb_state_str(state: u32) -> *const c_char {
 #[no_mangle]
 pub extern "C" fn hb_reason_str(reason: u32) -> *const c_char {
     ffi_value!(c"unknown".as_ptr(), {
-        match Reason::ALL
-            .iter()
-            .find(|r| hb_reason::from(**r) as u32 == reason)
-        {
+        match Reason::ALL.iter().find(|r| hb_reason::from(**r) as u32 == reason) {
             Some(r) => static_name(r.as_str()),
             None => c"unknown".as_ptr(),
         }
@@ -176,13 +164,8 @@ pub(crate) fn c_string(s: &str) -> CString {
     CString::new(s.replace('\0', "\u{fffd}")).unwrap_or_default()
 }
 
-pub(crate) fn c_labels(
-    labels: &std::collections::BTreeMap<String, String>,
-) -> Vec<(CString, CString)> {
-    labels
-        .iter()
-        .map(|(k, v)| (c_string(k), c_string(v)))
-        .collect()
+pub(crate) fn c_labels(labels: &std::collections::BTreeMap<String, String>) -> Vec<(CString, CString)> {
+    labels.iter().map(|(k, v)| (c_string(k), c_string(v))).collect()
 }
 
 /// One transition of a peer, a registration or a client.
@@ -233,41 +216,31 @@ pub unsafe extern "C" fn hb_event_free(event: *mut hb_event) {
 /// Borrowed from the event. NULL if `event` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn hb_event_peer(event: *const hb_event) -> *const c_char {
-    ffi_value!(std::ptr::null(), {
-        with_event(event, std::ptr::null(), |e| e.peer.as_ptr())
-    })
+    ffi_value!(std::ptr::null(), { with_event(event, std::ptr::null(), |e| e.peer.as_ptr()) })
 }
 
 /// The peer's service. Borrowed from the event. NULL if `event` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn hb_event_service(event: *const hb_event) -> *const c_char {
-    ffi_value!(std::ptr::null(), {
-        with_event(event, std::ptr::null(), |e| e.service.as_ptr())
-    })
+    ffi_value!(std::ptr::null(), { with_event(event, std::ptr::null(), |e| e.service.as_ptr()) })
 }
 
 /// The state before the transition (`HB_STATE_UNKNOWN` if `event` is NULL).
 #[no_mangle]
 pub unsafe extern "C" fn hb_event_from(event: *const hb_event) -> hb_state {
-    ffi_value!(hb_state::Unknown, {
-        with_event(event, hb_state::Unknown, |e| e.event.from.into())
-    })
+    ffi_value!(hb_state::Unknown, { with_event(event, hb_state::Unknown, |e| e.event.from.into()) })
 }
 
 /// The state after the transition (`HB_STATE_UNKNOWN` if `event` is NULL).
 #[no_mangle]
 pub unsafe extern "C" fn hb_event_to(event: *const hb_event) -> hb_state {
-    ffi_value!(hb_state::Unknown, {
-        with_event(event, hb_state::Unknown, |e| e.event.to.into())
-    })
+    ffi_value!(hb_state::Unknown, { with_event(event, hb_state::Unknown, |e| e.event.to.into()) })
 }
 
 /// Why the transition happened (`HB_REASON_REGISTERED` if `event` is NULL).
 #[no_mangle]
 pub unsafe extern "C" fn hb_event_reason(event: *const hb_event) -> hb_reason {
-    ffi_value!(hb_reason::Registered, {
-        with_event(event, hb_reason::Registered, |e| e.event.reason.into())
-    })
+    ffi_value!(hb_reason::Registered, { with_event(event, hb_reason::Registered, |e| e.event.reason.into()) })
 }
 
 /// Wall-clock time of the transition, milliseconds since the Unix epoch (0 if `event` is NULL).
@@ -321,10 +294,7 @@ pub(crate) fn label_at(
     let (k, v) = labels.get(index).ok_or_else(|| {
         crate::boundary::FfiError::new(
             hb_status::OutOfRange,
-            format!(
-                "label index {index} is out of range (there are {} labels)",
-                labels.len()
-            ),
+            format!("label index {index} is out of range (there are {} labels)", labels.len()),
         )
     })?;
     // SAFETY: both NULL-checked by the caller; writable per the header contract.
@@ -339,10 +309,6 @@ pub(crate) fn label_at(
 #[no_mangle]
 pub unsafe extern "C" fn hb_event_traceparent(event: *const hb_event) -> *const c_char {
     ffi_value!(std::ptr::null(), {
-        with_event(event, std::ptr::null(), |e| {
-            e.traceparent
-                .as_ref()
-                .map_or(std::ptr::null(), |t| t.as_ptr())
-        })
+        with_event(event, std::ptr::null(), |e| e.traceparent.as_ref().map_or(std::ptr::null(), |t| t.as_ptr()))
     })
 }

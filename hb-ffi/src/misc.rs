@@ -35,10 +35,7 @@ pub extern "C" fn hb_abi_version() -> u32 {
 /// The process-wide metrics in Prometheus text format. On success `*out` receives a string
 /// owned by the caller: free it with `hb_string_free`.
 #[no_mangle]
-pub unsafe extern "C" fn hb_metrics_text(
-    out: *mut *mut c_char,
-    err: *mut *mut hb_error,
-) -> hb_status {
+pub unsafe extern "C" fn hb_metrics_text(out: *mut *mut c_char, err: *mut *mut hb_error) -> hb_status {
     ffi_try!(err, {
         nonnull!(out);
         let text = crate::event::c_string(&hb_core::metrics::text());
@@ -67,22 +64,10 @@ mod tests {
     #[test]
     fn version_constants_match_cargo_toml() {
         assert_eq!(VERSION_TEXT, env!("CARGO_PKG_VERSION"));
-        assert_eq!(
-            HB_VERSION_MAJOR.to_string(),
-            env!("CARGO_PKG_VERSION_MAJOR")
-        );
-        assert_eq!(
-            HB_VERSION_MINOR.to_string(),
-            env!("CARGO_PKG_VERSION_MINOR")
-        );
-        assert_eq!(
-            HB_VERSION_PATCH.to_string(),
-            env!("CARGO_PKG_VERSION_PATCH")
-        );
+        assert_eq!(HB_VERSION_MAJOR.to_string(), env!("CARGO_PKG_VERSION_MAJOR"));
+        assert_eq!(HB_VERSION_MINOR.to_string(), env!("CARGO_PKG_VERSION_MINOR"));
+        assert_eq!(HB_VERSION_PATCH.to_string(), env!("CARGO_PKG_VERSION_PATCH"));
         assert_eq!(hb_core::VERSION, VERSION_TEXT);
-        assert_eq!(
-            VERSION_TEXT,
-            format!("{HB_VERSION_MAJOR}.{HB_VERSION_MINOR}.{HB_VERSION_PATCH}")
-        );
+        assert_eq!(VERSION_TEXT, format!("{HB_VERSION_MAJOR}.{HB_VERSION_MINOR}.{HB_VERSION_PATCH}"));
     }
 }

@@ -37,10 +37,7 @@ pub unsafe extern "C" fn hb_monitor_new(
         let config = arg!(config);
         nonnull!(out);
         let monitor = Monitor::new(&config.snapshot())?;
-        let handle = Box::new(hb_monitor {
-            tag: <hb_monitor as Handle>::TAG,
-            inner: Arc::new(monitor),
-        });
+        let handle = Box::new(hb_monitor { tag: <hb_monitor as Handle>::TAG, inner: Arc::new(monitor) });
         unsafe { out.write(Box::into_raw(handle)) };
         Ok(())
     })
@@ -51,16 +48,10 @@ pub unsafe extern "C" fn hb_monitor_new(
 /// Errors: `HB_STATUS_IO` (e.g. address in use), `HB_STATUS_STOPPED`,
 /// `HB_STATUS_INVALID_STATE` (already started), `HB_STATUS_FORKED`.
 #[no_mangle]
-pub unsafe extern "C" fn hb_monitor_start(
-    monitor: *const hb_monitor,
-    err: *mut *mut hb_error,
-) -> hb_status {
+pub unsafe extern "C" fn hb_monitor_start(monitor: *const hb_monitor, err: *mut *mut hb_error) -> hb_status {
     ffi_try!(err, {
         let monitor = arg!(monitor);
-        callback::ensure_running(
-            monitor.inner.events(),
-            "monitor is stopped; create a new one",
-        )?;
+        callback::ensure_running(monitor.inner.events(), "monitor is stopped; create a new one")?;
         Ok(monitor.inner.start()?)
     })
 }
@@ -71,10 +62,7 @@ pub unsafe extern "C" fn hb_monitor_start(
 /// callback finishes, no further call is made (queued events are dropped and counted),
 /// then `drop_user_data` runs on the delivery thread. Never deadlocks.
 #[no_mangle]
-pub unsafe extern "C" fn hb_monitor_stop(
-    monitor: *const hb_monitor,
-    err: *mut *mut hb_error,
-) -> hb_status {
+pub unsafe extern "C" fn hb_monitor_stop(monitor: *const hb_monitor, err: *mut *mut hb_error) -> hb_status {
     ffi_try!(err, {
         let monitor = arg!(monitor);
         Ok(monitor.inner.stop()?)
@@ -128,15 +116,14 @@ pub unsafe extern "C" fn hb_monitor_local_addr(
         let (name, addr) = addrs.get(index).ok_or_else(|| {
             FfiError::new(
                 hb_status::OutOfRange,
-                format!("local address index {index} is out of range (the monitor has {} bound addresses)", addrs.len()),
+                format!(
+                    "local address index {index} is out of range (the monitor has {} bound addresses)",
+                    addrs.len()
+                ),
             )
         })?;
         // hb-core gives (scheme or url, address); always hand out a full url.
-        let text = if name.contains("://") {
-            name.clone()
-        } else {
-            format!("{name}://{addr}")
-        };
+        let text = if name.contains("://") { name.clone() } else { format!("{name}://{addr}") };
         unsafe { out.write(c_string(&text).into_raw()) };
         Ok(())
     })

@@ -43,10 +43,7 @@ pub(crate) fn snapshot(mut infos: Vec<PeerInfo>) -> *mut hb_peers {
             info,
         })
         .collect();
-    Box::into_raw(Box::new(hb_peers {
-        tag: <hb_peers as Handle>::TAG,
-        peers,
-    }))
+    Box::into_raw(Box::new(hb_peers { tag: <hb_peers as Handle>::TAG, peers }))
 }
 
 fn with_peer<T>(p: *const hb_peer, fallback: T, f: impl FnOnce(&hb_peer) -> T) -> T {
@@ -74,10 +71,7 @@ pub unsafe extern "C" fn hb_peers_len(peers: *const hb_peers) -> usize {
 pub unsafe extern "C" fn hb_peers_get(peers: *const hb_peers, index: usize) -> *const hb_peer {
     ffi_value!(std::ptr::null(), {
         match unsafe { crate::boundary::handle(peers, "peers") } {
-            Ok(p) => p
-                .peers
-                .get(index)
-                .map_or(std::ptr::null(), |p| p as *const hb_peer),
+            Ok(p) => p.peers.get(index).map_or(std::ptr::null(), |p| p as *const hb_peer),
             Err(_) => std::ptr::null(),
         }
     })
@@ -99,35 +93,27 @@ pub unsafe extern "C" fn hb_peers_free(peers: *mut hb_peers) {
 /// The peer's instance id. Borrowed. NULL if `peer` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn hb_peer_id(peer: *const hb_peer) -> *const c_char {
-    ffi_value!(std::ptr::null(), {
-        with_peer(peer, std::ptr::null(), |p| p.id.as_ptr())
-    })
+    ffi_value!(std::ptr::null(), { with_peer(peer, std::ptr::null(), |p| p.id.as_ptr()) })
 }
 
 /// The peer's service. Borrowed. NULL if `peer` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn hb_peer_service(peer: *const hb_peer) -> *const c_char {
-    ffi_value!(std::ptr::null(), {
-        with_peer(peer, std::ptr::null(), |p| p.service.as_ptr())
-    })
+    ffi_value!(std::ptr::null(), { with_peer(peer, std::ptr::null(), |p| p.service.as_ptr()) })
 }
 
 /// Where the peer's beats come from (`udp://ip:port`), or NULL when unknown (etcd). Borrowed.
 #[no_mangle]
 pub unsafe extern "C" fn hb_peer_addr(peer: *const hb_peer) -> *const c_char {
     ffi_value!(std::ptr::null(), {
-        with_peer(peer, std::ptr::null(), |p| {
-            p.addr.as_ref().map_or(std::ptr::null(), |a| a.as_ptr())
-        })
+        with_peer(peer, std::ptr::null(), |p| p.addr.as_ref().map_or(std::ptr::null(), |a| a.as_ptr()))
     })
 }
 
 /// The peer's state when the snapshot was taken.
 #[no_mangle]
 pub unsafe extern "C" fn hb_peer_state(peer: *const hb_peer) -> hb_state {
-    ffi_value!(hb_state::Unknown, {
-        with_peer(peer, hb_state::Unknown, |p| p.info.state.into())
-    })
+    ffi_value!(hb_state::Unknown, { with_peer(peer, hb_state::Unknown, |p| p.info.state.into()) })
 }
 
 /// When the peer was last heard from, milliseconds since the Unix epoch.
@@ -157,9 +143,7 @@ pub unsafe extern "C" fn hb_peer_interval_ms(peer: *const hb_peer) -> u32 {
 /// The peer's last reported round-trip time in microseconds, or -1 when unknown.
 #[no_mangle]
 pub unsafe extern "C" fn hb_peer_rtt_us(peer: *const hb_peer) -> i64 {
-    ffi_value!(-1, {
-        with_peer(peer, -1, |p| p.info.rtt_us.map_or(-1, i64::from))
-    })
+    ffi_value!(-1, { with_peer(peer, -1, |p| p.info.rtt_us.map_or(-1, i64::from)) })
 }
 
 /// The number of labels (sorted by key).

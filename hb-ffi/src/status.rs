@@ -111,11 +111,7 @@ impl hb_status {
 #[no_mangle]
 pub extern "C" fn hb_status_str(status: u32) -> *const c_char {
     ffi_value!(c"unknown".as_ptr(), {
-        hb_status::ALL
-            .iter()
-            .find(|s| **s as u32 == status)
-            .map_or(c"unknown", |s| s.name())
-            .as_ptr()
+        hb_status::ALL.iter().find(|s| **s as u32 == status).map_or(c"unknown", |s| s.name()).as_ptr()
     })
 }
 
@@ -130,16 +126,10 @@ mod tests {
             hb_core::Error::NotHolder("x".into()),
             hb_core::Error::Stopped("x"),
             hb_core::Error::InvalidState("x".into()),
-            hb_core::Error::Timeout {
-                what: "x".into(),
-                after_ms: 1,
-            },
+            hb_core::Error::Timeout { what: "x".into(), after_ms: 1 },
             hb_core::Error::io("x", "y"),
             hb_core::Error::Internal("x".into()),
-            hb_core::Error::Forked {
-                parent: 1,
-                child: 2,
-            },
+            hb_core::Error::Forked { parent: 1, child: 2 },
         ];
         for e in samples {
             assert_eq!(hb_status::from_core(&e).name().to_str().unwrap(), e.kind());

@@ -19,11 +19,7 @@ fn monitor() -> *mut hb_monitor {
     let mut m = null_mut();
     unsafe {
         assert_eq!(
-            crate::config::hb_config_set_endpoint(
-                config,
-                c"udp://127.0.0.1:9".as_ptr(),
-                null_mut()
-            ),
+            crate::config::hb_config_set_endpoint(config, c"udp://127.0.0.1:9".as_ptr(), null_mut()),
             hb_status::Ok
         );
         assert_eq!(hb_monitor_new(config, &mut m, null_mut()), hb_status::Ok);
@@ -33,13 +29,7 @@ fn monitor() -> *mut hb_monitor {
 }
 
 fn emit(m: *mut hb_monitor, peer: &str) {
-    let mut e = Event::new(
-        peer,
-        "svc",
-        State::Unknown,
-        State::Alive,
-        Reason::Registered,
-    );
+    let mut e = Event::new(peer, "svc", State::Unknown, State::Alive, Reason::Registered);
     e.labels.insert("k".into(), "v".into());
     unsafe { (*m).inner.events().emit(e) };
 }
@@ -49,10 +39,7 @@ fn panic_becomes_status_with_message() {
     let mut err = null_mut();
     let s = crate::boundary::run(&mut err, || panic!("boom"));
     assert_eq!(s, hb_status::Panic);
-    let msg = unsafe { CStr::from_ptr(hb_error_message(err)) }
-        .to_str()
-        .unwrap()
-        .to_string();
+    let msg = unsafe { CStr::from_ptr(hb_error_message(err)) }.to_str().unwrap().to_string();
     assert!(msg.contains("boom"), "{msg}");
     assert_eq!(unsafe { hb_error_status(err) }, hb_status::Panic);
     unsafe { hb_error_free(err) };
@@ -64,23 +51,14 @@ fn poll_returns_owned_event_with_accessors() {
     emit(m, "p1");
     let mut ev = null_mut();
     unsafe {
-        assert_eq!(
-            hb_monitor_next_event(m, 1000, &mut ev, null_mut()),
-            hb_status::Ok
-        );
+        assert_eq!(hb_monitor_next_event(m, 1000, &mut ev, null_mut()), hb_status::Ok);
         assert_eq!(CStr::from_ptr(hb_event_peer(ev)).to_str().unwrap(), "p1");
         assert_eq!(hb_event_to(ev), hb_state::Alive);
         assert_eq!(hb_event_label_count(ev), 1);
         let (mut k, mut v) = (std::ptr::null(), std::ptr::null());
-        assert_eq!(
-            hb_event_label_at(ev, 0, &mut k, &mut v, null_mut()),
-            hb_status::Ok
-        );
+        assert_eq!(hb_event_label_at(ev, 0, &mut k, &mut v, null_mut()), hb_status::Ok);
         assert_eq!(CStr::from_ptr(k).to_str().unwrap(), "k");
-        assert_eq!(
-            hb_event_label_at(ev, 1, &mut k, &mut v, null_mut()),
-            hb_status::OutOfRange
-        );
+        assert_eq!(hb_event_label_at(ev, 1, &mut k, &mut v, null_mut()), hb_status::OutOfRange);
         assert!(hb_event_traceparent(ev).is_null());
         hb_event_free(ev);
         hb_monitor_free(m);
@@ -110,10 +88,7 @@ unsafe extern "C" fn reentrant(user: *mut c_void, _ev: *const hb_event) {
         assert_eq!(unsafe { hb_monitor_stop(m, null_mut()) }, hb_status::Ok);
         // Polling its own handle from the callback is refused, not a deadlock.
         let mut ev = null_mut();
-        assert_eq!(
-            unsafe { hb_monitor_next_event(m, 0, &mut ev, null_mut()) },
-            hb_status::InvalidState
-        );
+        assert_eq!(unsafe { hb_monitor_next_event(m, 0, &mut ev, null_mut()) }, hb_status::InvalidState);
     }
 }
 
@@ -135,32 +110,19 @@ fn reentry(free_it: bool) {
     });
     let user = Arc::into_raw(r.clone()) as *mut c_void;
     unsafe {
-        assert_eq!(
-            hb_monitor_set_callback(m, Some(reentrant), user, Some(reentry_drop), null_mut()),
-            hb_status::Ok
-        )
+        assert_eq!(hb_monitor_set_callback(m, Some(reentrant), user, Some(reentry_drop), null_mut()), hb_status::Ok)
     };
     emit(m, "a");
     emit(m, "b");
-    let (drops, timeout) = r
-        .dropped
-        .wait_timeout_while(r.drops.lock().unwrap(), Duration::from_secs(10), |d| {
-            *d == 0
-        })
-        .unwrap();
-    assert!(
-        !timeout.timed_out(),
-        "drop_user_data did not run: stop/free from the callback deadlocked"
-    );
+    let (drops, timeout) =
+        r.dropped.wait_timeout_while(r.drops.lock().unwrap(), Duration::from_secs(10), |d| *d == 0).unwrap();
+    assert!(!timeout.timed_out(), "drop_user_data did not run: stop/free from the callback deadlocked");
     assert_eq!(*drops, 1);
     drop(drops);
     assert!(r.calls.load(Ordering::SeqCst) >= 1);
     if !free_it {
         unsafe {
-            assert_eq!(
-                crate::monitor::hb_monitor_start(m, null_mut()),
-                hb_status::Stopped
-            );
+            assert_eq!(crate::monitor::hb_monitor_start(m, null_mut()), hb_status::Stopped);
             hb_monitor_free(m);
         }
     }
@@ -184,18 +146,9 @@ fn drop_user_data_runs_once_when_registration_fails() {
     }
     let m = monitor();
     unsafe {
+        assert_eq!(hb_monitor_set_callback(m, None, null_mut(), Some(count), null_mut()), hb_status::NullArgument);
         assert_eq!(
-            hb_monitor_set_callback(m, None, null_mut(), Some(count), null_mut()),
-            hb_status::NullArgument
-        );
-        assert_eq!(
-            hb_monitor_set_callback(
-                null_mut(),
-                Some(reentrant),
-                null_mut(),
-                Some(count),
-                null_mut()
-            ),
+            hb_monitor_set_callback(null_mut(), Some(reentrant), null_mut(), Some(count), null_mut()),
             hb_status::NullArgument
         );
         hb_monitor_stop(m, null_mut());

@@ -36,10 +36,7 @@ pub unsafe extern "C" fn hb_watcher_new(
         let config = arg!(config);
         nonnull!(out);
         let watcher = Watcher::new(&config.snapshot())?;
-        let handle = Box::new(hb_watcher {
-            tag: <hb_watcher as Handle>::TAG,
-            inner: Arc::new(watcher),
-        });
+        let handle = Box::new(hb_watcher { tag: <hb_watcher as Handle>::TAG, inner: Arc::new(watcher) });
         unsafe { out.write(Box::into_raw(handle)) };
         Ok(())
     })
@@ -50,16 +47,10 @@ pub unsafe extern "C" fn hb_watcher_new(
 /// Errors: `HB_STATUS_CONNECT`, `HB_STATUS_PERMISSION_DENIED`, `HB_STATUS_STOPPED`,
 /// `HB_STATUS_INVALID_STATE` (already started), `HB_STATUS_FORKED`.
 #[no_mangle]
-pub unsafe extern "C" fn hb_watcher_start(
-    watcher: *const hb_watcher,
-    err: *mut *mut hb_error,
-) -> hb_status {
+pub unsafe extern "C" fn hb_watcher_start(watcher: *const hb_watcher, err: *mut *mut hb_error) -> hb_status {
     ffi_try!(err, {
         let watcher = arg!(watcher);
-        callback::ensure_running(
-            watcher.inner.events(),
-            "watcher is stopped; create a new one",
-        )?;
+        callback::ensure_running(watcher.inner.events(), "watcher is stopped; create a new one")?;
         Ok(watcher.inner.start()?)
     })
 }
@@ -70,10 +61,7 @@ pub unsafe extern "C" fn hb_watcher_start(
 /// callback finishes, no further call is made (queued events are dropped and counted),
 /// then `drop_user_data` runs on the delivery thread. Never deadlocks.
 #[no_mangle]
-pub unsafe extern "C" fn hb_watcher_stop(
-    watcher: *const hb_watcher,
-    err: *mut *mut hb_error,
-) -> hb_status {
+pub unsafe extern "C" fn hb_watcher_stop(watcher: *const hb_watcher, err: *mut *mut hb_error) -> hb_status {
     ffi_try!(err, {
         let watcher = arg!(watcher);
         Ok(watcher.inner.stop()?)

@@ -9,7 +9,13 @@ use crate::trial::{self, TrialSpec};
 
 pub fn run(a: DetectionArgs) -> CmdResult {
     let (jitter_min, jitter_max) = impair::jitter(&a.jitter)?;
-    let args = crate::cli::ImpairArgs { delay: "0ms".into(), jitter: a.jitter.clone(), loss: a.loss.clone(), burst: a.burst, seed: a.seed };
+    let args = crate::cli::ImpairArgs {
+        delay: "0ms".into(),
+        jitter: a.jitter.clone(),
+        loss: a.loss.clone(),
+        burst: a.burst,
+        seed: a.seed,
+    };
     let impairment = Impairment { jitter_min, jitter_max, ..Impairment::from_args(&args)? };
     let spec = TrialSpec {
         peers: a.peers,

@@ -43,7 +43,10 @@ pub fn run(a: FloodArgs) -> CmdResult {
     }
 
     if a.replay > 0 {
-        let path = a.auth_key_file.as_deref().ok_or_else(|| usage("--replay needs --auth-key-file (replays carry a valid tag)"))?;
+        let path = a
+            .auth_key_file
+            .as_deref()
+            .ok_or_else(|| usage("--replay needs --auth-key-file (replays carry a valid tag)"))?;
         let key = read_key(path)?;
         // A fresh beat with a high seq, then earlier seqs of the same incarnation: a replay.
         let incarnation = rng.gen_range(1..u32::MAX);
@@ -54,7 +57,10 @@ pub fn run(a: FloodArgs) -> CmdResult {
             send(&sock, &encoded(&beat(&a.replay_id, seq, incarnation), Some(&key))?, &mut pacer);
         }
     }
-    eprintln!("bench flood: sent {} random, {} bad-tag, {} replayed datagrams to {target}", a.random, a.bad_tag, a.replay);
+    eprintln!(
+        "bench flood: sent {} random, {} bad-tag, {} replayed datagrams to {target}",
+        a.random, a.bad_tag, a.replay
+    );
     Ok(0)
 }
 

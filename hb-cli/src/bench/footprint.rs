@@ -26,7 +26,8 @@ pub fn run(a: FootprintArgs) -> CmdResult {
     set(&mut o, "max_peers", "100000")?;
     let monitor = Monitor::new(&o)?;
     monitor.start()?;
-    let addr = monitor.local_addrs().into_iter().map(|(_, a)| a).next().ok_or_else(|| runtime("monitor bound no address"))?;
+    let addr =
+        monitor.local_addrs().into_iter().map(|(_, a)| a).next().ok_or_else(|| runtime("monitor bound no address"))?;
     let exe = std::env::current_exe().map_err(|e| runtime(format!("own executable: {e}")))?;
 
     let mut rows = Vec::new();
@@ -88,7 +89,10 @@ pub fn run(a: FootprintArgs) -> CmdResult {
             "cpu_percent": r.cpu_percent,
         }));
     }
-    super::write_json(a.json.as_deref(), &serde_json::json!({ "interval": "1s", "window_s": window.as_secs_f64(), "rows": json_rows }))?;
+    super::write_json(
+        a.json.as_deref(),
+        &serde_json::json!({ "interval": "1s", "window_s": window.as_secs_f64(), "rows": json_rows }),
+    )?;
     Ok(0)
 }
 

@@ -91,7 +91,10 @@ fn generate(sock: &UdpSocket, frames: &mut Frames, rate: u64, duration: Duration
         for &i in &idx {
             // SAFETY (of the pointer use below): `frames.bytes` outlives the sendmmsg call
             // and is not touched while the kernel reads from it.
-            iovecs.push(libc::iovec { iov_base: frames.bytes[i * frames.len..].as_ptr() as *mut libc::c_void, iov_len: frames.len });
+            iovecs.push(libc::iovec {
+                iov_base: frames.bytes[i * frames.len..].as_ptr() as *mut libc::c_void,
+                iov_len: frames.len,
+            });
         }
         for iov in iovecs.iter_mut() {
             // SAFETY: a zeroed msghdr is valid (no name: the socket is connected).
@@ -126,15 +129,18 @@ impl RawReceiver {
         // The monitor's own receive buffer (SO_RCVBUFFORCE, else SO_RCVBUF), by the
         // monitor's own code: the comparison is about the receive loop only.
         hb_core::monitor::size_udp_recv_buffer(&sock);
-        let (received, cpu_ns, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let (received, cpu_ns, stop) =
+            (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
         let (r, c, s) = (Arc::clone(&received), Arc::clone(&cpu_ns), Arc::clone(&stop));
         let thread = std::thread::Builder::new()
             .name("raw-recv".into())
             .spawn(move || {
                 let fd = sock.as_raw_fd();
                 let mut bufs = vec![[0u8; 512]; BATCH];
-                let mut iovecs: Vec<libc::iovec> =
-                    bufs.iter_mut().map(|b| libc::iovec { iov_base: b.as_mut_ptr() as *mut libc::c_void, iov_len: b.len() }).collect();
+                let mut iovecs: Vec<libc::iovec> = bufs
+                    .iter_mut()
+                    .map(|b| libc::iovec { iov_base: b.as_mut_ptr() as *mut libc::c_void, iov_len: b.len() })
+                    .collect();
                 // SAFETY: zeroed headers are valid; each points at its own live iovec.
                 let mut msgs: Vec<libc::mmsghdr> = iovecs
                     .iter_mut()
@@ -147,7 +153,15 @@ impl RawReceiver {
                     .collect();
                 while !s.load(Ordering::Relaxed) {
                     // SAFETY: the buffers and headers live for the whole loop.
-                    let n = unsafe { libc::recvmmsg(fd, msgs.as_mut_ptr(), BATCH as libc::c_uint, libc::MSG_WAITFORONE, std::ptr::null_mut()) };
+                    let n = unsafe {
+                        libc::recvmmsg(
+                            fd,
+                            msgs.as_mut_ptr(),
+                            BATCH as libc::c_uint,
+                            libc::MSG_WAITFORONE,
+                            std::ptr::null_mut(),
+                        )
+                    };
                     if n > 0 {
                         r.fetch_add(n as u64, Ordering::Relaxed);
                     }
@@ -179,13 +193,21 @@ struct Step {
 
 impl Step {
     fn loss(&self) -> f64 {
-        if self.sent == 0 { 0.0 } else { 1.0 - (self.received.min(self.sent) as f64 / self.sent as f64) }
+        if self.sent == 0 {
+            0.0
+        } else {
+            1.0 - (self.received.min(self.sent) as f64 / self.sent as f64)
+        }
     }
     fn rate(&self) -> f64 {
         self.received as f64 / self.seconds
     }
     fn cpu_us_per_beat(&self) -> f64 {
-        if self.received == 0 { 0.0 } else { self.cpu.as_secs_f64() * 1e6 / self.received as f64 }
+        if self.received == 0 {
+            0.0
+        } else {
+            self.cpu.as_secs_f64() * 1e6 / self.received as f64
+        }
     }
     fn json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -222,18 +244,31 @@ pub fn run(a: IngestArgs) -> CmdResult {
         results.push(run_one(peers as usize, &rates, step_len, a.ack)?);
     }
     println!();
-    println!("{:>8} {:>11} {:>10} {:>14} {:>10} {:>12} {:>14} {:>8} {:>12}", "peers", "offered/s", "sent/s", "monitor hb/s", "loss", "µs CPU/hb", "raw recv/s", "ratio", "raw loss");
+    println!(
+        "{:>8} {:>11} {:>10} {:>14} {:>10} {:>12} {:>14} {:>8} {:>12}",
+        "peers", "offered/s", "sent/s", "monitor hb/s", "loss", "µs CPU/hb", "raw recv/s", "ratio", "raw loss"
+    );
     for r in &results {
         for (m, raw) in r.monitor.iter().zip(&r.raw) {
             println!(
                 "{:>8} {:>11} {:>10.0} {:>14.0} {:>9.3}% {:>12.2} {:>14.0} {:>8.2} {:>11.3}%",
-                r.peers, m.offered, m.sent as f64 / m.seconds, m.rate(), m.loss() * 100.0, m.cpu_us_per_beat(), raw.rate(),
-                m.rate() / raw.rate().max(1.0), raw.loss() * 100.0
+                r.peers,
+                m.offered,
+                m.sent as f64 / m.seconds,
+                m.rate(),
+                m.loss() * 100.0,
+                m.cpu_us_per_beat(),
+                raw.rate(),
+                m.rate() / raw.rate().max(1.0),
+                raw.loss() * 100.0
             );
         }
     }
     println!();
-    println!("{:>8} {:>22} {:>22} {:>8} {:>14}", "peers", "monitor sustained hb/s", "raw sustained recv/s", "ratio", "bytes/peer");
+    println!(
+        "{:>8} {:>22} {:>22} {:>8} {:>14}",
+        "peers", "monitor sustained hb/s", "raw sustained recv/s", "ratio", "bytes/peer"
+    );
     let mut json = Vec::new();
     for r in &results {
         let m = sustained(&r.monitor);
@@ -250,7 +285,10 @@ pub fn run(a: IngestArgs) -> CmdResult {
         }));
     }
     println!("(sustained = highest received rate among steps with loss <= {}%)", MAX_LOSS * 100.0);
-    super::write_json(a.json.as_deref(), &serde_json::json!({ "step_s": step_len.as_secs_f64(), "ack": a.ack, "results": json }))?;
+    super::write_json(
+        a.json.as_deref(),
+        &serde_json::json!({ "step_s": step_len.as_secs_f64(), "ack": a.ack, "results": json }),
+    )?;
     Ok(0)
 }
 
@@ -273,7 +311,8 @@ fn run_one(peers: usize, rates: &[u64], step_len: Duration, ack: bool) -> CmdRes
     set(&mut o, "max_peers", &(peers * 2).to_string())?;
     let monitor = Monitor::new(&o)?;
     monitor.start()?;
-    let target = monitor.local_addrs().into_iter().map(|(_, a)| a).next().ok_or_else(|| runtime("monitor bound no address"))?;
+    let target =
+        monitor.local_addrs().into_iter().map(|(_, a)| a).next().ok_or_else(|| runtime("monitor bound no address"))?;
     let raw = RawReceiver::start()?;
     let gen = UdpSocket::bind("127.0.0.1:0").map_err(|e| runtime(e.to_string()))?;
     let raw_gen = UdpSocket::bind("127.0.0.1:0").map_err(|e| runtime(e.to_string()))?;
@@ -295,7 +334,10 @@ fn run_one(peers: usize, rates: &[u64], step_len: Duration, ack: bool) -> CmdRes
     let seen = settle(&|| monitor_received()) - before;
     let rss1 = procstat::rss_bytes(None).unwrap_or(0);
     let bytes_per_peer = rss1.saturating_sub(rss0) as f64 / peers as f64;
-    eprintln!("  populated: monitor received {seen} first beats; RSS +{:.1} MB → {bytes_per_peer:.0} B/peer", (rss1 - rss0) as f64 / 1e6);
+    eprintln!(
+        "  populated: monitor received {seen} first beats; RSS +{:.1} MB → {bytes_per_peer:.0} B/peer",
+        (rss1 - rss0) as f64 / 1e6
+    );
 
     let mut mon_steps = Vec::new();
     let mut raw_steps = Vec::new();
@@ -321,7 +363,11 @@ fn run_one(peers: usize, rates: &[u64], step_len: Duration, ack: bool) -> CmdRes
         let r = Step { offered: rate, sent, received: q1 - q0, seconds, cpu };
         eprintln!(
             "  {rate}/s: monitor {:.0}/s loss {:.3}% {:.2} µs/hb | raw {:.0}/s loss {:.3}%",
-            m.rate(), m.loss() * 100.0, m.cpu_us_per_beat(), r.rate(), r.loss() * 100.0
+            m.rate(),
+            m.loss() * 100.0,
+            m.cpu_us_per_beat(),
+            r.rate(),
+            r.loss() * 100.0
         );
         mon_steps.push(m);
         raw_steps.push(r);

@@ -20,6 +20,10 @@ pub fn write_json(path: Option<&str>, value: &serde_json::Value) -> CmdResult<()
 /// `10000,100000` → [10000, 100000].
 pub fn list(flag: &str, text: &str) -> CmdResult<Vec<u64>> {
     text.split(',')
-        .map(|s| s.trim().parse::<u64>().map_err(|_| usage(format!("{flag} {text:?}: expected whole numbers separated by commas, e.g. 10000,100000"))))
+        .map(|s| {
+            s.trim().parse::<u64>().map_err(|_| {
+                usage(format!("{flag} {text:?}: expected whole numbers separated by commas, e.g. 10000,100000"))
+            })
+        })
         .collect()
 }

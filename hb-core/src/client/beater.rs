@@ -55,7 +55,9 @@ impl Beater {
     pub fn new(shared: Arc<ClientShared>, endpoint: usize, now_ns: u64) -> Result<Beater> {
         let c = &shared.config;
         let key = match &c.auth_key {
-            Some(secret) => Some(AuthKey::new(&secret.0).map_err(|e| Error::config("auth_key", "(hidden)", e.to_string()))?),
+            Some(secret) => {
+                Some(AuthKey::new(&secret.0).map_err(|e| Error::config("auth_key", "(hidden)", e.to_string()))?)
+            }
             None => None,
         };
         let mut frame = Frame::beat(c.instance_id.clone());
@@ -64,7 +66,11 @@ impl Beater {
         frame.traceparent = c.traceparent.clone();
         frame.incarnation = shared.incarnation;
         let wants_ack = c.ack;
-        let policy = IntervalPolicy::new(c.interval.min.as_nanos() as u64, c.interval.max.as_nanos() as u64, c.ttl.as_nanos() as u64);
+        let policy = IntervalPolicy::new(
+            c.interval.min.as_nanos() as u64,
+            c.interval.max.as_nanos() as u64,
+            c.ttl.as_nanos() as u64,
+        );
         let b = Beater {
             key,
             frame,
@@ -83,7 +89,8 @@ impl Beater {
         // counting the RTT extension that later beats carry.
         let mut probe = Vec::new();
         let with_rtt = Frame { rtt_us: Some(u32::MAX), ..b.frame.clone() };
-        encode(&with_rtt, b.key.as_ref(), &mut probe).map_err(|e| Error::config("beat frame", &b.frame.id, e.to_string()))?;
+        encode(&with_rtt, b.key.as_ref(), &mut probe)
+            .map_err(|e| Error::config("beat frame", &b.frame.id, e.to_string()))?;
         Ok(b)
     }
 
@@ -120,7 +127,8 @@ impl Beater {
         f.kind = kind;
         f.seq = f.seq.wrapping_add(1);
         f.ts_ns = now_ns;
-        f.interval_ms = (self.policy.current_ns().min(self.monitor_max_ns).max(1_000_000) / 1_000_000).min(u64::from(u32::MAX)) as u32;
+        f.interval_ms = (self.policy.current_ns().min(self.monitor_max_ns).max(1_000_000) / 1_000_000)
+            .min(u64::from(u32::MAX)) as u32;
         f.stall_ms = (late_ns / 1_000_000).min(u64::from(u16::MAX)) as u16;
         // This endpoint's own path RTT, so its monitor can show it.
         f.rtt_us = match kind {
@@ -224,14 +232,20 @@ impl Beater {
                 self.policy.on_ack(rtt_ns, &self.rtt);
                 self.rtt.sample(rtt_ns);
                 let ep = self.endpoint;
-                self.shared.update_health(|h| if h.epoch() == 0 { h.registered_by(ep, 0, o.sent_ns) } else { h.acked_by(ep, o.sent_ns) });
+                self.shared.update_health(|h| {
+                    if h.epoch() == 0 {
+                        h.registered_by(ep, 0, o.sent_ns)
+                    } else {
+                        h.acked_by(ep, o.sent_ns)
+                    }
+                });
                 Heard::Acked
             }
             Kind::Nack => {
                 let reason = f.nack_reason.unwrap_or(NackReason::Unknown);
                 self.policy.on_loss();
                 let ep = self.endpoint;
-        self.shared.update_health(|h| h.failed_by(ep, now_ns, Reason::Rejected));
+                self.shared.update_health(|h| h.failed_by(ep, now_ns, Reason::Rejected));
                 Heard::Refused(reason)
             }
             _ => Heard::Nothing,
@@ -251,7 +265,13 @@ mod tests {
 
     fn beater(interval: &str, ttl: &str) -> (Beater, Arc<ClientShared>, ManualClock) {
         let mut o = Options::new();
-        for (k, v) in [("endpoint", "udp://127.0.0.1:9"), ("instance_id", "b1"), ("service", "svc"), ("interval", interval), ("ttl", ttl)] {
+        for (k, v) in [
+            ("endpoint", "udp://127.0.0.1:9"),
+            ("instance_id", "b1"),
+            ("service", "svc"),
+            ("interval", interval),
+            ("ttl", ttl),
+        ] {
             o.set(k, v).unwrap();
         }
         let config = Config::resolve_with_env(&o, Role::Client, &|_| None).unwrap();

@@ -34,7 +34,9 @@ const TCP_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 enum Command {
     Run,
     /// Say goodbye and end, by this monotonic time.
-    Leave { deadline_ns: u64 },
+    Leave {
+        deadline_ns: u64,
+    },
 }
 
 pub(crate) struct DirectTransport {
@@ -57,7 +59,8 @@ impl DirectTransport {
             match ep {
                 Endpoint::Udp(hp) => {
                     let target = resolve(hp, ep)?;
-                    let bind: SocketAddr = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
+                    let bind: SocketAddr =
+                        if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
                     let sock = std::net::UdpSocket::bind(bind)
                         .and_then(|s| s.connect(target).map(|_| s))
                         .and_then(|s| s.set_nonblocking(true).map(|_| s))
@@ -71,7 +74,11 @@ impl DirectTransport {
                     work.push(Box::pin(tcp_task(target, connect_timeout, beater, rx.clone())));
                 }
                 Endpoint::Etcd { .. } => {
-                    return Err(Error::config("endpoint", ep, "udp://host:port or tcp://host:port (etcd endpoints use the registry)"))
+                    return Err(Error::config(
+                        "endpoint",
+                        ep,
+                        "udp://host:port or tcp://host:port (etcd endpoints use the registry)",
+                    ))
                 }
             }
         }
@@ -114,7 +121,8 @@ impl Transport for DirectTransport {
 
 /// The first address of the endpoint's host.
 fn resolve(hp: &HostPort, ep: &Endpoint) -> Result<SocketAddr> {
-    let addrs = hp.resolve().map_err(|e| Error::Connect { what: "monitor", addr: ep.to_string(), detail: e.to_string() })?;
+    let addrs =
+        hp.resolve().map_err(|e| Error::Connect { what: "monitor", addr: ep.to_string(), detail: e.to_string() })?;
     Ok(addrs[0])
 }
 
@@ -174,7 +182,12 @@ async fn udp_leave(sock: &UdpSocket, b: &mut Beater, deadline_ns: u64, out: &mut
     }
 }
 
-async fn tcp_task(target: SocketAddr, connect_timeout: Duration, mut b: Beater, mut commands: watch::Receiver<Command>) {
+async fn tcp_task(
+    target: SocketAddr,
+    connect_timeout: Duration,
+    mut b: Beater,
+    mut commands: watch::Receiver<Command>,
+) {
     let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_CAP);
     while *commands.borrow() == Command::Run {
         let connected = tokio::select! {
@@ -253,7 +266,13 @@ async fn session(stream: TcpStream, b: &mut Beater, commands: &mut watch::Receiv
 
 /// Sends LEAVE and waits, until `deadline_ns`, for its ACK. `inbox` holds what was
 /// already read from the stream.
-async fn tcp_leave(rd: &mut OwnedReadHalf, wr: &mut OwnedWriteHalf, b: &mut Beater, deadline_ns: u64, inbox: &mut StreamDecoder) {
+async fn tcp_leave(
+    rd: &mut OwnedReadHalf,
+    wr: &mut OwnedWriteHalf,
+    b: &mut Beater,
+    deadline_ns: u64,
+    inbox: &mut StreamDecoder,
+) {
     let mut frame = Vec::with_capacity(MAX_FRAME_LEN);
     let mut out = Vec::with_capacity(PREFIX_LEN + MAX_FRAME_LEN);
     b.leave(b.now_ns(), &mut frame);

@@ -174,7 +174,10 @@ impl Health {
         Err(Error::NotHolder(match self.state {
             State::Unknown => "not registered yet".to_string(),
             State::Stopped => "stopped".to_string(),
-            _ => format!("no acknowledgement within the last TTL ({} ms); the registration may have expired", self.ttl_ns / 1_000_000),
+            _ => format!(
+                "no acknowledgement within the last TTL ({} ms); the registration may have expired",
+                self.ttl_ns / 1_000_000
+            ),
         }))
     }
 

@@ -66,14 +66,17 @@ impl Client {
             let mut life = self.life.lock();
             match *life {
                 Life::Idle => *life = Life::Starting,
-                Life::Starting | Life::Running(_) => return Err(Error::InvalidState("client is already started".into())),
+                Life::Starting | Life::Running(_) => {
+                    return Err(Error::InvalidState("client is already started".into()))
+                }
                 Life::Stopped => return Err(Error::Stopped("client was stopped; create a new one")),
             }
         }
         // Registering with etcd can take up to connect_timeout: not under the lock, so that a
         // concurrent stop is not held up by it.
         let made: Result<Box<dyn Transport>> = if self.shared.config.endpoints.iter().any(|e| e.is_etcd()) {
-            crate::registry::registration::Registration::start(Arc::clone(&self.shared)).map(|t| Box::new(t) as Box<dyn Transport>)
+            crate::registry::registration::Registration::start(Arc::clone(&self.shared))
+                .map(|t| Box::new(t) as Box<dyn Transport>)
         } else {
             direct::DirectTransport::start(Arc::clone(&self.shared)).map(|t| Box::new(t) as Box<dyn Transport>)
         };

@@ -20,9 +20,7 @@ pub struct Adaptive {
 
 impl Adaptive {
     pub fn new(announced_interval_ns: u64, now_ns: u64) -> Self {
-        Adaptive {
-            a: Arrivals::new(announced_interval_ns, now_ns),
-        }
+        Adaptive { a: Arrivals::new(announced_interval_ns, now_ns) }
     }
 
     pub fn heartbeat(&mut self, now_ns: u64, announced_interval_ns: u64, params: &DetectorParams) {
@@ -124,9 +122,6 @@ mod tests {
         let calm_span = calm.dead_at(&p) - calm.last_heartbeat_ns();
         let jumpy_span = jumpy.dead_at(&p) - jumpy.last_heartbeat_ns();
         assert!(jumpy.sigma_ns(&p) > 200e6, "{}", jumpy.sigma_ns(&p));
-        assert!(
-            jumpy_span > calm_span + 800 * MS,
-            "{jumpy_span} vs {calm_span}"
-        );
+        assert!(jumpy_span > calm_span + 800 * MS, "{jumpy_span} vs {calm_span}");
     }
 }

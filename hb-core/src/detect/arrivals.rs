@@ -20,13 +20,7 @@ pub(crate) struct Arrivals {
 impl Arrivals {
     pub fn new(announced_interval_ns: u64, now_ns: u64) -> Self {
         let announced_us = to_us(announced_interval_ns);
-        Arrivals {
-            last_ns: now_ns,
-            mean_ns: announced_us as f32 * 1e3,
-            spread: 0.0,
-            announced_us,
-            samples: 0,
-        }
+        Arrivals { last_ns: now_ns, mean_ns: announced_us as f32 * 1e3, spread: 0.0, announced_us, samples: 0 }
     }
 
     pub fn announced_ns(&self) -> f64 {
@@ -58,12 +52,7 @@ impl Arrivals {
     /// changed (it was spaced by the old one), and gaps long enough to be lost beats (loss
     /// is budgeted in the dead deadline; learning it would count it twice and slow down
     /// the next detection, and one outage would inflate the estimate for minutes).
-    pub fn accept(
-        &mut self,
-        now_ns: u64,
-        announced_interval_ns: u64,
-        params: &DetectorParams,
-    ) -> Option<f64> {
+    pub fn accept(&mut self, now_ns: u64, announced_interval_ns: u64, params: &DetectorParams) -> Option<f64> {
         if now_ns <= self.last_ns {
             return None;
         }

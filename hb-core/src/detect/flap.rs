@@ -90,10 +90,7 @@ mod tests {
         assert!(f.hold_suspect(2 * S), "third flap in 2 s holds");
         let release = f.release_at_ns().unwrap();
         // penalty = 1000·(1 + 2^(-1/30) + 2^(-2/30)) ≈ 2932: log2(2932/750) ≈ 1.97 half-lives ≈ 59 s.
-        assert!(
-            release > 2 * S + 57 * S && release < 2 * S + 61 * S,
-            "{release}"
-        );
+        assert!(release > 2 * S + 57 * S && release < 2 * S + 61 * S, "{release}");
         assert!(f.hold_suspect(release - S));
         assert!(!f.hold_suspect(release + 1_000_000));
         // A new flap after release starts from the decayed penalty, not held.

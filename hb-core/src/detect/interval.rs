@@ -26,12 +26,7 @@ impl IntervalPolicy {
     pub fn new(min_ns: u64, max_ns: u64, ttl_ns: u64) -> Self {
         let cap_ns = max_ns.min(ttl_ns / 3).max(1);
         let min_ns = min_ns.clamp(1, cap_ns);
-        IntervalPolicy {
-            min_ns,
-            cap_ns,
-            current_ns: min_ns,
-            streak: 0,
-        }
+        IntervalPolicy { min_ns, cap_ns, current_ns: min_ns, streak: 0 }
     }
 
     /// The interval to wait before the next beat (and to announce in it).
@@ -56,9 +51,7 @@ impl IntervalPolicy {
         let (Some(srtt), Some(var)) = (rtt.srtt_ns(), rtt.rttvar_ns()) else {
             return;
         };
-        let limit = srtt
-            .saturating_add(var.saturating_mul(4))
-            .saturating_add(JITTER_SPIKE_FLOOR_NS);
+        let limit = srtt.saturating_add(var.saturating_mul(4)).saturating_add(JITTER_SPIKE_FLOOR_NS);
         if rtt_ns > limit {
             self.on_loss();
             return;

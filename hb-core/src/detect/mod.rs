@@ -23,9 +23,7 @@ mod rtt;
 mod sim_tests;
 
 pub use adaptive::Adaptive;
-pub use flap::{
-    FlapDamper, FLAP_HALF_LIFE_NS, FLAP_MAX_PENALTY, FLAP_PENALTY, FLAP_REUSE, FLAP_SUPPRESS,
-};
+pub use flap::{FlapDamper, FLAP_HALF_LIFE_NS, FLAP_MAX_PENALTY, FLAP_PENALTY, FLAP_REUSE, FLAP_SUPPRESS};
 pub use interval::{IntervalPolicy, INTERVAL_GROWTH, INTERVAL_GROW_STREAK};
 pub use pause_guard::PauseGuard;
 pub use phi::Phi;
@@ -62,11 +60,7 @@ pub struct ParseDetectorKindError(pub String);
 
 impl fmt::Display for ParseDetectorKindError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown detector kind {:?}: expected \"adaptive\" or \"phi\"",
-            self.0
-        )
+        write!(f, "unknown detector kind {:?}: expected \"adaptive\" or \"phi\"", self.0)
     }
 }
 
@@ -186,9 +180,7 @@ impl Detector {
     /// A peer registered (or was first heard) at `now_ns`, announcing its interval.
     pub fn new(kind: DetectorKind, announced_interval_ns: u64, now_ns: u64) -> Detector {
         match kind {
-            DetectorKind::Adaptive => {
-                Detector::Adaptive(Adaptive::new(announced_interval_ns, now_ns))
-            }
+            DetectorKind::Adaptive => Detector::Adaptive(Adaptive::new(announced_interval_ns, now_ns)),
             DetectorKind::Phi => Detector::Phi(Phi::new(announced_interval_ns, now_ns)),
         }
     }
@@ -281,30 +273,20 @@ mod tests {
 
     #[test]
     fn kind_parses_and_displays() {
-        assert_eq!(
-            "adaptive".parse::<DetectorKind>(),
-            Ok(DetectorKind::Adaptive)
-        );
+        assert_eq!("adaptive".parse::<DetectorKind>(), Ok(DetectorKind::Adaptive));
         assert_eq!(" PHI ".parse::<DetectorKind>(), Ok(DetectorKind::Phi));
         for k in [DetectorKind::Adaptive, DetectorKind::Phi] {
             assert_eq!(k.to_string().parse::<DetectorKind>(), Ok(k));
         }
         let err = "swim".parse::<DetectorKind>().unwrap_err().to_string();
-        assert!(
-            err.contains("\"adaptive\"") && err.contains("\"phi\"") && err.contains("swim"),
-            "{err}"
-        );
+        assert!(err.contains("\"adaptive\"") && err.contains("\"phi\"") && err.contains("swim"), "{err}");
     }
 
     #[test]
     fn detector_is_small_and_copy() {
         fn assert_copy<T: Copy>() {}
         assert_copy::<Detector>();
-        assert!(
-            std::mem::size_of::<Detector>() <= 32,
-            "{}",
-            std::mem::size_of::<Detector>()
-        );
+        assert!(std::mem::size_of::<Detector>() <= 32, "{}", std::mem::size_of::<Detector>());
         assert!(std::mem::size_of::<FlapDamper>() <= 16);
     }
 
@@ -313,24 +295,9 @@ mod tests {
         let p = DetectorParams::default();
         assert_eq!(p.validate(), Ok(()));
         assert!(DetectorParams { alpha: 1.0, ..p }.validate().is_err());
-        assert!(DetectorParams {
-            phi_suspect: 9.0,
-            ..p
-        }
-        .validate()
-        .is_err());
-        assert!(DetectorParams {
-            loss_gap_factor: 1.0,
-            ..p
-        }
-        .validate()
-        .is_err());
-        assert!(DetectorParams {
-            margin_sigmas: f64::NAN,
-            ..p
-        }
-        .validate()
-        .is_err());
+        assert!(DetectorParams { phi_suspect: 9.0, ..p }.validate().is_err());
+        assert!(DetectorParams { loss_gap_factor: 1.0, ..p }.validate().is_err());
+        assert!(DetectorParams { margin_sigmas: f64::NAN, ..p }.validate().is_err());
     }
 
     #[test]

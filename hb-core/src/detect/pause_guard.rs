@@ -15,11 +15,7 @@ impl PauseGuard {
     /// A sweep more than `max_lateness_ns` late blocks convictions for `hold_ns` after it;
     /// `hold_ns` starts equal to `max_lateness_ns` (as Cassandra does), see [`Self::set_hold_ns`].
     pub fn new(max_lateness_ns: u64) -> Self {
-        PauseGuard {
-            max_lateness_ns,
-            hold_ns: max_lateness_ns,
-            resume_at_ns: 0,
-        }
+        PauseGuard { max_lateness_ns, hold_ns: max_lateness_ns, resume_at_ns: 0 }
     }
 
     /// Builder form of [`Self::set_hold_ns`].

@@ -27,9 +27,7 @@ pub struct Phi {
 
 impl Phi {
     pub fn new(announced_interval_ns: u64, now_ns: u64) -> Self {
-        Phi {
-            a: Arrivals::new(announced_interval_ns, now_ns),
-        }
+        Phi { a: Arrivals::new(announced_interval_ns, now_ns) }
     }
 
     pub fn heartbeat(&mut self, now_ns: u64, announced_interval_ns: u64, params: &DetectorParams) {
@@ -47,9 +45,7 @@ impl Phi {
 
     /// The spread used for phi (learned standard deviation, floored), ns.
     pub fn sigma_ns(&self, params: &DetectorParams) -> f64 {
-        (self.a.spread as f64)
-            .sqrt()
-            .max(self.a.sigma_floor_ns(params))
+        (self.a.spread as f64).sqrt().max(self.a.sigma_floor_ns(params))
     }
 
     /// Where phi is centred: the expected gap plus the tolerated pause, ns.
@@ -63,11 +59,7 @@ impl Phi {
         let y = (elapsed - self.mu_ns(params)) / self.sigma_ns(params);
         let g = y * (C1 + C3 * y * y);
         // log10(1 + e^g) without overflow for large g.
-        let softplus = if g > 30.0 {
-            g + (-g).exp().ln_1p()
-        } else {
-            g.exp().ln_1p()
-        };
+        let softplus = if g > 30.0 { g + (-g).exp().ln_1p() } else { g.exp().ln_1p() };
         softplus / std::f64::consts::LN_10
     }
 
@@ -128,10 +120,7 @@ mod tests {
         for threshold in [0.5, 1.0, 3.0, 5.0, 8.0, 12.0, 20.0] {
             let t = d.time_of_phi(threshold, &p);
             let got = d.phi(t, &p);
-            assert!(
-                (got - threshold).abs() < 1e-3,
-                "phi({t}) = {got}, wanted {threshold}"
-            );
+            assert!((got - threshold).abs() < 1e-3, "phi({t}) = {got}, wanted {threshold}");
         }
         assert!(d.phi(d.last_heartbeat_ns(), &p) < 1e-3);
     }
@@ -139,16 +128,8 @@ mod tests {
     #[test]
     fn standard_scores_of_the_default_thresholds() {
         // Hand-checked against the cubic: z(5) ≈ 4.119, z(8) ≈ 5.226.
-        assert!(
-            (standard_score(5.0) - 4.119).abs() < 0.001,
-            "{}",
-            standard_score(5.0)
-        );
-        assert!(
-            (standard_score(8.0) - 5.226).abs() < 0.001,
-            "{}",
-            standard_score(8.0)
-        );
+        assert!((standard_score(5.0) - 4.119).abs() < 0.001, "{}", standard_score(5.0));
+        assert!((standard_score(8.0) - 5.226).abs() < 0.001, "{}", standard_score(8.0));
         assert!(standard_score(0.0).is_infinite());
     }
 

@@ -40,13 +40,10 @@ impl QosReport {
 
     /// Pools another trace's results into this one (e.g. over many peers).
     pub fn merge(&mut self, other: &QosReport) {
-        self.detection_time_ns
-            .extend_from_slice(&other.detection_time_ns);
+        self.detection_time_ns.extend_from_slice(&other.detection_time_ns);
         self.mistakes += other.mistakes;
-        self.mistake_duration_ns
-            .extend_from_slice(&other.mistake_duration_ns);
-        self.mistake_recurrence_ns
-            .extend_from_slice(&other.mistake_recurrence_ns);
+        self.mistake_duration_ns.extend_from_slice(&other.mistake_duration_ns);
+        self.mistake_recurrence_ns.extend_from_slice(&other.mistake_recurrence_ns);
         self.false_dead += other.false_dead;
         self.observed_ns += other.observed_ns;
         self.suspected_ns += other.suspected_ns;
@@ -79,11 +76,7 @@ pub fn evaluate(
     let up_until = |t: u64| crash_ns.map_or(true, |c| t < c);
 
     // Each window [last beat, end) where `end` is the next beat, or the crash.
-    let ends = arrivals_ns
-        .iter()
-        .copied()
-        .filter(|&t| up_until(t))
-        .map(Some);
+    let ends = arrivals_ns.iter().copied().filter(|&t| up_until(t)).map(Some);
     let ends = ends.chain(std::iter::once(None));
     let mut up_end = start_ns;
     for next in ends {
@@ -113,8 +106,7 @@ pub fn evaluate(
             Some(t) => d.heartbeat(t, announced_interval_ns, params),
             None => {
                 let c = end;
-                r.detection_time_ns
-                    .push(d.dead_at(params).saturating_sub(c));
+                r.detection_time_ns.push(d.dead_at(params).saturating_sub(c));
             }
         }
     }
@@ -137,34 +129,21 @@ mod tests {
         // Crash at 100.5 s, just after the 100th beat; later "arrivals" are ignored.
         let mut trace = arrivals.clone();
         trace.push(101 * S);
-        let r = evaluate(
-            DetectorKind::Adaptive,
-            &p,
-            S,
-            0,
-            &trace,
-            Some(100 * S + 500 * MS),
-        );
+        let r = evaluate(DetectorKind::Adaptive, &p, S, 0, &trace, Some(100 * S + 500 * MS));
         assert_eq!((r.mistakes, r.false_dead), (0, 0));
         assert_eq!(r.query_accuracy, 1.0);
         assert_eq!(r.observed_ns, 100 * S + 500 * MS);
         // Steady 1 s peer: dead at last + 6.225 s, i.e. 5.725 s after the crash.
         assert_eq!(r.detection_time_ns.len(), 1);
-        assert!(
-            r.detection_time_ns[0].abs_diff(5_725 * MS) < MS,
-            "{:?}",
-            r.detection_time_ns
-        );
+        assert!(r.detection_time_ns[0].abs_diff(5_725 * MS) < MS, "{:?}", r.detection_time_ns);
     }
 
     #[test]
     fn gaps_are_mistakes_with_duration_and_recurrence() {
         let p = DetectorParams::default();
         // Beats every second, except two silences of 4 s (3 lost beats each).
-        let arrivals: Vec<u64> = (1..=60u64)
-            .filter(|i| !(21..=23).contains(i) && !(41..=43).contains(i))
-            .map(|i| i * S)
-            .collect();
+        let arrivals: Vec<u64> =
+            (1..=60u64).filter(|i| !(21..=23).contains(i) && !(41..=43).contains(i)).map(|i| i * S).collect();
         let r = evaluate(DetectorKind::Adaptive, &p, S, 0, &arrivals, None);
         assert_eq!((r.mistakes, r.false_dead), (2, 0));
         // suspect at 20 s + 2.225 s, heard at 24 s: T_M = 1.775 s (same for the second).
@@ -175,11 +154,7 @@ mod tests {
         assert!(r.mistake_recurrence_ns[0].abs_diff(20 * S) < MS);
         assert!(r.detection_time_ns.is_empty());
         let expected = 1.0 - 2.0 * 1.775 / 60.0;
-        assert!(
-            (r.query_accuracy - expected).abs() < 1e-4,
-            "{}",
-            r.query_accuracy
-        );
+        assert!((r.query_accuracy - expected).abs() < 1e-4, "{}", r.query_accuracy);
         assert!((r.mistake_rate_per_hour() - 120.0).abs() < 1e-9);
 
         let mut pooled = r.clone();

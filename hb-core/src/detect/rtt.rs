@@ -53,8 +53,7 @@ impl RttEstimator {
             }
             Some(srtt) => {
                 // RTTVAR first: it uses the old SRTT.
-                self.rttvar_ns =
-                    ((3 * self.rttvar_ns as u128 + srtt.abs_diff(rtt_ns) as u128) / 4) as u64;
+                self.rttvar_ns = ((3 * self.rttvar_ns as u128 + srtt.abs_diff(rtt_ns) as u128) / 4) as u64;
                 self.srtt_ns = Some(((7 * srtt as u128 + rtt_ns as u128) / 8) as u64);
             }
         }
@@ -90,33 +89,21 @@ mod tests {
     #[test]
     fn matches_rfc6298_by_hand() {
         let mut r = RttEstimator::with_bounds(MS, RTO_MAX_NS);
-        assert_eq!(
-            (r.srtt_ns(), r.rttvar_ns(), r.rto_ns()),
-            (None, None, RTO_INITIAL_NS)
-        );
+        assert_eq!((r.srtt_ns(), r.rttvar_ns(), r.rto_ns()), (None, None, RTO_INITIAL_NS));
 
         // First: SRTT = R = 100, RTTVAR = R/2 = 50, RTO = 100 + 4·50 = 300 (ms).
         r.sample(100 * MS);
-        assert_eq!(
-            (r.srtt_ns(), r.rttvar_ns(), r.rto_ns()),
-            (Some(100 * MS), Some(50 * MS), 300 * MS)
-        );
+        assert_eq!((r.srtt_ns(), r.rttvar_ns(), r.rto_ns()), (Some(100 * MS), Some(50 * MS), 300 * MS));
 
         // R = 200: RTTVAR = 3/4·50 + 1/4·|100−200| = 62.5; SRTT = 7/8·100 + 1/8·200 = 112.5;
         // RTO = 112.5 + 250 = 362.5.
         r.sample(200 * MS);
-        assert_eq!(
-            (r.srtt_ns(), r.rttvar_ns(), r.rto_ns()),
-            (Some(112_500_000), Some(62_500_000), 362_500_000)
-        );
+        assert_eq!((r.srtt_ns(), r.rttvar_ns(), r.rto_ns()), (Some(112_500_000), Some(62_500_000), 362_500_000));
 
         // R = 50: RTTVAR = 3/4·62.5 + 1/4·62.5 = 62.5; SRTT = 7/8·112.5 + 1/8·50 = 104.6875;
         // RTO = 104.6875 + 250 = 354.6875.
         r.sample(50 * MS);
-        assert_eq!(
-            (r.srtt_ns(), r.rttvar_ns(), r.rto_ns()),
-            (Some(104_687_500), Some(62_500_000), 354_687_500)
-        );
+        assert_eq!((r.srtt_ns(), r.rttvar_ns(), r.rto_ns()), (Some(104_687_500), Some(62_500_000), 354_687_500));
 
         // Backoff doubles; the next sample recomputes.
         r.backoff();
@@ -140,19 +127,11 @@ mod tests {
         for _ in 0..50 {
             r.sample(50_000);
         }
-        assert_eq!(
-            r.rto_ns(),
-            50_000 + RTT_GRANULARITY_NS,
-            "K·RTTVAR below G uses G"
-        );
+        assert_eq!(r.rto_ns(), 50_000 + RTT_GRANULARITY_NS, "K·RTTVAR below G uses G");
         for _ in 0..100 {
             r.backoff();
         }
         assert_eq!(r.rto_ns(), RTO_MAX_NS);
-        assert_eq!(
-            RttEstimator::with_bounds(5 * MS, MS).rto_ns(),
-            5 * MS,
-            "bounds swapped"
-        );
+        assert_eq!(RttEstimator::with_bounds(5 * MS, MS).rto_ns(), 5 * MS, "bounds swapped");
     }
 }

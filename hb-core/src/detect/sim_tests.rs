@@ -35,17 +35,11 @@ struct Outcome {
 /// just before each arrival (not only at arrivals).
 fn run(kind: DetectorKind, p: &DetectorParams, interval: u64, arrivals: &[u64]) -> Outcome {
     let mut d = Detector::new(kind, interval, 0);
-    let mut o = Outcome {
-        dead_probes: 0,
-        suspect_probes: 0,
-        max_dead_span: 0,
-    };
+    let mut o = Outcome { dead_probes: 0, suspect_probes: 0, max_dead_span: 0 };
     for &next in arrivals {
         let last = d.last_heartbeat_ns();
         o.max_dead_span = o.max_dead_span.max(d.dead_at(p) - last);
-        let probes = (1..=8)
-            .map(|k| last + (next - last) * k / 9)
-            .chain([next - 1]);
+        let probes = (1..=8).map(|k| last + (next - last) * k / 9).chain([next - 1]);
         for t in probes {
             match d.verdict(t, p) {
                 Verdict::Dead => o.dead_probes += 1,
@@ -70,12 +64,11 @@ fn no_false_dead(interval: u64, lo: u64, hi: u64, seed: u64, max_span: u64) {
             suspect += o.suspect_probes;
             worst = worst.max(o.max_dead_span);
         }
-        eprintln!("{kind}: {interval} ns interval: dead probes {dead}, suspect probes {suspect}, worst dead span {worst} ns");
-        assert_eq!(dead, 0, "{kind}: false Dead verdicts");
-        assert!(
-            worst <= max_span,
-            "{kind}: worst dead span {worst} > {max_span}"
+        eprintln!(
+            "{kind}: {interval} ns interval: dead probes {dead}, suspect probes {suspect}, worst dead span {worst} ns"
         );
+        assert_eq!(dead, 0, "{kind}: false Dead verdicts");
+        assert!(worst <= max_span, "{kind}: worst dead span {worst} > {max_span}");
     }
 }
 
@@ -96,10 +89,7 @@ fn lan_200ms_interval_never_convicts_and_detects_within_1_6_s() {
 #[test]
 fn silent_peer_is_convicted_within_the_bound() {
     let p = DetectorParams::default();
-    let cases = [
-        (S, 100 * MS, 500 * MS, 8_500 * MS),
-        (200 * MS, 0, 20 * MS, 1_600 * MS),
-    ];
+    let cases = [(S, 100 * MS, 500 * MS, 8_500 * MS), (200 * MS, 0, 20 * MS, 1_600 * MS)];
     for kind in KINDS {
         for (i, &(interval, lo, hi, bound)) in cases.iter().enumerate() {
             let mut rng = StdRng::seed_from_u64(10 + i as u64);
@@ -111,11 +101,7 @@ fn silent_peer_is_convicted_within_the_bound() {
             // The peer crashes right after its last beat.
             let last = d.last_heartbeat_ns();
             let dead_at = d.dead_at(&p);
-            assert!(
-                dead_at - last <= bound,
-                "{kind}: {} > {bound}",
-                dead_at - last
-            );
+            assert!(dead_at - last <= bound, "{kind}: {} > {bound}", dead_at - last);
             assert!(d.suspect_at(&p) < dead_at);
             assert_eq!(d.verdict(last + bound, &p), Verdict::Dead);
             assert_eq!(d.verdict(dead_at - 1, &p), Verdict::Suspect);
@@ -124,11 +110,7 @@ fn silent_peer_is_convicted_within_the_bound() {
             let crash = last + 1;
             let r = evaluate(kind, &p, interval, 0, &arrivals, Some(crash));
             assert_eq!(r.false_dead, 0);
-            assert!(
-                r.detection_time_ns[0] <= bound,
-                "{kind}: T_D {:?}",
-                r.detection_time_ns
-            );
+            assert!(r.detection_time_ns[0] <= bound, "{kind}: T_D {:?}", r.detection_time_ns);
         }
     }
 }

@@ -28,10 +28,8 @@ impl Interner {
     }
 
     pub fn meta<'a>(&mut self, service: &str, labels: impl Iterator<Item = (&'a str, &'a str)>) -> Arc<Meta> {
-        let meta = Meta {
-            service: Box::from(service),
-            labels: labels.map(|(k, v)| (Box::from(k), Box::from(v))).collect(),
-        };
+        let meta =
+            Meta { service: Box::from(service), labels: labels.map(|(k, v)| (Box::from(k), Box::from(v))).collect() };
         if let Some(m) = self.metas.get(&meta) {
             return Arc::clone(m);
         }

@@ -85,7 +85,9 @@ pub fn recv_batch(fd: RawFd, batch: &mut RecvBatch) -> io::Result<usize> {
     // of `batch`, and at a sockaddr_storage whose size is given in msg_namelen; all of
     // them outlive the call, which writes only within those bounds. `vlen` is the array
     // length. A null timeout with MSG_DONTWAIT returns at once.
-    let n = unsafe { libc::recvmmsg(fd, msgs.as_mut_ptr(), BATCH as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut()) };
+    let n = unsafe {
+        libc::recvmmsg(fd, msgs.as_mut_ptr(), BATCH as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+    };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }

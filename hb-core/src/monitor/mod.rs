@@ -138,7 +138,9 @@ impl Monitor {
     fn build(config: Config, clock: Arc<dyn Clock>, reap_after_ns: u64) -> Result<Monitor> {
         let events = EventHub::new(config.event_capacity);
         let key = match &config.auth_key {
-            Some(secret) => Some(AuthKey::new(&secret.0).map_err(|e| Error::config("auth_key", "(hidden)", e.to_string()))?),
+            Some(secret) => {
+                Some(AuthKey::new(&secret.0).map_err(|e| Error::config("auth_key", "(hidden)", e.to_string()))?)
+            }
             None => None,
         };
         let mut cfg = TableConfig::new(config.detector, config.max_peers, key.is_some());
@@ -194,7 +196,11 @@ impl Monitor {
                     tcp.push(listener);
                 }
                 Endpoint::Etcd { .. } => {
-                    return Err(Error::config("listen", ep, "udp://host:port or tcp://host:port (watch etcd with a Watcher)"))
+                    return Err(Error::config(
+                        "listen",
+                        ep,
+                        "udp://host:port or tcp://host:port (watch etcd with a Watcher)",
+                    ))
                 }
             }
         }

@@ -50,15 +50,16 @@ impl<T> Slab<T> {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
-        self.pages
-            .iter()
-            .enumerate()
-            .flat_map(|(p, page)| page.iter().enumerate().filter_map(move |(i, v)| Some(((p * PAGE + i) as u32, v.as_ref()?))))
+        self.pages.iter().enumerate().flat_map(|(p, page)| {
+            page.iter().enumerate().filter_map(move |(i, v)| Some(((p * PAGE + i) as u32, v.as_ref()?)))
+        })
     }
 
     /// Bytes held by the pages and the free list (not by what the values point to).
     pub fn heap_bytes(&self) -> usize {
-        self.pages.len() * PAGE * std::mem::size_of::<Option<T>>() + self.free.capacity() * 4 + self.pages.capacity() * 16
+        self.pages.len() * PAGE * std::mem::size_of::<Option<T>>()
+            + self.free.capacity() * 4
+            + self.pages.capacity() * 16
     }
 }
 

@@ -521,11 +521,8 @@ impl PeerTable {
     pub fn tracked_bytes_estimate(&self) -> usize {
         // Allocations are rounded up to 16 bytes by the allocator.
         let round = |n: usize| n.div_ceil(16) * 16;
-        let per_peer: usize = self
-            .slab
-            .iter()
-            .map(|(_, p)| round(16 + p.id.len()) + p.traceparent.as_ref().map_or(0, |_| 64))
-            .sum();
+        let per_peer: usize =
+            self.slab.iter().map(|(_, p)| round(16 + p.id.len()) + p.traceparent.as_ref().map_or(0, |_| 64)).sum();
         let index = self.index.capacity() * (std::mem::size_of::<(Arc<str>, u32)>() + 1);
         self.slab.heap_bytes() + index + per_peer + self.interner.heap_bytes() + self.wheel.heap_bytes()
     }
@@ -533,7 +530,14 @@ impl PeerTable {
 
 /// Updates the peer from a frame it sent; true when its service or labels were replaced
 /// (the old interned entry may now be unused).
-fn refresh(p: &mut Peer, f: &FrameRef<'_>, from: Source, interval_ms: u32, restarted: bool, interner: &mut Interner) -> bool {
+fn refresh(
+    p: &mut Peer,
+    f: &FrameRef<'_>,
+    from: Source,
+    interval_ms: u32,
+    restarted: bool,
+    interner: &mut Interner,
+) -> bool {
     let service = f.service.unwrap_or(&p.meta.service);
     let replaced = !p.meta.matches(service, f.labels());
     if replaced {

@@ -14,8 +14,8 @@ use tokio::time::{timeout, timeout_at, Instant};
 use crate::proto::stream::{self, StreamDecoder};
 use crate::proto::{decode, DecodeError, Flags, Kind, NackReason};
 
-use super::reply::ReplyEncoder;
 use super::rejects::reject;
+use super::reply::ReplyEncoder;
 use super::table::{Reply, Source, Transport};
 use super::Ingest;
 
@@ -129,6 +129,9 @@ pub(super) fn auth_required(bytes: &[u8], err: &DecodeError) -> Option<Reply> {
         return None;
     }
     let f = decode(bytes, None).ok()?;
-    (f.kind == Kind::Beat && f.flags.contains(Flags::ACK_REQ))
-        .then_some(Reply::Nack { seq: f.seq, ts_ns: f.ts_ns, reason: NackReason::AuthRequired })
+    (f.kind == Kind::Beat && f.flags.contains(Flags::ACK_REQ)).then_some(Reply::Nack {
+        seq: f.seq,
+        ts_ns: f.ts_ns,
+        reason: NackReason::AuthRequired,
+    })
 }

@@ -14,8 +14,8 @@ use tokio::net::UdpSocket;
 use crate::proto::{decode, DecodeError, FrameRef, Kind};
 
 use super::mmsg::{RecvBatch, BATCH};
-use super::reply::ReplyEncoder;
 use super::rejects::reject;
+use super::reply::ReplyEncoder;
 use super::table::{Source, Transport};
 use super::Ingest;
 

@@ -23,7 +23,12 @@ pub struct TimingWheel {
 
 impl TimingWheel {
     pub fn new(now_ns: u64) -> TimingWheel {
-        TimingWheel { buckets: (0..BUCKETS).map(|_| Vec::new()).collect(), len: 0, cursor: now_ns / TICK_NS, origin: now_ns / TICK_NS }
+        TimingWheel {
+            buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
+            len: 0,
+            cursor: now_ns / TICK_NS,
+            origin: now_ns / TICK_NS,
+        }
     }
 
     /// Schedules `slot` for the tick containing `at_ns` (or the earliest undrained tick,

@@ -27,10 +27,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
-        let (head, tail) = self
-            .rest
-            .split_first_chunk::<N>()
-            .ok_or(DecodeError::Truncated { field })?;
+        let (head, tail) = self.rest.split_first_chunk::<N>().ok_or(DecodeError::Truncated { field })?;
         self.rest = tail;
         Ok(*head)
     }
@@ -64,10 +61,7 @@ mod tests {
         // A failed read consumes nothing.
         assert_eq!(c.u8("c"), Ok(0x03));
         assert!(c.is_empty());
-        assert_eq!(
-            c.take(usize::MAX, "d"),
-            Err(DecodeError::Truncated { field: "d" })
-        );
+        assert_eq!(c.take(usize::MAX, "d"), Err(DecodeError::Truncated { field: "d" }));
         assert_eq!(c.take(0, "e"), Ok(&[][..]));
     }
 }

@@ -5,9 +5,7 @@
 use super::cursor::Cursor;
 use super::ext;
 use super::frame::{Flags, FrameRef, Kind};
-use super::{
-    AuthKey, DecodeError, MAGIC, MAX_FRAME_LEN, MAX_ID_LEN, MIN_FRAME_LEN, TAG_LEN, VERSION,
-};
+use super::{AuthKey, DecodeError, MAGIC, MAX_FRAME_LEN, MAX_ID_LEN, MIN_FRAME_LEN, TAG_LEN, VERSION};
 
 /// Decodes one datagram without allocating.
 ///
@@ -79,11 +77,7 @@ pub fn decode<'a>(bytes: &'a [u8], key: Option<&AuthKey>) -> Result<FrameRef<'a>
 }
 
 /// The bytes the tag covers, after checking the tag against `key` if there is one.
-fn split_tag<'a>(
-    bytes: &'a [u8],
-    flags: Flags,
-    key: Option<&AuthKey>,
-) -> Result<&'a [u8], DecodeError> {
+fn split_tag<'a>(bytes: &'a [u8], flags: Flags, key: Option<&AuthKey>) -> Result<&'a [u8], DecodeError> {
     if !flags.contains(Flags::AUTH) {
         return match key {
             Some(_) => Err(DecodeError::Untagged),

@@ -67,14 +67,10 @@ pub fn encode(frame: &Frame, key: Option<&AuthKey>, out: &mut Vec<u8>) -> Result
 /// Validates every field against its limit; returns the TLV region's length.
 fn check(frame: &Frame) -> Result<usize, EncodeError> {
     if frame.flags.0 & !Flags::KNOWN != 0 {
-        return Err(EncodeError::ReservedFlags {
-            flags: frame.flags.0,
-        });
+        return Err(EncodeError::ReservedFlags { flags: frame.flags.0 });
     }
     if !(1..=MAX_ID_LEN).contains(&frame.id.len()) {
-        return Err(EncodeError::IdLength {
-            len: frame.id.len(),
-        });
+        return Err(EncodeError::IdLength { len: frame.id.len() });
     }
     no_control("id", &frame.id)?;
     let mut ext_len = 0;
@@ -87,10 +83,7 @@ fn check(frame: &Frame) -> Result<usize, EncodeError> {
     }
     for (index, (k, v)) in frame.labels.iter().enumerate() {
         if k.is_empty() || k.contains('=') {
-            return Err(EncodeError::LabelKey {
-                index,
-                key: k.clone(),
-            });
+            return Err(EncodeError::LabelKey { index, key: k.clone() });
         }
         no_control("label key", k)?;
         no_control("label value", v)?;

@@ -27,7 +27,9 @@ pub enum DecodeError {
     Truncated { field: &'static str },
     #[error("extension type {ty}: {reason}")]
     BadExtension { ty: u8, reason: &'static str },
-    #[error("traceparent: expected 00-<32 lowercase hex, not all zero>-<16 lowercase hex, not all zero>-<2 lowercase hex>")]
+    #[error(
+        "traceparent: expected 00-<32 lowercase hex, not all zero>-<16 lowercase hex, not all zero>-<2 lowercase hex>"
+    )]
     BadTraceparent,
     #[error("frame has no auth tag but a key is configured")]
     Untagged,
@@ -60,16 +62,8 @@ impl DecodeError {
     }
 
     /// Every label [`reason`](Self::reason) can return, e.g. to pre-register metrics.
-    pub const REASONS: [&'static str; 8] = [
-        "too_short",
-        "too_long",
-        "bad_magic",
-        "bad_version",
-        "unknown_kind",
-        "malformed",
-        "untagged",
-        "bad_tag",
-    ];
+    pub const REASONS: [&'static str; 8] =
+        ["too_short", "too_long", "bad_magic", "bad_version", "unknown_kind", "malformed", "untagged", "bad_tag"];
 }
 
 /// Why a frame (or key) could not be encoded. Each names the field and the limit.

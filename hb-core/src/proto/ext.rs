@@ -47,18 +47,13 @@ pub(super) fn parse(region: &[u8]) -> Result<Extensions<'_>, DecodeError> {
             SERVICE => {
                 let s = text(value, "service")?;
                 if s.is_empty() {
-                    return Err(DecodeError::BadExtension {
-                        ty,
-                        reason: "empty service",
-                    });
+                    return Err(DecodeError::BadExtension { ty, reason: "empty service" });
                 }
                 set_once(&mut out.service, s, ty)?;
             }
             LABEL => {
-                split_label(text(value, "label")?).ok_or(DecodeError::BadExtension {
-                    ty,
-                    reason: "expected key=value with a non-empty key",
-                })?;
+                split_label(text(value, "label")?)
+                    .ok_or(DecodeError::BadExtension { ty, reason: "expected key=value with a non-empty key" })?;
             }
             TRACEPARENT => {
                 if !traceparent::is_valid(value) {
@@ -68,26 +63,20 @@ pub(super) fn parse(region: &[u8]) -> Result<Extensions<'_>, DecodeError> {
                 set_once(&mut out.traceparent, utf8(value, "traceparent")?, ty)?;
             }
             LOAD => {
-                let bytes: [u8; 2] = value.try_into().map_err(|_| DecodeError::BadExtension {
-                    ty,
-                    reason: "load: expected 2 bytes",
-                })?;
+                let bytes: [u8; 2] =
+                    value.try_into().map_err(|_| DecodeError::BadExtension { ty, reason: "load: expected 2 bytes" })?;
                 set_once(&mut out.load, u16::from_be_bytes(bytes), ty)?;
             }
             NACK_REASON => {
                 let [code] = value else {
-                    return Err(DecodeError::BadExtension {
-                        ty,
-                        reason: "nack reason: expected 1 byte",
-                    });
+                    return Err(DecodeError::BadExtension { ty, reason: "nack reason: expected 1 byte" });
                 };
                 set_once(&mut out.nack_reason, NackReason::from_u8(*code), ty)?;
             }
             RTT_US => {
-                let bytes: [u8; 4] = value.try_into().map_err(|_| DecodeError::BadExtension {
-                    ty,
-                    reason: "rtt_us: expected 4 bytes",
-                })?;
+                let bytes: [u8; 4] = value
+                    .try_into()
+                    .map_err(|_| DecodeError::BadExtension { ty, reason: "rtt_us: expected 4 bytes" })?;
                 set_once(&mut out.rtt_us, u32::from_be_bytes(bytes), ty)?;
             }
             _ => {} // Unknown: skipped on purpose (forward compatibility).
@@ -117,10 +106,7 @@ pub(super) fn has_control(s: &str) -> bool {
 fn set_once<T>(slot: &mut Option<T>, value: T, ty: u8) -> Result<(), DecodeError> {
     if slot.is_some() {
         // Two values for one field would make "which one counts" a peer-dependent guess.
-        return Err(DecodeError::BadExtension {
-            ty,
-            reason: "duplicate",
-        });
+        return Err(DecodeError::BadExtension { ty, reason: "duplicate" });
     }
     *slot = Some(value);
     Ok(())

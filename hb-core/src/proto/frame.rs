@@ -186,10 +186,7 @@ impl<'a> FrameRef<'a> {
             stall_ms: self.stall_ms,
             id: self.id.to_owned(),
             service: self.service.map(str::to_owned),
-            labels: self
-                .labels()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
+            labels: self.labels().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
             traceparent: self.traceparent.map(str::to_owned),
             load: self.load,
             nack_reason: self.nack_reason,

@@ -28,10 +28,7 @@ pub struct StreamDecoder {
 
 impl StreamDecoder {
     pub fn new() -> StreamDecoder {
-        StreamDecoder {
-            buf: Vec::with_capacity(2 * (PREFIX_LEN + MAX_FRAME_LEN)),
-            start: 0,
-        }
+        StreamDecoder { buf: Vec::with_capacity(2 * (PREFIX_LEN + MAX_FRAME_LEN)), start: 0 }
     }
 
     /// Adds bytes read from the stream.
@@ -97,10 +94,7 @@ mod tests {
                 d.push(chunk);
                 got.extend(frames(&mut d));
             }
-            assert_eq!(
-                got,
-                vec![b"first".to_vec(), vec![7; MAX_FRAME_LEN], b"x".to_vec()]
-            );
+            assert_eq!(got, vec![b"first".to_vec(), vec![7; MAX_FRAME_LEN], b"x".to_vec()]);
             assert!(!d.is_partial());
         }
     }

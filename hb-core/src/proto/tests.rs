@@ -19,11 +19,7 @@ fn full(kind: Kind) -> Frame {
         stall_ms: 12,
         id: "node-1".into(),
         service: Some("api".into()),
-        labels: vec![
-            ("zone".into(), "eu-1".into()),
-            ("eq".into(), "a=b".into()),
-            ("e".into(), "".into()),
-        ],
+        labels: vec![("zone".into(), "eu-1".into()), ("eq".into(), "a=b".into()), ("e".into(), "".into())],
         traceparent: Some(TP.into()),
         load: Some(750),
         nack_reason: (kind == Kind::Nack).then_some(NackReason::Replay),
@@ -57,20 +53,13 @@ fn round_trips_every_kind_with_and_without_key() {
     let k = key();
     for kind in [Kind::Beat, Kind::Ack, Kind::Leave, Kind::Nack] {
         for minimal in [true, false] {
-            let frame = if minimal {
-                Frame::new(kind, "x")
-            } else {
-                full(kind)
-            };
+            let frame = if minimal { Frame::new(kind, "x") } else { full(kind) };
             let plain = enc(&frame, None);
             assert_eq!(decode(&plain, None).unwrap().to_owned(), frame);
 
             let tagged = enc(&frame, Some(&k));
             assert_eq!(tagged.len(), plain.len() + TAG_LEN);
-            let expect = Frame {
-                flags: frame.flags.with(Flags::AUTH),
-                ..frame.clone()
-            };
+            let expect = Frame { flags: frame.flags.with(Flags::AUTH), ..frame.clone() };
             assert_eq!(decode(&tagged, Some(&k)).unwrap().to_owned(), expect);
             // Without a key a tagged frame is accepted, tag skipped.
             assert_eq!(decode(&tagged, None).unwrap().to_owned(), expect);
@@ -132,10 +121,7 @@ fn encode_appends_and_sets_auth_only_with_key() {
 
     let start = out.len();
     encode(&Frame::beat("x"), Some(&key()), &mut out).unwrap();
-    assert!(decode(&out[start..], Some(&key()))
-        .unwrap()
-        .flags
-        .contains(Flags::AUTH));
+    assert!(decode(&out[start..], Some(&key())).unwrap().flags.contains(Flags::AUTH));
 }
 
 #[test]
@@ -153,89 +139,33 @@ fn every_encode_error() {
         assert_eq!(encode(&f, None, &mut Vec::new()), Err(e));
     };
     check(Frame::beat(""), EncodeError::IdLength { len: 0 });
+    check(Frame::beat("a".repeat(65)), EncodeError::IdLength { len: 65 });
+    check(Frame { service: Some("".into()), ..Frame::beat("x") }, EncodeError::ServiceLength { len: 0 });
+    check(Frame { service: Some("s".repeat(256)), ..Frame::beat("x") }, EncodeError::ServiceLength { len: 256 });
     check(
-        Frame::beat("a".repeat(65)),
-        EncodeError::IdLength { len: 65 },
+        Frame { labels: vec![("a".into(), "b".into()), ("k=".into(), "v".into())], ..Frame::beat("x") },
+        EncodeError::LabelKey { index: 1, key: "k=".into() },
     );
     check(
-        Frame {
-            service: Some("".into()),
-            ..Frame::beat("x")
-        },
-        EncodeError::ServiceLength { len: 0 },
-    );
-    check(
-        Frame {
-            service: Some("s".repeat(256)),
-            ..Frame::beat("x")
-        },
-        EncodeError::ServiceLength { len: 256 },
-    );
-    check(
-        Frame {
-            labels: vec![("a".into(), "b".into()), ("k=".into(), "v".into())],
-            ..Frame::beat("x")
-        },
-        EncodeError::LabelKey {
-            index: 1,
-            key: "k=".into(),
-        },
-    );
-    check(
-        Frame {
-            labels: vec![("k".into(), "v".repeat(254))],
-            ..Frame::beat("x")
-        },
+        Frame { labels: vec![("k".into(), "v".repeat(254))], ..Frame::beat("x") },
         EncodeError::LabelLength { index: 0, len: 256 },
     );
     check(
-        Frame {
-            traceparent: Some("00-abc".into()),
-            ..Frame::beat("x")
-        },
-        EncodeError::Traceparent {
-            value: "00-abc".into(),
-        },
+        Frame { traceparent: Some("00-abc".into()), ..Frame::beat("x") },
+        EncodeError::Traceparent { value: "00-abc".into() },
+    );
+    check(Frame { flags: Flags(0x10), ..Frame::beat("x") }, EncodeError::ReservedFlags { flags: 0x10 });
+    check(Frame::beat("a\nb"), EncodeError::ControlChar { field: "id", value: "a\nb".into() });
+    check(
+        Frame { service: Some("s\u{1b}".into()), ..Frame::beat("x") },
+        EncodeError::ControlChar { field: "service", value: "s\u{1b}".into() },
     );
     check(
-        Frame {
-            flags: Flags(0x10),
-            ..Frame::beat("x")
-        },
-        EncodeError::ReservedFlags { flags: 0x10 },
-    );
-    check(
-        Frame::beat("a\nb"),
-        EncodeError::ControlChar {
-            field: "id",
-            value: "a\nb".into(),
-        },
-    );
-    check(
-        Frame {
-            service: Some("s\u{1b}".into()),
-            ..Frame::beat("x")
-        },
-        EncodeError::ControlChar {
-            field: "service",
-            value: "s\u{1b}".into(),
-        },
-    );
-    check(
-        Frame {
-            labels: vec![("k".into(), "v\r".into())],
-            ..Frame::beat("x")
-        },
-        EncodeError::ControlChar {
-            field: "label value",
-            value: "v\r".into(),
-        },
+        Frame { labels: vec![("k".into(), "v\r".into())], ..Frame::beat("x") },
+        EncodeError::ControlChar { field: "label value", value: "v\r".into() },
     );
     assert_eq!(AuthKey::new(&[]).unwrap_err(), EncodeError::EmptyKey);
-    assert_eq!(
-        EncodeError::IdLength { len: 70 }.to_string(),
-        "id: 70 bytes, expected 1..=64 bytes of UTF-8"
-    );
+    assert_eq!(EncodeError::IdLength { len: 70 }.to_string(), "id: 70 bytes, expected 1..=64 bytes of UTF-8");
 }
 
 #[test]
@@ -249,30 +179,17 @@ fn frame_length_limit_is_exact_and_counts_the_tag() {
     assert_eq!(decode(&b, None).unwrap().to_owned(), f);
     assert_eq!(
         encode(&f, Some(&key()), &mut Vec::new()),
-        Err(EncodeError::FrameTooLong {
-            len: MAX_FRAME_LEN + TAG_LEN
-        })
+        Err(EncodeError::FrameTooLong { len: MAX_FRAME_LEN + TAG_LEN })
     );
     f.labels[0].1.push('v');
-    assert_eq!(
-        encode(&f, None, &mut Vec::new()),
-        Err(EncodeError::FrameTooLong { len: 513 })
-    );
+    assert_eq!(encode(&f, None, &mut Vec::new()), Err(EncodeError::FrameTooLong { len: 513 }));
 }
 
 #[test]
 fn id_limits() {
     let id = "é".repeat(32); // 64 bytes, 32 chars
-    assert_eq!(
-        decode(&enc(&Frame::beat(id.clone()), None), None)
-            .unwrap()
-            .id,
-        id
-    );
-    assert_eq!(
-        err(&raw(1, 0, &[b'a'; 65], &[])),
-        DecodeError::BadIdLength(65)
-    );
+    assert_eq!(decode(&enc(&Frame::beat(id.clone()), None), None).unwrap().id, id);
+    assert_eq!(err(&raw(1, 0, &[b'a'; 65], &[])), DecodeError::BadIdLength(65));
 }
 
 #[test]
@@ -300,93 +217,37 @@ fn every_decode_error_is_reachable() {
     assert_eq!(err(&raw(1, 0, &[0xff], &[])), BadUtf8 { field: "id" });
     // Control characters (C0, DEL, C1) would forge lines or escapes in text output.
     for id in ["a\nb", "\r", "\u{1b}[2J", "x\u{7f}", "x\u{85}"] {
-        assert_eq!(
-            err(&raw(1, 0, id.as_bytes(), &[])),
-            ControlChar { field: "id" }
-        );
+        assert_eq!(err(&raw(1, 0, id.as_bytes(), &[])), ControlChar { field: "id" });
     }
     assert!(decode(&raw(1, 0, "zoë-π".as_bytes(), &[]), None).is_ok());
-    assert_eq!(
-        err(&raw(1, 0, b"x", &[1, 2, b'a', b'\t'])),
-        ControlChar { field: "service" }
-    );
-    assert_eq!(
-        err(&raw(1, 0, b"x", &[2, 4, b'k', b'\n', b'=', b'v'])),
-        ControlChar { field: "label" }
-    );
-    assert_eq!(
-        err(&raw(1, 0, b"x", &[2, 3, b'k', b'=', 0])),
-        ControlChar { field: "label" }
-    );
+    assert_eq!(err(&raw(1, 0, b"x", &[1, 2, b'a', b'\t'])), ControlChar { field: "service" });
+    assert_eq!(err(&raw(1, 0, b"x", &[2, 4, b'k', b'\n', b'=', b'v'])), ControlChar { field: "label" });
+    assert_eq!(err(&raw(1, 0, b"x", &[2, 3, b'k', b'=', 0])), ControlChar { field: "label" });
 
     let mut b = raw(1, 0, b"abc", &[]);
     b.truncate(b.len() - 1); // half of extensions_len
-    assert_eq!(
-        err(&b),
-        Truncated {
-            field: "extensions_len"
-        }
-    );
+    assert_eq!(err(&b), Truncated { field: "extensions_len" });
     let mut b = raw(1, 0, b"abc", &[]);
     b[31] = 9; // extensions_len says 9, nothing follows
-    assert_eq!(
-        err(&b),
-        Truncated {
-            field: "extensions"
-        }
-    );
-    assert_eq!(
-        err(&raw(1, 0, b"x", &[1])),
-        Truncated {
-            field: "extension length"
-        }
-    );
-    assert_eq!(
-        err(&raw(1, 0, b"x", &[1, 3, b'a'])),
-        Truncated {
-            field: "extension value"
-        }
-    );
+    assert_eq!(err(&b), Truncated { field: "extensions" });
+    assert_eq!(err(&raw(1, 0, b"x", &[1])), Truncated { field: "extension length" });
+    assert_eq!(err(&raw(1, 0, b"x", &[1, 3, b'a'])), Truncated { field: "extension value" });
     let mut b = raw(1, Flags::AUTH, b"x", &[]);
     b.extend_from_slice(&[0; TAG_LEN - 1]);
     assert_eq!(err(&b), Truncated { field: "tag" });
 
-    assert_eq!(
-        err(&raw(1, 0, b"x", &[1, 1, 0xff])),
-        BadUtf8 { field: "service" }
-    );
-    assert_eq!(
-        err(&raw(1, 0, b"x", &[2, 1, 0xff])),
-        BadUtf8 { field: "label" }
-    );
+    assert_eq!(err(&raw(1, 0, b"x", &[1, 1, 0xff])), BadUtf8 { field: "service" });
+    assert_eq!(err(&raw(1, 0, b"x", &[2, 1, 0xff])), BadUtf8 { field: "label" });
     let ext = |ty, reason| BadExtension { ty, reason };
     assert_eq!(err(&raw(1, 0, b"x", &[1, 0])), ext(1, "empty service"));
-    assert_eq!(
-        err(&raw(1, 0, b"x", &[1, 1, b'a', 1, 1, b'b'])),
-        ext(1, "duplicate")
-    );
+    assert_eq!(err(&raw(1, 0, b"x", &[1, 1, b'a', 1, 1, b'b'])), ext(1, "duplicate"));
     let bad_label = "expected key=value with a non-empty key";
     assert_eq!(err(&raw(1, 0, b"x", &[2, 1, b'k'])), ext(2, bad_label));
-    assert_eq!(
-        err(&raw(1, 0, b"x", &[2, 2, b'=', b'v'])),
-        ext(2, bad_label)
-    );
-    assert_eq!(
-        err(&raw(1, 0, b"x", &[4, 1, 0])),
-        ext(4, "load: expected 2 bytes")
-    );
-    assert_eq!(
-        err(&raw(1, 0, b"x", &[4, 2, 0, 1, 4, 2, 0, 1])),
-        ext(4, "duplicate")
-    );
-    assert_eq!(
-        err(&raw(4, 0, b"x", &[5, 2, 0, 1])),
-        ext(5, "nack reason: expected 1 byte")
-    );
-    assert_eq!(
-        err(&raw(1, 0, b"x", &[3, 3, b'0', b'0', b'-'])),
-        BadTraceparent
-    );
+    assert_eq!(err(&raw(1, 0, b"x", &[2, 2, b'=', b'v'])), ext(2, bad_label));
+    assert_eq!(err(&raw(1, 0, b"x", &[4, 1, 0])), ext(4, "load: expected 2 bytes"));
+    assert_eq!(err(&raw(1, 0, b"x", &[4, 2, 0, 1, 4, 2, 0, 1])), ext(4, "duplicate"));
+    assert_eq!(err(&raw(4, 0, b"x", &[5, 2, 0, 1])), ext(5, "nack reason: expected 1 byte"));
+    assert_eq!(err(&raw(1, 0, b"x", &[3, 3, b'0', b'0', b'-'])), BadTraceparent);
 
     let mut b = raw(1, 0, b"x", &[]);
     b.push(0);
@@ -412,13 +273,7 @@ fn reasons_are_stable_labels() {
         (BadUtf8 { field: "id" }, "malformed"),
         (ControlChar { field: "id" }, "malformed"),
         (Truncated { field: "id" }, "malformed"),
-        (
-            BadExtension {
-                ty: 1,
-                reason: "duplicate",
-            },
-            "malformed",
-        ),
+        (BadExtension { ty: 1, reason: "duplicate" }, "malformed"),
         (BadTraceparent, "malformed"),
         (TrailingBytes, "malformed"),
         (Untagged, "untagged"),
@@ -467,11 +322,7 @@ fn rtt_extension_is_a_four_byte_singular_u32() {
         (&[6, 5, 0, 0, 0, 1, 0][..], "rtt_us: expected 4 bytes"),
         (&[6, 4, 0, 0, 0, 1, 6, 4, 0, 0, 0, 2][..], "duplicate"),
     ] {
-        assert_eq!(
-            err(&raw(1, 0, b"x", bad)),
-            DecodeError::BadExtension { ty: 6, reason },
-            "{bad:?}"
-        );
+        assert_eq!(err(&raw(1, 0, b"x", bad)), DecodeError::BadExtension { ty: 6, reason }, "{bad:?}");
     }
 }
 

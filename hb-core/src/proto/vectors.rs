@@ -52,12 +52,8 @@ pub(super) struct FrameJson {
     pub rtt_us: Option<u32>,
 }
 
-const KINDS: [(Kind, &str); 4] = [
-    (Kind::Beat, "beat"),
-    (Kind::Ack, "ack"),
-    (Kind::Leave, "leave"),
-    (Kind::Nack, "nack"),
-];
+const KINDS: [(Kind, &str); 4] =
+    [(Kind::Beat, "beat"), (Kind::Ack, "ack"), (Kind::Leave, "leave"), (Kind::Nack, "nack")];
 
 const NACK_REASONS: [(NackReason, &str); 7] = [
     (NackReason::Unknown, "unknown"),
@@ -70,18 +66,12 @@ const NACK_REASONS: [(NackReason, &str); 7] = [
 ];
 
 fn name_of<T: PartialEq + Copy>(table: &[(T, &'static str)], v: T) -> String {
-    table
-        .iter()
-        .find(|(t, _)| *t == v)
-        .map(|(_, n)| n.to_string())
-        .unwrap()
+    table.iter().find(|(t, _)| *t == v).map(|(_, n)| n.to_string()).unwrap()
 }
 
 fn value_of<T: Copy>(table: &[(T, &'static str)], name: &str) -> T {
     let found = table.iter().find(|(_, n)| *n == name);
-    found
-        .map(|(t, _)| *t)
-        .unwrap_or_else(|| panic!("unknown name {name:?}"))
+    found.map(|(t, _)| *t).unwrap_or_else(|| panic!("unknown name {name:?}"))
 }
 
 impl FrameJson {
@@ -118,10 +108,7 @@ impl FrameJson {
             labels: self.labels.clone(),
             traceparent: self.traceparent.clone(),
             load: self.load,
-            nack_reason: self
-                .nack_reason
-                .as_deref()
-                .map(|n| value_of(&NACK_REASONS, n)),
+            nack_reason: self.nack_reason.as_deref().map(|n| value_of(&NACK_REASONS, n)),
             rtt_us: self.rtt_us,
         }
     }
@@ -150,26 +137,15 @@ fn load_all() -> Vec<(PathBuf, Vector)> {
 
 fn check(v: &Vector) {
     let bytes = hex::decode(&v.hex).expect("hex");
-    let key = v
-        .key_hex
-        .as_ref()
-        .map(|k| AuthKey::new(&hex::decode(k).unwrap()).unwrap());
+    let key = v.key_hex.as_ref().map(|k| AuthKey::new(&hex::decode(k).unwrap()).unwrap());
     match (&v.frame, &v.error) {
         (Some(expect), None) => {
             let got = decode(&bytes, key.as_ref()).unwrap_or_else(|e| panic!("decode: {e}"));
-            assert_eq!(
-                &FrameJson::from_frame(&got.to_owned()),
-                expect,
-                "decode direction"
-            );
+            assert_eq!(&FrameJson::from_frame(&got.to_owned()), expect, "decode direction");
             if key.is_some() {
                 // Without a key the tag is skipped, not verified: same fields.
                 let unverified = decode(&bytes, None).unwrap().to_owned();
-                assert_eq!(
-                    &FrameJson::from_frame(&unverified),
-                    expect,
-                    "decode without key"
-                );
+                assert_eq!(&FrameJson::from_frame(&unverified), expect, "decode without key");
             }
             if !v.decode_only {
                 let mut out = Vec::new();
@@ -197,8 +173,5 @@ fn vectors_decode_and_encode_both_ways() {
     }
     let valid = all.iter().filter(|(_, v)| v.frame.is_some()).count();
     let invalid = all.len() - valid;
-    assert!(
-        valid >= 7 && invalid >= 6,
-        "expected the full set, found {valid} valid, {invalid} invalid"
-    );
+    assert!(valid >= 7 && invalid >= 6, "expected the full set, found {valid} valid, {invalid} invalid");
 }

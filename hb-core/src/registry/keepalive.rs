@@ -52,9 +52,7 @@ impl KeepaliveMux {
     pub async fn keepalive(&self, lease: i64, timeout: Duration) -> Result<Answer, String> {
         let (reply, answer) = oneshot::channel();
         let deadline = Instant::now() + timeout;
-        self.tx
-            .send(Request { lease, deadline, reply })
-            .map_err(|_| "keepalive stream closed".to_string())?;
+        self.tx.send(Request { lease, deadline, reply }).map_err(|_| "keepalive stream closed".to_string())?;
         // The task enforces the deadline; this outer bound is a backstop.
         match tokio::time::timeout(timeout + Duration::from_millis(500), answer).await {
             Ok(Ok(result)) => result,

@@ -279,7 +279,9 @@ async fn register(ctx: &Ctx) -> Result<(i64, u64)> {
     };
     ctx.lease.store(lease, Ordering::SeqCst);
     let value = registration_value(ctx, epoch, STATE_UP);
-    let put = tokio::time::timeout(budget, client.put(ctx.key.as_str(), value, Some(PutOptions::new().with_lease(lease)))).await;
+    let put =
+        tokio::time::timeout(budget, client.put(ctx.key.as_str(), value, Some(PutOptions::new().with_lease(lease))))
+            .await;
     match put {
         Ok(Ok(_)) => Ok((lease, epoch)),
         // The granted lease expires by itself; the next attempt grants a fresh one.
@@ -299,7 +301,11 @@ async fn failed(conn: &Connection, what: &str, e: &etcd_client::Error) -> Error 
 }
 
 fn timed_out(conn: &Connection, what: &str, after: Duration) -> Error {
-    Error::Connect { what: "etcd", addr: conn.addr.clone(), detail: format!("{what}: no answer within {} ms", after.as_millis()) }
+    Error::Connect {
+        what: "etcd",
+        addr: conn.addr.clone(),
+        detail: format!("{what}: no answer within {} ms", after.as_millis()),
+    }
 }
 
 fn registration_value(ctx: &Ctx, epoch: u64, state: &str) -> Vec<u8> {

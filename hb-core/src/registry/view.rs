@@ -163,14 +163,17 @@ mod tests {
         let events = v.resync(&listing);
         assert_eq!(
             kinds(&events),
-            vec![
-                ("b".to_string(), State::Left, Reason::Left),
-                ("d".to_string(), State::Joined, Reason::Registered),
-            ]
+            vec![("b".to_string(), State::Left, Reason::Left), ("d".to_string(), State::Joined, Reason::Registered),]
         );
         assert_eq!(v.keys().cloned().collect::<Vec<_>>(), vec!["/p/svc/a", "/p/svc/b", "/p/svc/d"]);
         assert!(v.resync(&listing).is_empty());
         let events = v.resync(&[]);
-        assert_eq!(kinds(&events), vec![("a".to_string(), State::Expired, Reason::LeaseExpired), ("d".to_string(), State::Expired, Reason::LeaseExpired)]);
+        assert_eq!(
+            kinds(&events),
+            vec![
+                ("a".to_string(), State::Expired, Reason::LeaseExpired),
+                ("d".to_string(), State::Expired, Reason::LeaseExpired)
+            ]
+        );
     }
 }

@@ -44,7 +44,14 @@ impl Watcher {
             .ok_or_else(|| Error::config("endpoint", "", "one etcd://host:port[,host:port]/prefix"))?;
         let view = Arc::new(Mutex::new(View::new(prefix)));
         let events = EventHub::new(config.event_capacity);
-        Ok(Watcher { config, events, view, task: Mutex::new(None), started: Mutex::new(false), guard: ProcessGuard::new() })
+        Ok(Watcher {
+            config,
+            events,
+            view,
+            task: Mutex::new(None),
+            started: Mutex::new(false),
+            guard: ProcessGuard::new(),
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -84,7 +91,13 @@ impl Watcher {
         for ev in self.view.lock().resync(&pairs(&listing)) {
             self.events.emit(ev);
         }
-        let state = WatchState { conn, prefix: watch_prefix(&self.config), revision, view: Arc::clone(&self.view), events: Arc::clone(&self.events) };
+        let state = WatchState {
+            conn,
+            prefix: watch_prefix(&self.config),
+            revision,
+            view: Arc::clone(&self.view),
+            events: Arc::clone(&self.events),
+        };
         *self.task.lock() = Some(crate::runtime::handle()?.spawn(state.run()));
         *started = true;
         Ok(())
@@ -149,7 +162,11 @@ async fn list(conn: &Connection, prefix: &str) -> Result<(i64, Vec<Listed>)> {
         .kvs()
         .iter()
         .filter_map(|kv| {
-            Some(Listed { key: kv.key_str().ok()?.to_string(), value: kv.value().to_vec(), mod_revision: kv.mod_revision() })
+            Some(Listed {
+                key: kv.key_str().ok()?.to_string(),
+                value: kv.value().to_vec(),
+                mod_revision: kv.mod_revision(),
+            })
         })
         .collect();
     Ok((revision, listing))
@@ -265,4 +282,3 @@ impl WatchState {
         }
     }
 }
-

@@ -30,7 +30,8 @@ pub fn endpoint(m: &Monitor, scheme: &str) -> String {
 }
 
 pub fn client(endpoint: &str, id: &str, extra: &[(&str, &str)]) -> Client {
-    let mut pairs = vec![("endpoint", endpoint), ("instance_id", id), ("service", "engine-test"), ("interval", "100ms")];
+    let mut pairs =
+        vec![("endpoint", endpoint), ("instance_id", id), ("service", "engine-test"), ("interval", "100ms")];
     pairs.extend_from_slice(extra);
     let c = Client::new(&options(&pairs)).unwrap();
     c.start().unwrap();

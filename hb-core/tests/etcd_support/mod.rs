@@ -26,9 +26,7 @@ pub fn etcd_installed() -> bool {
 }
 
 fn which(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).exists()))
-        .unwrap_or(false)
+    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(name).exists())).unwrap_or(false)
 }
 
 pub struct Etcd {
@@ -72,7 +70,8 @@ impl Etcd {
     }
 
     pub fn kill(&mut self) {
-        let status = Command::new("python3").arg(harness()).args(["stop", &self.pid.to_string(), "--kill"]).status().unwrap();
+        let status =
+            Command::new("python3").arg(harness()).args(["stop", &self.pid.to_string(), "--kill"]).status().unwrap();
         assert!(status.success());
     }
 
@@ -182,7 +181,12 @@ pub fn drain(hub: &hb_core::EventHub) -> Vec<hb_core::Event> {
 }
 
 /// Waits for an event matching `pred` on `hub`, returning it (and dropping earlier ones).
-pub fn wait_event(hub: &hb_core::EventHub, timeout: Duration, what: &str, pred: impl Fn(&hb_core::Event) -> bool) -> hb_core::Event {
+pub fn wait_event(
+    hub: &hb_core::EventHub,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(&hb_core::Event) -> bool,
+) -> hb_core::Event {
     let deadline = Instant::now() + timeout;
     let mut seen = Vec::new();
     loop {
