@@ -12,14 +12,9 @@ fn round_trip(bytes: &[u8], key: Option<&AuthKey>) {
     let owned = frame.to_owned();
     let mut again = Vec::new();
     encode(&owned, key, &mut again).expect("a decoded frame re-encodes");
-    let back = decode(&again, key)
-        .expect("a re-encoded frame decodes")
-        .to_owned();
+    let back = decode(&again, key).expect("a re-encoded frame decodes").to_owned();
     // encode sets AUTH iff a key is given, so compare everything else.
-    let normalize = |f: Frame| Frame {
-        flags: f.flags.without(Flags::AUTH),
-        ..f
-    };
+    let normalize = |f: Frame| Frame { flags: f.flags.without(Flags::AUTH), ..f };
     assert_eq!(normalize(back), normalize(owned));
 }
 
