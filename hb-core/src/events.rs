@@ -256,9 +256,13 @@ impl EventHub {
                 "events are delivered to a callback on this handle; next_event is not available".into(),
             ));
         }
-        let got = match timeout {
-            Some(t) => self.rx.recv_timeout(t),
-            None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        // A ready event (or a poll with no wait) needs no timed wait: crossbeam's
+        // recv_timeout spins and yields before looking at its deadline.
+        let got = match (self.rx.try_recv(), timeout) {
+            (Ok(slot), _) => Ok(slot),
+            (Err(_), Some(t)) if t.is_zero() => Err(RecvTimeoutError::Timeout),
+            (Err(_), Some(t)) => self.rx.recv_timeout(t),
+            (Err(_), None) => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match got {
             Ok(Slot::Event(ev)) => Ok(Some(ev)),
