@@ -147,6 +147,26 @@ func WithOption(key, value string) Option {
 	return func(s *settings) { s.addString(key, value) }
 }
 
+// WithEtcdTLS connects to etcd over TLS: caFile verifies the server; certFile and keyFile
+// (both or neither) authenticate this client. Paths to PEM files; "" leaves one unset.
+func WithEtcdTLS(caFile, certFile, keyFile string) Option {
+	return func(s *settings) {
+		for _, kv := range [][2]string{{"etcd_ca_file", caFile}, {"etcd_cert_file", certFile}, {"etcd_key_file", keyFile}} {
+			if kv[1] != "" {
+				s.addString(kv[0], kv[1])
+			}
+		}
+	}
+}
+
+// WithEtcdAuth logs in to etcd with a username and password.
+func WithEtcdAuth(username, password string) Option {
+	return func(s *settings) {
+		s.addString("etcd_username", username)
+		s.addString("etcd_password", password)
+	}
+}
+
 // WithEventBuffer sets the capacity of the Events() channel (default 1024). When the
 // channel is full, new events are dropped for it and counted (Stats().EventsDropped);
 // OnEvent callbacks still see every event.

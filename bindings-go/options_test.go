@@ -95,3 +95,17 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("Version() = %q, want x.y.z", v)
 	}
 }
+
+func TestEtcdSecurityOptionsAreCheckedTogether(t *testing.T) {
+	c := NewClient(WithEndpoint("etcd://127.0.0.1:9/services"), WithService("api"),
+		WithEtcdTLS("", "/tmp/client.pem", ""))
+	err := c.Start()
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "etcd_cert_file and etcd_key_file set together") {
+		t.Fatalf("Start with a certificate and no key = %v, want ErrConfig naming both", err)
+	}
+	w := NewWatcher("etcd://127.0.0.1:9/services", WithEtcdAuth("root", ""))
+	if err := w.Start(); err == nil {
+		_ = w.Stop()
+		t.Fatal("Watcher with an empty password against a closed port started")
+	}
+}

@@ -35,6 +35,8 @@ UDP = "udp://127.0.0.1:9"
         (lambda: Monitor("udp://127.0.0.1:7946", max_peers=0), "max_peers"),
         (lambda: Monitor("udp://127.0.0.1:7946", metrics_addr="nope"), "metrics_addr"),
         (lambda: Watcher("udp://127.0.0.1:9"), "endpoint"),
+        (lambda: Client("etcd://127.0.0.1:2379/p", service="api", etcd_cert_file="/c.pem"), "etcd_cert_file"),
+        (lambda: Watcher("etcd://127.0.0.1:2379/p", etcd_username="root"), "etcd_username"),
     ],
 )
 def test_bad_values_name_the_argument(make: Callable[[], Any], field: str) -> None:
@@ -65,6 +67,7 @@ def test_secrets_never_show_in_errors() -> None:
         lambda: Client(UDP, service="api", auth_key=12345),  # type: ignore[arg-type]
         lambda: Monitor("udp://127.0.0.1:7946", max_peers="10"),  # type: ignore[arg-type]
         lambda: Monitor("udp://127.0.0.1:7946", max_peers=1.5),  # type: ignore[arg-type]
+        lambda: Client("etcd://127.0.0.1:2379/p", service="api", etcd_ca_file=42),  # type: ignore[arg-type]
     ],
 )
 def test_wrong_types_are_type_errors(make: Callable[[], Any]) -> None:

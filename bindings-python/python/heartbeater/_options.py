@@ -8,6 +8,7 @@ whose ``ConfigError`` names the argument and the accepted form. An argument left
 from __future__ import annotations
 
 import math
+import os
 from typing import Mapping, Optional, Sequence, Tuple, Union
 
 Seconds = Union[int, float]
@@ -91,6 +92,30 @@ def labels(value: Optional[Mapping[str, str]]) -> Optional[dict[str, str]]:
             raise TypeError(f"labels must map str to str, got {k!r}: {_type_name(v)}")
         out[k] = v
     return out
+
+
+def path(pairs: Pairs, name: str, value: "Union[str, os.PathLike[str], None]") -> None:
+    if value is None:
+        return
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike, got {_type_name(value)}")
+    pairs.append((name, os.fspath(value)))
+
+
+def etcd_security(
+    pairs: Pairs,
+    ca_file: "Union[str, os.PathLike[str], None]",
+    cert_file: "Union[str, os.PathLike[str], None]",
+    key_file: "Union[str, os.PathLike[str], None]",
+    username: Optional[str],
+    password: Optional[str],
+) -> None:
+    """TLS to etcd (CA; client certificate and key) and etcd credentials."""
+    path(pairs, "etcd_ca_file", ca_file)
+    path(pairs, "etcd_cert_file", cert_file)
+    path(pairs, "etcd_key_file", key_file)
+    text(pairs, "etcd_username", username)
+    text(pairs, "etcd_password", password)
 
 
 def secret(name: str, value: Union[str, bytes, None]) -> Optional[bytes]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from typing import Mapping, Optional, Sequence, Union
 
 from . import _heartbeater, _options
@@ -40,6 +42,11 @@ class Client(Handle):
         detector: Optional[str] = None,
         connect_timeout: Optional[Seconds] = None,
         traceparent: Optional[str] = None,
+        etcd_ca_file: Union[str, "os.PathLike[str]", None] = None,
+        etcd_cert_file: Union[str, "os.PathLike[str]", None] = None,
+        etcd_key_file: Union[str, "os.PathLike[str]", None] = None,
+        etcd_username: Optional[str] = None,
+        etcd_password: Optional[str] = None,
     ) -> None:
         super().__init__()
         pairs: _options.Pairs = []
@@ -53,6 +60,7 @@ class Client(Handle):
         _options.text(pairs, "detector", detector)
         _options.seconds(pairs, "connect_timeout", connect_timeout)
         _options.text(pairs, "traceparent", traceparent)
+        _options.etcd_security(pairs, etcd_ca_file, etcd_cert_file, etcd_key_file, etcd_username, etcd_password)
         self._native: _heartbeater.Client = _heartbeater.Client(
             pairs, _options.labels(labels), _options.secret("auth_key", auth_key)
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from typing import Optional, Sequence, Union
 
 from . import _heartbeater, _options
@@ -68,8 +70,9 @@ class Monitor(Handle):
 
 class Watcher(Handle):
     """Follows the registrations under an etcd prefix (``etcd://host:port[,host:port]/prefix``):
-    ``joined``, ``updated``, ``expired``, ``left`` events and ``peers()``. etcd TLS and
-    credentials come from the ``HEARTBEATER_ETCD_*`` environment variables."""
+    ``joined``, ``updated``, ``expired``, ``left`` events and ``peers()``. ``etcd_ca_file``,
+    ``etcd_cert_file``/``etcd_key_file`` and ``etcd_username``/``etcd_password`` set TLS and
+    credentials, as for :class:`Client`."""
 
     def __init__(
         self,
@@ -77,12 +80,18 @@ class Watcher(Handle):
         *,
         connect_timeout: Optional[Seconds] = None,
         event_capacity: Optional[int] = None,
+        etcd_ca_file: Union[str, "os.PathLike[str]", None] = None,
+        etcd_cert_file: Union[str, "os.PathLike[str]", None] = None,
+        etcd_key_file: Union[str, "os.PathLike[str]", None] = None,
+        etcd_username: Optional[str] = None,
+        etcd_password: Optional[str] = None,
     ) -> None:
         super().__init__()
         pairs: _options.Pairs = []
         _options.endpoint(pairs, "endpoint", endpoint)
         _options.seconds(pairs, "connect_timeout", connect_timeout)
         _options.count(pairs, "event_capacity", event_capacity)
+        _options.etcd_security(pairs, etcd_ca_file, etcd_cert_file, etcd_key_file, etcd_username, etcd_password)
         self._native: _heartbeater.Watcher = _heartbeater.Watcher(pairs)
 
     def __repr__(self) -> str:
