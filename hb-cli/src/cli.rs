@@ -150,6 +150,8 @@ pub enum BenchCommand {
     Detection(DetectionArgs),
     #[command(hide = true)]
     FootprintChild(FootprintChildArgs),
+    #[command(hide = true)]
+    IngestChild(IngestChildArgs),
     /// Hostile traffic: random datagrams, frames with a bad tag, replayed frames
     #[command(hide = true)]
     Flood(FloodArgs),
@@ -171,6 +173,15 @@ pub struct IngestArgs {
     pub ack: bool,
     #[arg(long, value_name = "FILE")]
     pub json: Option<String>,
+}
+
+/// One peer count's bytes/peer, measured by `bench ingest` in a fresh process.
+#[derive(Args, Debug)]
+pub struct IngestChildArgs {
+    #[arg(long)]
+    pub peers: usize,
+    #[arg(long)]
+    pub ack: bool,
 }
 
 #[derive(Args, Debug)]

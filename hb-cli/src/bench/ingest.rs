@@ -8,6 +8,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,8 +16,8 @@ use std::time::{Duration, Instant};
 use hb_core::proto::{encode, Flags, Frame};
 use hb_core::{Monitor, Options};
 
-use crate::cli::IngestArgs;
-use crate::fail::{runtime, set, CmdResult};
+use crate::cli::{IngestArgs, IngestChildArgs};
+use crate::fail::{runtime, set, usage, CmdResult};
 use crate::procstat;
 
 const BATCH: usize = 64;
@@ -241,7 +242,8 @@ pub fn run(a: IngestArgs) -> CmdResult {
     let step_len = crate::impair::duration("duration", &a.duration)?;
     let mut results = Vec::new();
     for &peers in &peer_counts {
-        results.push(run_one(peers as usize, &rates, step_len, a.ack)?);
+        let bytes_per_peer = bytes_per_peer_in_child(peers as usize, a.ack)?;
+        results.push(run_one(peers as usize, bytes_per_peer, &rates, step_len, a.ack)?);
     }
     println!();
     println!(
@@ -303,9 +305,8 @@ struct PeerResult {
     raw: Vec<Step>,
 }
 
-fn run_one(peers: usize, rates: &[u64], step_len: Duration, ack: bool) -> CmdResult<PeerResult> {
-    eprintln!("bench ingest: {peers} peers");
-    let mut frames = Frames::new(peers, ack)?;
+/// A started Monitor with room for `peers`, and a load-generator socket connected to it.
+fn start_monitor(peers: usize) -> CmdResult<(Monitor, UdpSocket)> {
     let mut o = Options::new();
     set(&mut o, "listen", "udp://127.0.0.1:0")?;
     set(&mut o, "max_peers", &(peers * 2).to_string())?;
@@ -313,31 +314,92 @@ fn run_one(peers: usize, rates: &[u64], step_len: Duration, ack: bool) -> CmdRes
     monitor.start()?;
     let target =
         monitor.local_addrs().into_iter().map(|(_, a)| a).next().ok_or_else(|| runtime("monitor bound no address"))?;
-    let raw = RawReceiver::start()?;
     let gen = UdpSocket::bind("127.0.0.1:0").map_err(|e| runtime(e.to_string()))?;
-    let raw_gen = UdpSocket::bind("127.0.0.1:0").map_err(|e| runtime(e.to_string()))?;
     gen.connect(target).map_err(|e| runtime(e.to_string()))?;
-    raw_gen.connect(raw.addr).map_err(|e| runtime(e.to_string()))?;
+    Ok((monitor, gen))
+}
 
-    // Populate: every peer beats once, slowly enough not to lose any; memory is measured
-    // around it (frames already allocated, so only the monitor's table grows).
-    let rss0 = procstat::rss_bytes(None).unwrap_or(0);
-    let before = monitor_received();
+/// Every peer beats once, slowly enough not to lose any; then waits (at most 10 s) until
+/// the monitor tracks them all. Returns the cursor to carry on from.
+fn populate(monitor: &Monitor, gen: &UdpSocket, frames: &mut Frames) -> CmdResult<(usize, u32)> {
+    let peers = frames.count;
     let mut cursor = (0usize, 1u32);
     let populate_rate = 100_000u64;
     let populate_for = Duration::from_secs_f64(peers as f64 / populate_rate as f64);
-    generate(&gen, &mut frames, populate_rate, populate_for, &mut cursor);
-    // Make sure every peer was sent once, then wait for the monitor to see them all.
+    generate(gen, frames, populate_rate, populate_for, &mut cursor);
     while cursor.1 == 1 {
-        generate(&gen, &mut frames, populate_rate, Duration::from_millis(10), &mut cursor);
+        generate(gen, frames, populate_rate, Duration::from_millis(10), &mut cursor);
     }
-    let seen = settle(&|| monitor_received()) - before;
-    let rss1 = procstat::rss_bytes(None).unwrap_or(0);
+    let tracked = || {
+        let s = monitor.stats();
+        s.alive + s.suspect + s.dead + s.left
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tracked() < peers {
+        if Instant::now() > deadline {
+            return Err(runtime(format!("monitor tracks {} of {peers} peers after populating", tracked())));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The last batch ran into the second round: let those beats land before any step counts.
+    settle(&monitor_received);
+    Ok(cursor)
+}
+
+/// Bytes per tracked peer, measured in a fresh process (`bench ingest-child`): in this
+/// process the allocator would reuse memory freed by an earlier, smaller step's monitor.
+fn bytes_per_peer_in_child(peers: usize, ack: bool) -> CmdResult<f64> {
+    let exe = std::env::current_exe().map_err(|e| runtime(format!("own executable: {e}")))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["bench", "ingest-child", "--peers", &peers.to_string()]);
+    if ack {
+        cmd.arg("--ack");
+    }
+    let out = cmd.stderr(Stdio::inherit()).output().map_err(|e| runtime(format!("spawn ingest child: {e}")))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let parsed: Option<f64> =
+        serde_json::from_str::<serde_json::Value>(text.trim()).ok().and_then(|v| v["bytes_per_peer"].as_f64());
+    match parsed {
+        Some(b) if out.status.success() => Ok(b),
+        _ => Err(runtime(format!("ingest child with {peers} peers failed ({}): {text}", out.status))),
+    }
+}
+
+/// `bench ingest-child --peers N`: RSS growth of this fresh process while a Monitor takes
+/// in the first beat of N peers, divided by N; one JSON line on stdout.
+pub fn child(a: IngestChildArgs) -> CmdResult {
+    let peers = a.peers;
+    if peers == 0 {
+        return Err(usage("--peers must be at least 1"));
+    }
+    // Frames and the monitor exist before the first reading: only the peer table grows.
+    let mut frames = Frames::new(peers, a.ack)?;
+    let (monitor, gen) = start_monitor(peers)?;
+    let rss0 = procstat::rss_bytes(None).ok_or_else(|| runtime("cannot read own RSS"))?;
+    populate(&monitor, &gen, &mut frames)?;
+    let rss1 = procstat::rss_bytes(None).ok_or_else(|| runtime("cannot read own RSS"))?;
     let bytes_per_peer = rss1.saturating_sub(rss0) as f64 / peers as f64;
     eprintln!(
-        "  populated: monitor received {seen} first beats; RSS +{:.1} MB → {bytes_per_peer:.0} B/peer",
-        (rss1 - rss0) as f64 / 1e6
+        "  {peers} peers, fresh process: RSS +{:.1} MB → {bytes_per_peer:.0} B/peer",
+        rss1.saturating_sub(rss0) as f64 / 1e6
     );
+    monitor.stop()?;
+    println!(
+        "{}",
+        serde_json::json!({ "peers": peers, "rss_growth_bytes": rss1.saturating_sub(rss0), "bytes_per_peer": bytes_per_peer })
+    );
+    Ok(0)
+}
+
+fn run_one(peers: usize, bytes_per_peer: f64, rates: &[u64], step_len: Duration, ack: bool) -> CmdResult<PeerResult> {
+    eprintln!("bench ingest: {peers} peers");
+    let mut frames = Frames::new(peers, ack)?;
+    let (monitor, gen) = start_monitor(peers)?;
+    let raw = RawReceiver::start()?;
+    let raw_gen = UdpSocket::bind("127.0.0.1:0").map_err(|e| runtime(e.to_string()))?;
+    raw_gen.connect(raw.addr).map_err(|e| runtime(e.to_string()))?;
+    // Every peer is tracked before the throughput steps start.
+    let mut cursor = populate(&monitor, &gen, &mut frames)?;
 
     let mut mon_steps = Vec::new();
     let mut raw_steps = Vec::new();
