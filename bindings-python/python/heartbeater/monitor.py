@@ -3,18 +3,46 @@
 from __future__ import annotations
 
 import os
-
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Protocol, Sequence, Union
 
 from . import _heartbeater, _options
-from ._handle import Handle
+from ._handle import Handle, _NativeEvents
 from ._options import Seconds
 from ._types import Peer
 
 __all__ = ["Monitor", "Watcher"]
 
 
-class Monitor(Handle):
+class _NativePeerView(_NativeEvents, Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def peers(self) -> list[dict[str, Any]]: ...
+
+
+class _PeerView(Handle):
+    """What Monitor and Watcher share: a view of many peers that starts, stops and snapshots."""
+
+    _native: _NativePeerView
+
+    def start(self) -> None:
+        """Starts watching (GIL released meanwhile); an error names what failed."""
+        self._native.start()
+        self._started()
+
+    def stop(self) -> None:
+        """Stops; no callback runs after it returns. Idempotent."""
+        self._native.stop()
+        self._stopped()
+
+    def _stop_at_exit(self) -> None:
+        self._native.stop()
+
+    def peers(self) -> list[Peer]:
+        """A snapshot of every peer known now."""
+        return [Peer._from_native(p) for p in self._native.peers()]
+
+
+class Monitor(_PeerView):
     """Listens on ``udp://host:port`` and/or ``tcp://host:port`` (port 0 picks a free one;
     see ``local_addrs``) and reports every peer's transitions: ``alive``, ``suspect``,
     ``dead`` (nothing heard within the detector's bound), ``left`` (a graceful goodbye).
@@ -45,34 +73,18 @@ class Monitor(Handle):
     def __repr__(self) -> str:
         return "<heartbeater.Monitor>"
 
-    def start(self) -> None:
-        """Binds every listen address and starts tracking."""
-        self._native.start()
-        self._started()
-
-    def stop(self) -> None:
-        """Stops listening; no callback runs after it returns. Idempotent."""
-        self._native.stop()
-        self._stopped()
-
-    def _stop_at_exit(self) -> None:
-        self._native.stop()
-
     @property
     def local_addrs(self) -> list[str]:
         """The bound addresses as ``udp://ip:port`` / ``tcp://ip:port``."""
         return [name if "://" in name else f"{name}://{addr}" for name, addr in self._native.local_addrs()]
 
-    def peers(self) -> list[Peer]:
-        """A snapshot of every tracked peer."""
-        return [Peer._from_native(p) for p in self._native.peers()]
 
-
-class Watcher(Handle):
+class Watcher(_PeerView):
     """Follows the registrations under an etcd prefix (``etcd://host:port[,host:port]/prefix``):
     ``joined``, ``updated``, ``expired``, ``left`` events and ``peers()``. ``etcd_ca_file``,
     ``etcd_cert_file``/``etcd_key_file`` and ``etcd_username``/``etcd_password`` set TLS and
-    credentials, as for :class:`Client`."""
+    credentials, as for :class:`Client`. ``start()`` lists the prefix, then watches from that
+    revision."""
 
     def __init__(
         self,
@@ -96,18 +108,3 @@ class Watcher(Handle):
 
     def __repr__(self) -> str:
         return "<heartbeater.Watcher>"
-
-    def start(self) -> None:
-        """Lists the prefix, then watches from that revision (GIL released meanwhile)."""
-        self._native.start()
-        self._started()
-
-    def stop(self) -> None:
-        self._native.stop()
-        self._stopped()
-
-    def _stop_at_exit(self) -> None:
-        self._native.stop()
-
-    def peers(self) -> list[Peer]:
-        return [Peer._from_native(p) for p in self._native.peers()]
