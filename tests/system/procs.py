@@ -98,9 +98,12 @@ class MonitorProc(Proc):
             m = self.stderr_match(r"metrics on (http://\S+)")
             self.metrics_url = m.group(1)
 
-    def events(self, peers=None, since_ms=0):
+    def events(self, peers=None, since_ms=0, after_line=0):
+        """Parsed events of `peers` stamped at or after `since_ms`, among the lines printed
+        after the first `after_line` (a mark from `wait_all`: exact where a timestamp
+        cannot be, since an event and the test's clock read can share a millisecond)."""
         out = []
-        for _, line in self.stdout:
+        for _, line in self.stdout[after_line:]:
             ev = json.loads(line)
             if ev["at_unix_ms"] >= since_ms and (peers is None or ev["peer"] in peers):
                 out.append(ev)
@@ -115,8 +118,11 @@ class MonitorProc(Proc):
         return state
 
     def wait_all(self, peers, state, timeout):
-        return self.wait_for(lambda: all(self.states().get(p) == state for p in peers), timeout,
-                             f"{len(peers)} peers {state}")
+        """Waits until every peer's latest state is `state`; returns the number of output
+        lines at that moment, so later checks can look at exactly what came after."""
+        mark = self.wait_for(lambda: all(self.states().get(p) == state for p in peers) and [len(self.stdout)],
+                             timeout, f"{len(peers)} peers {state}")
+        return mark[0]
 
     def metrics(self):
         with urllib.request.urlopen(self.metrics_url, timeout=5) as r:

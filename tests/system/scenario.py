@@ -20,13 +20,13 @@ def start_beats(bin_path, monitor, procs, *extra):
         p = beat(bin_path, f"udp://{monitor.udp_addr}", peer_id, "--interval", "200ms", *extra)
         procs.append(p)
         beats[peer_id] = p
-    monitor.wait_all(ids, "alive", timeout=15)
-    return ids, beats
+    all_alive = monitor.wait_all(ids, "alive", timeout=15)
+    return ids, beats, all_alive
 
 
-def kill_and_check(monitor, ids, beats, during=None):
-    """Runs the kills (and `during()` right after them, e.g. a flood); checks the bounds."""
-    all_alive_ms = now_ms()
+def kill_and_check(monitor, ids, beats, all_alive, during=None):
+    """Runs the kills (and `during()` right after them, e.g. a flood); checks the bounds.
+    `all_alive` is the output mark from `start_beats`: every event printed after it counts."""
     killed, termed = ids[:5], ids[5]
     untouched = ids[6:]
     assert len(untouched) == 14
@@ -45,20 +45,20 @@ def kill_and_check(monitor, ids, beats, during=None):
     assert beats[termed].popen.wait(5) == 0, "beat must exit 0 after SIGTERM"
 
     for peer_id in killed:
-        dead = [e for e in monitor.events([peer_id], all_alive_ms) if e["to"] == "dead"]
+        dead = [e for e in monitor.events([peer_id], after_line=all_alive) if e["to"] == "dead"]
         assert len(dead) == 1, (peer_id, dead)
         took = dead[0]["at_unix_ms"] - kill_ms[peer_id]
         assert took <= DEAD_WITHIN_MS, f"{peer_id} reported dead {took} ms after SIGKILL"
         assert dead[0]["reason"] == "timeout"
 
-    left = [e for e in monitor.events([termed], all_alive_ms) if e["to"] == "left"]
+    left = [e for e in monitor.events([termed], after_line=all_alive) if e["to"] == "left"]
     assert len(left) == 1 and left[0]["reason"] == "left", left
     took = left[0]["at_unix_ms"] - term_ms
     assert took <= LEFT_WITHIN_MS, f"{termed} reported left {took} ms after SIGTERM"
-    assert not [e for e in monitor.events([termed], all_alive_ms) if e["to"] == "dead"]
+    assert not [e for e in monitor.events([termed], after_line=all_alive) if e["to"] == "dead"]
 
     # Give a false conviction time to show up: well past the 2 s bound.
     time.sleep(3)
-    noise = monitor.events(set(untouched), all_alive_ms)
+    noise = monitor.events(set(untouched), after_line=all_alive)
     assert noise == [], f"untouched peers had transitions: {noise}"
     return untouched

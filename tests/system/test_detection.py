@@ -36,9 +36,7 @@ def test_detection_through_relay(heartbeater_bin, procs):
     for peer_id in ids:
         beats[peer_id] = beat(heartbeater_bin, relay_addr, peer_id, "--interval", "1s")
         procs.append(beats[peer_id])
-    for m in monitors.values():
-        m.wait_all(ids, "alive", timeout=30)
-    start_ms = now_ms()
+    marks = {name: m.wait_all(ids, "alive", timeout=30) for name, m in monitors.items()}
     t0 = time.monotonic()
 
     rng = random.Random(4)
@@ -56,7 +54,7 @@ def test_detection_through_relay(heartbeater_bin, procs):
     for name, m in monitors.items():
         detection, false_dead, suspicions = [], [], 0
         for peer_id in ids:
-            evs = [e for e in m.events([peer_id], start_ms) if e["at_unix_ms"] <= end_ms]
+            evs = [e for e in m.events([peer_id], after_line=marks[name]) if e["at_unix_ms"] <= end_ms]
             up_until = kill_ms.get(peer_id, end_ms)
             false_dead += [e for e in evs if e["to"] == "dead" and e["at_unix_ms"] < up_until]
             suspicions += sum(1 for e in evs if e["to"] == "suspect" and e["at_unix_ms"] < up_until)

@@ -15,13 +15,13 @@ def test_flood_is_rejected_and_counted(heartbeater_bin, procs, tmp_path):
     key.write_bytes(b"0123456789abcdef0123456789abcdef\n")
     monitor = MonitorProc(heartbeater_bin, "--auth-key-file", str(key), "--metrics-addr", "127.0.0.1:0")
     procs.append(monitor)
-    ids, beats = start_beats(heartbeater_bin, monitor, procs, "--auth-key-file", str(key))
+    ids, beats, all_alive = start_beats(heartbeater_bin, monitor, procs, "--auth-key-file", str(key))
 
     flood = subprocess.Popen([heartbeater_bin, "bench", "flood", "--target", f"udp://{monitor.udp_addr}",
                               "--random", str(RANDOM), "--bad-tag", str(BAD_TAG), "--replay", str(REPLAY),
                               "--auth-key-file", str(key)])
     try:
-        kill_and_check(monitor, ids, beats)
+        kill_and_check(monitor, ids, beats, all_alive)
         assert flood.wait(60) == 0
     finally:
         if flood.poll() is None:
