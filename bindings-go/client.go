@@ -81,7 +81,8 @@ func (c *Client) State() State {
 
 // Events returns the channel of the client's own health events (healthy, degraded,
 // lost, reregistered ...). It is closed after Stop. A full channel drops new events
-// (counted in Stats); OnEvent callbacks still see them.
+// (counted in Stats); OnEvent callbacks still see them. Events from before the first call
+// wait in it (up to WithEventBuffer).
 func (c *Client) Events() <-chan Event { return c.l.f.events() }
 
 // OnEvent registers fn for every later event, called on one goroutine per client, in

@@ -13,13 +13,15 @@ import (
 // fanout is one handle's Go-side event consumers: OnEvent callbacks and the Events()
 // channel. It lives as long as the handle.
 type fanout struct {
-	logger  *slog.Logger
-	bufSize int
+	logger *slog.Logger
 
 	mu        sync.Mutex
 	callbacks []func(Event)
-	out       chan Event // made on the first Events() call
-	closed    bool       // out is (or will be made) closed
+	// out exists from the start, so events that come before the first Events() call wait
+	// there instead of being lost (a program may start its monitor, then subscribe).
+	out        chan Event
+	subscribed bool // Events() was called: from then on a full channel counts as a drop
+	closed     bool
 
 	dropped atomic.Uint64
 	panics  atomic.Uint64
@@ -30,18 +32,13 @@ func newFanout(s *settings) *fanout {
 	if l == nil {
 		l = slog.Default()
 	}
-	return &fanout{logger: l, bufSize: s.eventBuffer}
+	return &fanout{logger: l, out: make(chan Event, s.eventBuffer)}
 }
 
 func (f *fanout) events() <-chan Event {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.out == nil {
-		f.out = make(chan Event, f.bufSize)
-		if f.closed {
-			close(f.out)
-		}
-	}
+	f.subscribed = true
+	f.mu.Unlock()
 	return f.out
 }
 
@@ -62,22 +59,23 @@ func (f *fanout) closeOut() {
 		return
 	}
 	f.closed = true
-	if f.out != nil {
-		close(f.out)
-	}
+	close(f.out)
 }
 
 func (f *fanout) deliver(ev Event) {
 	f.mu.Lock()
-	callbacks, out := f.callbacks, f.out
+	callbacks, subscribed := f.callbacks, f.subscribed
 	f.mu.Unlock()
 	for _, fn := range callbacks {
 		f.call(fn, ev)
 	}
-	if out != nil {
-		select {
-		case out <- ev:
-		default: // nobody reads fast enough: drop for the channel, never block the pump
+	select {
+	case f.out <- ev:
+	default:
+		// Full: drop for the channel, never block the pump. Before any Events() call the
+		// channel is only a waiting room (a callback-only program never reads it), so
+		// that is not counted as a loss.
+		if subscribed {
 			f.dropped.Add(1)
 		}
 	}

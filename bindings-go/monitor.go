@@ -50,7 +50,8 @@ func (m *Monitor) Shutdown(ctx context.Context) error {
 	return m.l.stop(timeoutFrom(ctx, m.l.s.stopTimeout))
 }
 
-// Events returns the channel of peer transitions; closed after Stop.
+// Events returns the channel of peer transitions; closed after Stop. Transitions from
+// before the first call wait in it (up to WithEventBuffer).
 func (m *Monitor) Events() <-chan Event { return m.l.f.events() }
 
 // OnEvent registers fn for every later event (one goroutine per monitor, in order;

@@ -21,6 +21,46 @@ func fastClient(addr, id string) *Client {
 	)
 }
 
+// A program may start its monitor and subscribe a moment later: the transitions in
+// between wait in the channel instead of being lost.
+func TestEventsBeforeFirstEventsCallAreKept(t *testing.T) {
+	m, addr := startMonitor(t)
+	c := fastClient(addr, "early")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for !peerIs(t, m, "early", StateAlive) {
+		if time.Now().After(deadline) {
+			t.Fatal("early client not alive in Peers() within 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the event's hop to Go is asynchronous
+	ev := waitEvent(t, m.Events(), 5*time.Second, "early alive, emitted before Events()", peerBecomes("early", StateAlive))
+	if ev.Reason != ReasonRegistered {
+		t.Errorf("reason = %q, want %q", ev.Reason, ReasonRegistered)
+	}
+	if s := m.Stats(); s.EventsDropped != 0 {
+		t.Errorf("Stats() = %+v, want nothing dropped", s)
+	}
+}
+
+func peerIs(t *testing.T, m *Monitor, id string, state State) bool {
+	t.Helper()
+	peers, err := m.Peers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range peers {
+		if p.ID == id && p.State == state {
+			return true
+		}
+	}
+	return false
+}
+
 func TestMonitorSeesGoClientsAliveThenLeft(t *testing.T) {
 	m, addr := startMonitor(t)
 	events := m.Events()

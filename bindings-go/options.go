@@ -167,9 +167,10 @@ func WithEtcdAuth(username, password string) Option {
 	}
 }
 
-// WithEventBuffer sets the capacity of the Events() channel (default 1024). When the
-// channel is full, new events are dropped for it and counted (Stats().EventsDropped);
-// OnEvent callbacks still see every event.
+// WithEventBuffer sets the capacity of the Events() channel (default 1024). Events wait
+// there from Start on, also before the first Events() call. When the channel is full, new
+// events are dropped for it, and counted (Stats().EventsDropped) once Events() has been
+// called; OnEvent callbacks still see every event.
 func WithEventBuffer(n int) Option {
 	return func(s *settings) {
 		if n < 1 {

@@ -50,7 +50,8 @@ func (w *Watcher) Shutdown(ctx context.Context) error {
 	return w.l.stop(timeoutFrom(ctx, w.l.s.stopTimeout))
 }
 
-// Events returns the channel of registration transitions; closed after Stop.
+// Events returns the channel of registration transitions; closed after Stop. Transitions
+// from before the first call wait in it (up to WithEventBuffer).
 func (w *Watcher) Events() <-chan Event { return w.l.f.events() }
 
 // OnEvent registers fn for every later event.
