@@ -34,10 +34,15 @@ struct Frames {
 
 impl Frames {
     fn new(peers: usize, ack: bool) -> CmdResult<Frames> {
+        Frames::named("bench", peers, ack)
+    }
+
+    /// `peers` frames with ids `<prefix>-0000000` …
+    fn named(prefix: &str, peers: usize, ack: bool) -> CmdResult<Frames> {
         let mut bytes = Vec::new();
         let mut len = 0;
         for i in 0..peers {
-            let mut f = Frame::beat(format!("bench-{i:07}"));
+            let mut f = Frame::beat(format!("{prefix}-{i:07}"));
             f.seq = 1;
             f.incarnation = 1;
             f.interval_ms = 1000;
@@ -242,8 +247,8 @@ pub fn run(a: IngestArgs) -> CmdResult {
     let step_len = crate::impair::duration("duration", &a.duration)?;
     let mut results = Vec::new();
     for &peers in &peer_counts {
-        let bytes_per_peer = bytes_per_peer_in_child(peers as usize, a.ack)?;
-        results.push(run_one(peers as usize, bytes_per_peer, &rates, step_len, a.ack)?);
+        let memory = bytes_per_peer_in_child(peers as usize, a.ack)?;
+        results.push(run_one(peers as usize, memory, &rates, step_len, a.ack)?);
     }
     println!();
     println!(
@@ -268,25 +273,37 @@ pub fn run(a: IngestArgs) -> CmdResult {
     }
     println!();
     println!(
-        "{:>8} {:>22} {:>22} {:>8} {:>14}",
-        "peers", "monitor sustained hb/s", "raw sustained recv/s", "ratio", "bytes/peer"
+        "{:>8} {:>22} {:>22} {:>8} {:>11} {:>14}",
+        "peers", "monitor sustained hb/s", "raw sustained recv/s", "ratio", "bytes/peer", "all-in B/peer"
     );
     let mut json = Vec::new();
     for r in &results {
         let m = sustained(&r.monitor);
         let raw = sustained(&r.raw);
-        println!("{:>8} {:>22.0} {:>22.0} {:>8.2} {:>14.0}", r.peers, m, raw, m / raw.max(1.0), r.bytes_per_peer);
+        let (per_peer, all_in) = r.memory;
+        println!(
+            "{:>8} {:>22.0} {:>22.0} {:>8.2} {:>11.0} {:>14.0}",
+            r.peers,
+            m,
+            raw,
+            m / raw.max(1.0),
+            per_peer,
+            all_in
+        );
         json.push(serde_json::json!({
             "peers": r.peers,
             "monitor_sustained_per_s": m,
             "raw_sustained_per_s": raw,
             "ratio": m / raw.max(1.0),
-            "bytes_per_peer": r.bytes_per_peer,
+            "bytes_per_peer": per_peer,
+            "all_in_bytes_per_peer": all_in,
             "monitor_steps": r.monitor.iter().map(Step::json).collect::<Vec<_>>(),
             "raw_steps": r.raw.iter().map(Step::json).collect::<Vec<_>>(),
         }));
     }
     println!("(sustained = highest received rate among steps with loss <= {}%)", MAX_LOSS * 100.0);
+    println!("(bytes/peer: RSS growth per tracked peer after a warm-up population of N/10 peers;");
+    println!(" all-in: from the empty monitor, fixed costs such as its full event queue included)");
     super::write_json(
         a.json.as_deref(),
         &serde_json::json!({ "step_s": step_len.as_secs_f64(), "ack": a.ack, "results": json }),
@@ -300,7 +317,8 @@ fn sustained(steps: &[Step]) -> f64 {
 
 struct PeerResult {
     peers: usize,
-    bytes_per_peer: f64,
+    /// (bytes per tracked peer, all-in bytes per peer), from `bytes_per_peer_in_child`.
+    memory: (f64, f64),
     monitor: Vec<Step>,
     raw: Vec<Step>,
 }
@@ -320,9 +338,9 @@ fn start_monitor(peers: usize) -> CmdResult<(Monitor, UdpSocket)> {
 }
 
 /// Every peer beats once, slowly enough not to lose any; then waits (at most 10 s) until
-/// the monitor tracks them all. Returns the cursor to carry on from.
-fn populate(monitor: &Monitor, gen: &UdpSocket, frames: &mut Frames) -> CmdResult<(usize, u32)> {
-    let peers = frames.count;
+/// the monitor tracks them all (on top of `already` tracked). Returns the cursor to carry on from.
+fn populate(monitor: &Monitor, gen: &UdpSocket, frames: &mut Frames, already: usize) -> CmdResult<(usize, u32)> {
+    let peers = already + frames.count;
     let mut cursor = (0usize, 1u32);
     let populate_rate = 100_000u64;
     let populate_for = Duration::from_secs_f64(peers as f64 / populate_rate as f64);
@@ -348,7 +366,8 @@ fn populate(monitor: &Monitor, gen: &UdpSocket, frames: &mut Frames) -> CmdResul
 
 /// Bytes per tracked peer, measured in a fresh process (`bench ingest-child`): in this
 /// process the allocator would reuse memory freed by an earlier, smaller step's monitor.
-fn bytes_per_peer_in_child(peers: usize, ack: bool) -> CmdResult<f64> {
+/// Returns (bytes per tracked peer, all-in bytes per peer from the empty monitor).
+fn bytes_per_peer_in_child(peers: usize, ack: bool) -> CmdResult<(f64, f64)> {
     let exe = std::env::current_exe().map_err(|e| runtime(format!("own executable: {e}")))?;
     let mut cmd = Command::new(exe);
     cmd.args(["bench", "ingest-child", "--peers", &peers.to_string()]);
@@ -357,41 +376,61 @@ fn bytes_per_peer_in_child(peers: usize, ack: bool) -> CmdResult<f64> {
     }
     let out = cmd.stderr(Stdio::inherit()).output().map_err(|e| runtime(format!("spawn ingest child: {e}")))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let parsed: Option<f64> =
-        serde_json::from_str::<serde_json::Value>(text.trim()).ok().and_then(|v| v["bytes_per_peer"].as_f64());
+    let parsed = serde_json::from_str::<serde_json::Value>(text.trim())
+        .ok()
+        .and_then(|v| Some((v["bytes_per_peer"].as_f64()?, v["all_in_bytes_per_peer"].as_f64()?)));
     match parsed {
         Some(b) if out.status.success() => Ok(b),
         _ => Err(runtime(format!("ingest child with {peers} peers failed ({}): {text}", out.status))),
     }
 }
 
-/// `bench ingest-child --peers N`: RSS growth of this fresh process while a Monitor takes
-/// in the first beat of N peers, divided by N; one JSON line on stdout.
+/// `bench ingest-child --peers N`: in this fresh process, the RSS a Monitor grows by while
+/// it takes in the first beat of N peers, divided by N; one JSON line on stdout.
+///
+/// A warm-up population (N/10 other peers) goes first, so that what every monitor holds
+/// whatever its peer count (a full event queue nobody reads, receive buffers, the
+/// allocator's arena for the worker thread) is in place before the first reading and the
+/// figure is the cost of a tracked peer. The all-in growth from the empty monitor, fixed
+/// costs included, is printed beside it.
 pub fn child(a: IngestChildArgs) -> CmdResult {
     let peers = a.peers;
     if peers == 0 {
         return Err(usage("--peers must be at least 1"));
     }
-    // Frames and the monitor exist before the first reading: only the peer table grows.
+    let warm_count = (peers / 10).max(1);
+    // Frames and the monitor exist before the first reading: only the monitor grows.
+    let mut warm = Frames::named("warm", warm_count, a.ack)?;
     let mut frames = Frames::new(peers, a.ack)?;
-    let (monitor, gen) = start_monitor(peers)?;
-    let rss0 = procstat::rss_bytes(None).ok_or_else(|| runtime("cannot read own RSS"))?;
-    populate(&monitor, &gen, &mut frames)?;
-    let rss1 = procstat::rss_bytes(None).ok_or_else(|| runtime("cannot read own RSS"))?;
+    let (monitor, gen) = start_monitor(peers + warm_count)?;
+    let rss = || procstat::rss_bytes(None).ok_or_else(|| runtime("cannot read own RSS"));
+    let rss_empty = rss()?;
+    populate(&monitor, &gen, &mut warm, 0)?;
+    let rss0 = rss()?;
+    populate(&monitor, &gen, &mut frames, warm_count)?;
+    let rss1 = rss()?;
     let bytes_per_peer = rss1.saturating_sub(rss0) as f64 / peers as f64;
+    let all_in = rss1.saturating_sub(rss_empty) as f64 / (peers + warm_count) as f64;
     eprintln!(
-        "  {peers} peers, fresh process: RSS +{:.1} MB → {bytes_per_peer:.0} B/peer",
+        "  {peers} peers, fresh process: RSS +{:.1} MB → {bytes_per_peer:.0} B/peer \
+         (all-in from the empty monitor, {warm_count} warm-up peers included: {all_in:.0} B/peer)",
         rss1.saturating_sub(rss0) as f64 / 1e6
     );
     monitor.stop()?;
     println!(
         "{}",
-        serde_json::json!({ "peers": peers, "rss_growth_bytes": rss1.saturating_sub(rss0), "bytes_per_peer": bytes_per_peer })
+        serde_json::json!({
+            "peers": peers,
+            "rss_growth_bytes": rss1.saturating_sub(rss0),
+            "bytes_per_peer": bytes_per_peer,
+            "warmup_peers": warm_count,
+            "all_in_bytes_per_peer": all_in,
+        })
     );
     Ok(0)
 }
 
-fn run_one(peers: usize, bytes_per_peer: f64, rates: &[u64], step_len: Duration, ack: bool) -> CmdResult<PeerResult> {
+fn run_one(peers: usize, memory: (f64, f64), rates: &[u64], step_len: Duration, ack: bool) -> CmdResult<PeerResult> {
     eprintln!("bench ingest: {peers} peers");
     let mut frames = Frames::new(peers, ack)?;
     let (monitor, gen) = start_monitor(peers)?;
@@ -399,7 +438,7 @@ fn run_one(peers: usize, bytes_per_peer: f64, rates: &[u64], step_len: Duration,
     let raw_gen = UdpSocket::bind("127.0.0.1:0").map_err(|e| runtime(e.to_string()))?;
     raw_gen.connect(raw.addr).map_err(|e| runtime(e.to_string()))?;
     // Every peer is tracked before the throughput steps start.
-    let mut cursor = populate(&monitor, &gen, &mut frames)?;
+    let mut cursor = populate(&monitor, &gen, &mut frames, 0)?;
 
     let mut mon_steps = Vec::new();
     let mut raw_steps = Vec::new();
@@ -438,5 +477,5 @@ fn run_one(peers: usize, bytes_per_peer: f64, rates: &[u64], step_len: Duration,
         raw_cursor.1 = cursor.1;
     }
     monitor.stop()?;
-    Ok(PeerResult { peers, bytes_per_peer, monitor: mon_steps, raw: raw_steps })
+    Ok(PeerResult { peers, memory, monitor: mon_steps, raw: raw_steps })
 }
