@@ -5,6 +5,7 @@
 #   make install PREFIX=/usr/local
 #   make c-test                  install into a temp prefix, build tests/c with pkg-config
 #                                (static + dynamic), run them, valgrind memcheck, ASan
+#                                (with a private etcd for the watcher test)
 
 CBINDGEN_VERSION := 0.29.2
 CARGO ?= cargo
@@ -49,4 +50,4 @@ install: lib
 c-test:
 	rm -rf $(TEST_PREFIX)
 	$(MAKE) install PREFIX=$(TEST_PREFIX)
-	$(MAKE) -C tests/c PREFIX=$(TEST_PREFIX) VERSION=$(VERSION) all run memcheck asan
+	tests/c/with-etcd.sh $(MAKE) -C tests/c PREFIX=$(TEST_PREFIX) VERSION=$(VERSION) all run memcheck asan

@@ -110,6 +110,33 @@ fn stop_is_bounded_when_nothing_listens() {
     assert_ne!(c.state(), State::Healthy);
 }
 
+/// A callback that stops its client on the first event can run before `start` has
+/// returned (it did under valgrind in the C e2e test): the start still succeeds, the
+/// client ends stopped, and the monitor hears its goodbye.
+#[test]
+fn a_client_stopped_by_its_own_first_event_has_still_started() {
+    let m = monitor("udp://127.0.0.1:0", &[]);
+    let ep = endpoint(&m, "udp");
+    for i in 0..20 {
+        let id = format!("first-event-stopper-{i}");
+        let pairs =
+            [("endpoint", ep.as_str()), ("instance_id", &id), ("service", "engine-test"), ("interval", "100ms")];
+        let c = std::sync::Arc::new(hb_core::Client::new(&options(&pairs)).unwrap());
+        let weak = std::sync::Arc::downgrade(&c);
+        c.events()
+            .set_callback(Box::new(move |_| {
+                if let Some(c) = weak.upgrade() {
+                    c.stop(Duration::from_secs(1)).unwrap();
+                }
+            }))
+            .unwrap();
+        c.start().unwrap();
+        wait_until("client stopped by its callback", DEADLINE, || c.state() == State::Stopped);
+        wait_transition(&m, &id, State::Left, DEADLINE);
+    }
+    m.stop().unwrap();
+}
+
 #[test]
 fn start_twice_start_after_stop_and_bind_errors() {
     let m = monitor("udp://127.0.0.1:0", &[]);

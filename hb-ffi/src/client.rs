@@ -45,7 +45,9 @@ pub unsafe extern "C" fn hb_client_new(
 }
 
 /// Starts beating. With etcd, waits (bounded by `connect_timeout`) for the first
-/// registration, so an unreachable etcd or refused credentials are reported here.
+/// registration, so an unreachable etcd or refused credentials are reported here. A stop
+/// that comes while it runs (also from the client's own callback on its first event) wins:
+/// the start still returns `HB_STATUS_OK` and the client ends stopped.
 ///
 /// Errors: `HB_STATUS_STOPPED` (stopped handles cannot restart: create a new one),
 /// `HB_STATUS_INVALID_STATE` (already started), `HB_STATUS_CONNECT`,

@@ -70,7 +70,7 @@ typedef struct {
   int order_errors;        /* `left` seen before `alive` for a peer */
   int n_peers;
   char peer[MAX_PEERS][72];
-  int alive[MAX_PEERS];
+  int alive[MAX_PEERS];    /* alive, or joined for a watcher */
   int left[MAX_PEERS];
 } recorder;
 
@@ -93,14 +93,14 @@ static inline int recorder_slot(recorder *r, const char *peer) {
   return r->n_peers++;
 }
 
-/* hb_event_callback: records alive/left per peer. */
+/* hb_event_callback: records alive/left per peer (a watcher's `joined` counts as alive). */
 static void record_event(void *user_data, const hb_event *ev) {
   recorder *r = (recorder *)user_data;
   pthread_mutex_lock(&r->mu);
   r->events++;
   int i = recorder_slot(r, hb_event_peer(ev));
   if (i >= 0) {
-    if (hb_event_to(ev) == HB_STATE_ALIVE) r->alive[i]++;
+    if (hb_event_to(ev) == HB_STATE_ALIVE || hb_event_to(ev) == HB_STATE_JOINED) r->alive[i]++;
     if (hb_event_to(ev) == HB_STATE_LEFT) {
       if (r->alive[i] == 0) r->order_errors++;
       r->left[i]++;

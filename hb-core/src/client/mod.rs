@@ -59,7 +59,9 @@ impl Client {
 
     /// Starts beating. With etcd, waits (bounded by connect_timeout) for the first
     /// registration, so an unreachable etcd or refused credentials surface here. Direct
-    /// beats return at once; the state becomes `healthy` with the first ACK.
+    /// beats return at once; the state becomes `healthy` with the first ACK. A `stop` that
+    /// comes while this runs (also from the client's own callback) wins: start still
+    /// returns `Ok`, and the client ends stopped, having said goodbye.
     pub fn start(&self) -> Result<()> {
         self.guard.check()?;
         {
@@ -88,10 +90,12 @@ impl Client {
                 Ok(())
             }
             (Ok(transport), _) => {
-                // Stopped while we were starting: say goodbye at once.
+                // A stop came while we were starting, e.g. from this client's own callback
+                // on its first event, which can fire before we get here. The start did its
+                // work and the stop wins: say goodbye at once and report the start as done.
                 drop(life);
                 let _ = transport.stop(self.shared.config.stop_timeout);
-                Err(Error::Stopped("client was stopped while starting"))
+                Ok(())
             }
             (Err(e), _) => {
                 if matches!(*life, Life::Starting) {
