@@ -386,8 +386,9 @@ hb_status hb_client_new(const hb_config *config, hb_client **out, hb_error **err
 /**
  * Starts beating. With etcd, waits (bounded by `connect_timeout`) for the first
  * registration, so an unreachable etcd or refused credentials are reported here. A stop
- * that comes while it runs (also from the client's own callback on its first event) wins:
- * the start still returns `HB_STATUS_OK` and the client ends stopped.
+ * that comes while it runs (also `hb_client_stop` or `hb_client_free` from the client's
+ * own callback on its first event, which can come before this returns) wins: the start
+ * still returns `HB_STATUS_OK` and the client ends stopped.
  *
  * Errors: `HB_STATUS_STOPPED` (stopped handles cannot restart: create a new one),
  * `HB_STATUS_INVALID_STATE` (already started), `HB_STATUS_CONNECT`,

@@ -46,8 +46,9 @@ pub unsafe extern "C" fn hb_client_new(
 
 /// Starts beating. With etcd, waits (bounded by `connect_timeout`) for the first
 /// registration, so an unreachable etcd or refused credentials are reported here. A stop
-/// that comes while it runs (also from the client's own callback on its first event) wins:
-/// the start still returns `HB_STATUS_OK` and the client ends stopped.
+/// that comes while it runs (also `hb_client_stop` or `hb_client_free` from the client's
+/// own callback on its first event, which can come before this returns) wins: the start
+/// still returns `HB_STATUS_OK` and the client ends stopped.
 ///
 /// Errors: `HB_STATUS_STOPPED` (stopped handles cannot restart: create a new one),
 /// `HB_STATUS_INVALID_STATE` (already started), `HB_STATUS_CONNECT`,
@@ -55,9 +56,11 @@ pub unsafe extern "C" fn hb_client_new(
 #[no_mangle]
 pub unsafe extern "C" fn hb_client_start(client: *const hb_client, err: *mut *mut hb_error) -> hb_status {
     ffi_try!(err, {
-        let client = arg!(client);
-        callback::ensure_running(client.inner.events(), "client is stopped; create a new one")?;
-        Ok(client.inner.start()?)
+        // A reference of our own: events start flowing before start returns, and this
+        // client's callback may free the handle (allowed) while we are still in here.
+        let client = Arc::clone(&arg!(client).inner);
+        callback::ensure_running(client.events(), "client is stopped; create a new one")?;
+        Ok(client.start()?)
     })
 }
 

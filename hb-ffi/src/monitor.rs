@@ -50,9 +50,11 @@ pub unsafe extern "C" fn hb_monitor_new(
 #[no_mangle]
 pub unsafe extern "C" fn hb_monitor_start(monitor: *const hb_monitor, err: *mut *mut hb_error) -> hb_status {
     ffi_try!(err, {
-        let monitor = arg!(monitor);
-        callback::ensure_running(monitor.inner.events(), "monitor is stopped; create a new one")?;
-        Ok(monitor.inner.start()?)
+        // A reference of our own: events start flowing before start returns, and this
+        // monitor's callback may free the handle (allowed) while we are still in here.
+        let monitor = Arc::clone(&arg!(monitor).inner);
+        callback::ensure_running(monitor.events(), "monitor is stopped; create a new one")?;
+        Ok(monitor.start()?)
     })
 }
 

@@ -49,9 +49,11 @@ pub unsafe extern "C" fn hb_watcher_new(
 #[no_mangle]
 pub unsafe extern "C" fn hb_watcher_start(watcher: *const hb_watcher, err: *mut *mut hb_error) -> hb_status {
     ffi_try!(err, {
-        let watcher = arg!(watcher);
-        callback::ensure_running(watcher.inner.events(), "watcher is stopped; create a new one")?;
-        Ok(watcher.inner.start()?)
+        // A reference of our own: events start flowing before start returns, and this
+        // watcher's callback may free the handle (allowed) while we are still in here.
+        let watcher = Arc::clone(&arg!(watcher).inner);
+        callback::ensure_running(watcher.events(), "watcher is stopped; create a new one")?;
+        Ok(watcher.start()?)
     })
 }
 
