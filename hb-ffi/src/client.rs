@@ -55,13 +55,7 @@ pub unsafe extern "C" fn hb_client_new(
 /// `HB_STATUS_PERMISSION_DENIED`, `HB_STATUS_IO`, `HB_STATUS_FORKED`.
 #[no_mangle]
 pub unsafe extern "C" fn hb_client_start(client: *const hb_client, err: *mut *mut hb_error) -> hb_status {
-    ffi_try!(err, {
-        // A reference of our own: events start flowing before start returns, and this
-        // client's callback may free the handle (allowed) while we are still in here.
-        let client = Arc::clone(&arg!(client).inner);
-        callback::ensure_running(client.events(), "client is stopped; create a new one")?;
-        Ok(client.start()?)
-    })
+    ffi_try!(err, { crate::engine::start(&arg!(client).inner) })
 }
 
 /// Says goodbye (LEAVE / deregister) and stops; returns within `timeout_ms` even if

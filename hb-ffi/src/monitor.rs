@@ -49,13 +49,7 @@ pub unsafe extern "C" fn hb_monitor_new(
 /// `HB_STATUS_INVALID_STATE` (already started), `HB_STATUS_FORKED`.
 #[no_mangle]
 pub unsafe extern "C" fn hb_monitor_start(monitor: *const hb_monitor, err: *mut *mut hb_error) -> hb_status {
-    ffi_try!(err, {
-        // A reference of our own: events start flowing before start returns, and this
-        // monitor's callback may free the handle (allowed) while we are still in here.
-        let monitor = Arc::clone(&arg!(monitor).inner);
-        callback::ensure_running(monitor.events(), "monitor is stopped; create a new one")?;
-        Ok(monitor.start()?)
-    })
+    ffi_try!(err, { crate::engine::start(&arg!(monitor).inner) })
 }
 
 /// Stops listening. Idempotent. After it returns no callback runs any more and

@@ -48,13 +48,7 @@ pub unsafe extern "C" fn hb_watcher_new(
 /// `HB_STATUS_INVALID_STATE` (already started), `HB_STATUS_FORKED`.
 #[no_mangle]
 pub unsafe extern "C" fn hb_watcher_start(watcher: *const hb_watcher, err: *mut *mut hb_error) -> hb_status {
-    ffi_try!(err, {
-        // A reference of our own: events start flowing before start returns, and this
-        // watcher's callback may free the handle (allowed) while we are still in here.
-        let watcher = Arc::clone(&arg!(watcher).inner);
-        callback::ensure_running(watcher.events(), "watcher is stopped; create a new one")?;
-        Ok(watcher.start()?)
-    })
+    ffi_try!(err, { crate::engine::start(&arg!(watcher).inner) })
 }
 
 /// Stops watching. Idempotent. After it returns no callback runs any more and
