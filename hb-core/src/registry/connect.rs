@@ -232,33 +232,23 @@ pub(crate) fn classify(addr: &str, what: &str, e: &etcd_client::Error) -> Error 
 /// ("connection refused", "certificate unknown").
 pub(crate) fn describe(e: &etcd_client::Error) -> String {
     match e {
-        etcd_client::Error::GRpcStatus(s) => {
-            let mut text = format!("{:?}: {}", s.code(), s.message());
-            let mut source = std::error::Error::source(s);
-            while let Some(inner) = source {
-                let t = inner.to_string();
-                if !text.contains(&t) {
-                    text.push_str(": ");
-                    text.push_str(&t);
-                }
-                source = inner.source();
-            }
-            text
-        }
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(inner) = source {
-                let t = inner.to_string();
-                if !text.contains(&t) {
-                    text.push_str(": ");
-                    text.push_str(&t);
-                }
-                source = inner.source();
-            }
-            text
-        }
+        etcd_client::Error::GRpcStatus(s) => with_sources(format!("{:?}: {}", s.code(), s.message()), s),
+        other => with_sources(other.to_string(), other),
     }
+}
+
+/// `text` followed by each source of `e` that it does not already say.
+fn with_sources(mut text: String, e: &dyn std::error::Error) -> String {
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let t = inner.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        source = inner.source();
+    }
+    text
 }
 
 #[cfg(test)]
