@@ -165,7 +165,7 @@ handle_methods!(Client {
     #[getter]
     fn state(&self) -> PyResult<&'static str> {
         self.common.check()?;
-        Ok(self.inner().state().as_str())
+        Ok(self.inner().state().py()?.as_str())
     }
 
     fn fencing_token(&self) -> PyResult<(i64, u64)> {
@@ -181,13 +181,13 @@ handle_methods!(Client {
 
     fn remaining(&self) -> PyResult<f64> {
         self.common.check()?;
-        Ok(self.inner().remaining().as_secs_f64())
+        Ok(self.inner().remaining().py()?.as_secs_f64())
     }
 
     #[getter]
     fn incarnation(&self) -> PyResult<u32> {
         self.common.check()?;
-        Ok(self.inner().incarnation())
+        self.inner().incarnation().py()
     }
 
     #[getter]
@@ -247,13 +247,13 @@ handle_methods!(Monitor {
     /// `[(scheme or url, "ip:port"), ...]` for every bound listener.
     fn local_addrs(&self) -> PyResult<Vec<(String, String)>> {
         self.common.check()?;
-        Ok(self.inner().local_addrs().into_iter().map(|(name, addr)| (name, addr.to_string())).collect())
+        Ok(self.inner().local_addrs().py()?.into_iter().map(|(name, addr)| (name, addr.to_string())).collect())
     }
 
     fn peers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         self.common.check()?;
         let m = Arc::clone(self.inner());
-        let peers = py.detach(move || m.peers());
+        let peers = py.detach(move || m.peers()).py()?;
         let dicts = peers.iter().map(|p| events::peer_to_dict(py, p)).collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, dicts)
     }
@@ -304,7 +304,7 @@ handle_methods!(Watcher {
     fn peers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         self.common.check()?;
         let w = Arc::clone(self.inner());
-        let peers = py.detach(move || w.peers());
+        let peers = py.detach(move || w.peers()).py()?;
         let dicts = peers.iter().map(|p| events::peer_to_dict(py, p)).collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, dicts)
     }

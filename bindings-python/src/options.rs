@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use hb_core::config::{validate_labels, Secret, MIN_AUTH_KEY_LEN};
 use hb_core::{Error, Options};
 
 /// `pairs` are `(option key, text)` as the facade formatted them; labels and the auth key
@@ -18,21 +17,10 @@ pub fn build(
         options.set(key, value).map_err(|e| rename_field(e, key))?;
     }
     if let Some(labels) = labels {
-        validate_labels(&labels)?;
-        options.labels = Some(labels);
+        options.set_labels(labels)?;
     }
     if let Some(key) = auth_key {
-        match std::str::from_utf8(&key) {
-            Ok(text) => options.set("auth_key", text)?,
-            Err(_) if key.len() < MIN_AUTH_KEY_LEN => {
-                return Err(Error::config(
-                    "auth_key",
-                    format!("{} bytes", key.len()),
-                    format!("at least {MIN_AUTH_KEY_LEN} bytes"),
-                ))
-            }
-            Err(_) => options.auth_key = Some(Secret(key)),
-        }
+        options.set_auth_key(&key)?;
     }
     Ok(options)
 }

@@ -58,19 +58,12 @@ fn monitor(a: MonitorArgs) -> CmdResult {
         set(&mut o, "detector", d)?;
     }
     // Validated by the library, served here (one listener per process).
-    let metrics_addr = match &a.metrics_addr {
-        Some(m) => {
-            let mut scratch = Options::new();
-            set(&mut scratch, "metrics_addr", m)?;
-            scratch.metrics_addr
-        }
-        None => None,
-    };
+    let metrics_addr = a.metrics_addr.as_deref().map(hb_core::config::parse_metrics_addr).transpose()?;
     let monitor = Monitor::new(&o)?;
     let json = a.json;
     monitor.events().set_callback(Box::new(move |ev| print_event(ev, json)))?;
     monitor.start()?;
-    for (name, _) in monitor.local_addrs() {
+    for (name, _) in monitor.local_addrs()? {
         eprintln!("heartbeater monitor: listening on {name}");
     }
     let _metrics = match metrics_addr {
@@ -115,7 +108,7 @@ fn beat(a: BeatArgs) -> CmdResult {
         "heartbeater beat: {}/{} incarnation {} beating to {} every {:?}..{:?} (ttl {:?})",
         cfg.service,
         cfg.instance_id,
-        client.incarnation(),
+        client.incarnation()?,
         a.endpoint,
         cfg.interval.min,
         cfg.interval.max,

@@ -104,9 +104,7 @@ pub fn run(spec: &TrialSpec) -> CmdResult<TrialReport> {
         )));
     }
     // Checked once up front so a bad --interval is a usage error, not a failure per client.
-    let mut probe = Options::new();
-    set(&mut probe, "interval", &spec.interval)?;
-    let interval = probe.interval.map(|i| i.min).unwrap_or(Duration::from_secs(1));
+    let interval = hb_core::config::IntervalRange::parse(&spec.interval)?.min;
 
     let log: Log = Arc::new(Mutex::new(Vec::new()));
     let mut monitors = Vec::new();
@@ -125,7 +123,7 @@ pub fn run(spec: &TrialSpec) -> CmdResult<TrialReport> {
         }))?;
         m.start()?;
         let addr =
-            m.local_addrs().into_iter().map(|(_, a)| a).next().ok_or_else(|| runtime("monitor bound no address"))?;
+            m.local_addrs()?.into_iter().map(|(_, a)| a).next().ok_or_else(|| runtime("monitor bound no address"))?;
         addrs.push(addr);
         monitors.push(m);
     }
@@ -154,7 +152,9 @@ pub fn run(spec: &TrialSpec) -> CmdResult<TrialReport> {
     // Warm-up: every peer alive on every monitor (a beat or two through the relay).
     let deadline = Instant::now() + Duration::from_secs(10) + spec.impairment.jitter_max * 4 + interval * 4;
     loop {
-        let ready = monitors.iter().all(|m| m.peers().iter().filter(|p| p.state == State::Alive).count() == spec.peers);
+        let ready = monitors
+            .iter()
+            .all(|m| m.peers().unwrap_or_default().iter().filter(|p| p.state == State::Alive).count() == spec.peers);
         if ready {
             break;
         }

@@ -326,30 +326,40 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// What the caller said. Every field is optional; [`Config::resolve`] fills the rest.
+/// A value with the text it was given as, so that an error found later (at resolve) quotes
+/// what the caller typed, not a normalised form.
+#[derive(Clone, Debug)]
+pub(crate) struct Typed<T> {
+    value: T,
+    text: String,
+}
+
+/// What the caller said. Every field is optional; [`Config::resolve`] fills the rest. The
+/// fields are private so that every value passes the same checks: set them with
+/// [`Options::set`] (text, as every binding does) or the typed setters.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
-    pub endpoint: Option<Vec<Endpoint>>,
-    pub service: Option<String>,
-    pub instance_id: Option<String>,
-    pub ttl: Option<Duration>,
-    pub interval: Option<IntervalRange>,
-    pub labels: Option<BTreeMap<String, String>>,
-    pub auth_key: Option<Secret>,
-    pub auth_key_file: Option<PathBuf>,
-    pub detector: Option<DetectorKind>,
-    pub max_peers: Option<usize>,
-    pub stop_timeout: Option<Duration>,
-    pub connect_timeout: Option<Duration>,
-    pub event_capacity: Option<usize>,
-    pub traceparent: Option<String>,
-    pub metrics_addr: Option<SocketAddr>,
-    pub etcd_ca_file: Option<PathBuf>,
-    pub etcd_cert_file: Option<PathBuf>,
-    pub etcd_key_file: Option<PathBuf>,
-    pub etcd_username: Option<String>,
-    pub etcd_password: Option<Secret>,
-    pub ack: Option<bool>,
+    pub(crate) endpoint: Option<Vec<Endpoint>>,
+    pub(crate) service: Option<String>,
+    pub(crate) instance_id: Option<String>,
+    pub(crate) ttl: Option<Typed<Duration>>,
+    pub(crate) interval: Option<Typed<IntervalRange>>,
+    pub(crate) labels: Option<BTreeMap<String, String>>,
+    pub(crate) auth_key: Option<Secret>,
+    pub(crate) auth_key_file: Option<PathBuf>,
+    pub(crate) detector: Option<DetectorKind>,
+    pub(crate) max_peers: Option<usize>,
+    pub(crate) stop_timeout: Option<Duration>,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) event_capacity: Option<usize>,
+    pub(crate) traceparent: Option<String>,
+    pub(crate) metrics_addr: Option<SocketAddr>,
+    pub(crate) etcd_ca_file: Option<PathBuf>,
+    pub(crate) etcd_cert_file: Option<PathBuf>,
+    pub(crate) etcd_key_file: Option<PathBuf>,
+    pub(crate) etcd_username: Option<String>,
+    pub(crate) etcd_password: Option<Secret>,
+    pub(crate) ack: Option<bool>,
 }
 
 /// The keys `Options::set` accepts, in the order shown in error messages.
@@ -387,7 +397,7 @@ impl Options {
     /// Sets one option from text. `label` adds one `k=v`; `labels` replaces them all.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         match key {
-            "endpoint" | "listen" => self.endpoint = Some(Endpoint::parse_list(value)?),
+            "endpoint" | "listen" => self.endpoint = Some(Endpoint::parse_list(value).map_err(|e| e.for_field(key))?),
             "service" => {
                 validate_name("service", value)?;
                 self.service = Some(value.to_string());
@@ -396,8 +406,8 @@ impl Options {
                 validate_name("instance_id", value)?;
                 self.instance_id = Some(value.to_string());
             }
-            "ttl" => self.ttl = Some(parse_duration("ttl", value)?),
-            "interval" => self.interval = Some(IntervalRange::parse(value)?),
+            "ttl" => self.ttl = Some(Typed { value: parse_ttl(value)?, text: value.to_string() }),
+            "interval" => self.interval = Some(Typed { value: IntervalRange::parse(value)?, text: value.to_string() }),
             "labels" => self.labels = Some(parse_labels(value)?),
             "label" => {
                 let one = parse_labels(value)?;
@@ -417,12 +427,11 @@ impl Options {
             "stop_timeout" => self.stop_timeout = Some(parse_duration("stop_timeout", value)?),
             "connect_timeout" => self.connect_timeout = Some(parse_duration("connect_timeout", value)?),
             "event_capacity" => self.event_capacity = Some(parse_count("event_capacity", value, 1, 1 << 20)?),
-            "traceparent" => self.traceparent = Some(validate_traceparent(value)?),
-            "metrics_addr" => {
-                self.metrics_addr = Some(
-                    value.parse().map_err(|_| Error::config("metrics_addr", value, "ip:port, e.g. 127.0.0.1:9464"))?,
-                )
+            "traceparent" => {
+                validate_traceparent(value)?;
+                self.traceparent = Some(value.to_string());
             }
+            "metrics_addr" => self.metrics_addr = Some(parse_metrics_addr(value)?),
             "etcd_ca_file" => self.etcd_ca_file = Some(PathBuf::from(value)),
             "etcd_cert_file" => self.etcd_cert_file = Some(PathBuf::from(value)),
             "etcd_key_file" => self.etcd_key_file = Some(PathBuf::from(value)),
@@ -432,6 +441,67 @@ impl Options {
             _ => return Err(Error::config("option", key, format!("one of {}", OPTION_KEYS.join(", ")))),
         }
         Ok(())
+    }
+
+    /// The TTL, with the same bounds as `set("ttl", ...)`.
+    pub fn set_ttl(&mut self, ttl: Duration) -> Result<()> {
+        let text = format_duration(ttl);
+        self.ttl = Some(Typed { value: check_ttl(ttl, &text)?, text });
+        Ok(())
+    }
+
+    /// Replaces every label; each key and value is checked as by `set("labels", ...)`.
+    pub fn set_labels(&mut self, labels: BTreeMap<String, String>) -> Result<()> {
+        validate_labels(&labels)?;
+        self.labels = Some(labels);
+        Ok(())
+    }
+
+    /// Adds one label, checked as by `set("label", "k=v")`.
+    pub fn add_label(&mut self, key: &str, value: &str) -> Result<()> {
+        let mut labels = self.labels.clone().unwrap_or_default();
+        labels.insert(key.to_string(), value.to_string());
+        self.set_labels(labels)
+    }
+
+    /// The shared key as raw bytes (at least 16), for keys that are not text.
+    pub fn set_auth_key(&mut self, key: &[u8]) -> Result<()> {
+        self.auth_key = Some(auth_key(key)?);
+        Ok(())
+    }
+}
+
+/// `ip:port` for the `/metrics` listener.
+pub fn parse_metrics_addr(text: &str) -> Result<SocketAddr> {
+    text.parse().map_err(|_| Error::config("metrics_addr", text, "ip:port, e.g. 127.0.0.1:9464"))
+}
+
+const TTL_RANGE: &str = "a duration from 300ms to 24h";
+
+fn parse_ttl(text: &str) -> Result<Duration> {
+    check_ttl(parse_duration("ttl", text)?, text)
+}
+
+fn check_ttl(ttl: Duration, text: &str) -> Result<Duration> {
+    if ttl < Duration::from_millis(300) || ttl > Duration::from_secs(86_400) {
+        return Err(Error::config("ttl", text, TTL_RANGE));
+    }
+    Ok(ttl)
+}
+
+/// A duration as a person writes it: `250ms`, `15s`, `1.5s`, `2m30s` is `150s`.
+pub fn format_duration(d: Duration) -> String {
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        return format!("{d:?}");
+    }
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        let frac = format!("{:03}", ms % 1000);
+        format!("{}.{}s", ms / 1000, frac.trim_end_matches('0'))
     }
 }
 
@@ -446,14 +516,16 @@ fn auth_key(bytes: &[u8]) -> Result<Secret> {
     Ok(Secret(bytes.to_vec()))
 }
 
-/// W3C trace context: `00-<32 hex>-<16 hex>-<2 hex>`.
-pub fn validate_traceparent(value: &str) -> Result<String> {
-    let parts: Vec<&str> = value.split('-').collect();
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-    if parts.len() == 4 && hex(parts[0], 2) && hex(parts[1], 32) && hex(parts[2], 16) && hex(parts[3], 2) {
-        Ok(value.to_string())
+/// W3C trace context, checked by the same rule the beat encoder applies.
+pub fn validate_traceparent(value: &str) -> Result<()> {
+    if crate::proto::traceparent_is_valid(value.as_bytes()) {
+        Ok(())
     } else {
-        Err(Error::config("traceparent", value, "W3C traceparent 00-<32 hex>-<16 hex>-<2 hex> in lower case"))
+        Err(Error::config(
+            "traceparent",
+            value,
+            "W3C traceparent 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags> in lower case, ids not all zero",
+        ))
     }
 }
 
@@ -533,15 +605,15 @@ impl Config {
         })?;
         check_endpoints(role, &endpoints)?;
 
-        let ttl = o.ttl.unwrap_or(DEFAULT_TTL);
-        if ttl < Duration::from_millis(300) || ttl > Duration::from_secs(86_400) {
-            return Err(Error::config("ttl", format!("{ttl:?}"), "a duration from 300ms to 24h"));
-        }
+        let (ttl, ttl_text) = match &o.ttl {
+            Some(t) => (t.value, t.text.clone()),
+            None => (DEFAULT_TTL, format_duration(DEFAULT_TTL)),
+        };
         let etcd = endpoints.iter().any(Endpoint::is_etcd);
         if etcd && ttl < Duration::from_secs(2) {
-            return Err(Error::config("ttl", format!("{ttl:?}"), "at least 2s with etcd (leases count whole seconds)"));
+            return Err(Error::config("ttl", ttl_text, "at least 2s with etcd (leases count whole seconds)"));
         }
-        let interval = effective_interval(o.interval, ttl)?;
+        let interval = effective_interval(o.interval.as_ref(), ttl)?;
 
         let auth_key = match (o.auth_key.clone(), o.auth_key_file.as_ref()) {
             (Some(key), _) => Some(key),
@@ -660,15 +732,18 @@ fn check_endpoints(role: Role, endpoints: &[Endpoint]) -> Result<()> {
     }
 }
 
-fn effective_interval(explicit: Option<IntervalRange>, ttl: Duration) -> Result<IntervalRange> {
+fn effective_interval(explicit: Option<&Typed<IntervalRange>>, ttl: Duration) -> Result<IntervalRange> {
     let cap = ttl / 3;
     match explicit {
-        Some(r) if r.min > cap => Err(Error::config(
+        Some(Typed { value: r, text }) if r.min > cap => Err(Error::config(
             "interval",
-            format!("{:?}..{:?}", r.min, r.max),
-            format!("a minimum of at most ttl/3 = {cap:?} (the monitor must hear at least 3 beats per TTL)"),
+            text,
+            format!(
+                "a minimum of at most ttl/3 = {} (the monitor must hear at least 3 beats per TTL)",
+                format_duration(cap)
+            ),
         )),
-        Some(r) => Ok(IntervalRange { min: r.min, max: r.max.min(cap) }),
+        Some(Typed { value: r, .. }) => Ok(IntervalRange { min: r.min, max: r.max.min(cap) }),
         None => {
             let max = DEFAULT_INTERVAL_MAX.min(cap);
             Ok(IntervalRange { min: DEFAULT_INTERVAL_MIN.min(max), max })

@@ -58,6 +58,15 @@ impl Error {
         Error::Io { context: context.into(), detail: err.to_string() }
     }
 
+    /// The same error, naming `field` as the caller called it (`listen` for a monitor's
+    /// `endpoint`).
+    pub fn for_field(self, field: &str) -> Error {
+        match self {
+            Error::Config { value, expected, .. } => Error::Config { field: field.to_string(), value, expected },
+            other => other,
+        }
+    }
+
     /// A short stable name for the variant, used by bindings and metrics labels.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -7,14 +7,14 @@ use engine_support::*;
 use hb_core::Monitor;
 
 fn rtt_us(m: &Monitor, id: &str) -> Option<u32> {
-    m.peers().into_iter().find(|p| p.id == id).and_then(|p| p.rtt_us)
+    m.peers().unwrap().into_iter().find(|p| p.id == id).and_then(|p| p.rtt_us)
 }
 
 fn rtt_becomes_known(scheme: &str) {
     let m = monitor(&format!("{scheme}://127.0.0.1:0"), &[]);
     let id = format!("rtt-{scheme}");
     let c = client(&endpoint(&m, scheme), &id, &[]);
-    wait_until("peer listed", DEADLINE, || m.peers().iter().any(|p| p.id == id));
+    wait_until("peer listed", DEADLINE, || m.peers().unwrap().iter().any(|p| p.id == id));
     wait_until("rtt reported", DEADLINE, || rtt_us(&m, &id).is_some());
     let rtt = rtt_us(&m, &id).unwrap();
     // Loopback: well under a second (and the figure is µs, not ns or ms).

@@ -47,5 +47,5 @@ fn split_and_coalesced_frames_are_all_acknowledged_in_order() {
         }
     }
     assert_eq!(seqs, vec![1, 2, 3]);
-    assert_eq!(m.peers()[0].state, State::Alive);
+    assert_eq!(m.peers().unwrap()[0].state, State::Alive);
 }

@@ -39,7 +39,7 @@ fn value(id: &str, epoch: u64, state: &str) -> String {
 }
 
 fn view_ids(w: &Watcher) -> BTreeSet<String> {
-    w.peers().into_iter().map(|p| format!("/services/{}/{}", p.service, p.id)).collect()
+    w.peers().unwrap().into_iter().map(|p| format!("/services/{}/{}", p.service, p.id)).collect()
 }
 
 fn etcd_ids(etcd: &Etcd) -> BTreeSet<String> {
@@ -67,7 +67,7 @@ fn joined_updated_left_and_expired_are_told_apart() {
 
     let a = member(&url, "a", "3s");
     let ev = wait_event(w.events(), Duration::from_secs(3), "a joined", |e| e.peer == "a");
-    assert_eq!((ev.to, ev.reason, ev.incarnation), (State::Joined, Reason::Registered, a.incarnation()));
+    assert_eq!((ev.to, ev.reason, ev.incarnation), (State::Joined, Reason::Registered, a.incarnation().unwrap()));
 
     etcd.etcdctl(&["put", "/services/svc/manual", &value("manual", 1, "up")]);
     wait_event(w.events(), Duration::from_secs(3), "manual joined", |e| e.peer == "manual" && e.to == State::Joined);
@@ -89,7 +89,7 @@ fn joined_updated_left_and_expired_are_told_apart() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(event_for(&drain(w.events()), "a").is_empty(), "no event after left");
     assert_eq!(view_ids(&w), etcd_ids(&etcd));
-    let peers = w.peers();
+    let peers = w.peers().unwrap();
     assert_eq!(peers.len(), 1);
     assert_eq!((peers[0].id.as_str(), peers[0].state, peers[0].epoch), ("manual", State::Alive, 2));
     w.stop().unwrap();
@@ -159,7 +159,7 @@ fn disconnect_replays_history_and_compaction_resyncs_by_diff() {
         etcd.etcdctl(&["put", &format!("/services/svc/{id}"), &value(id, 1, "up")]);
     }
     let w = watcher(&format!("etcd://127.0.0.1:{}/services", proxy.port));
-    wait_for(Duration::from_secs(3), "initial view", || (w.peers().len() == 4).then_some(()));
+    wait_for(Duration::from_secs(3), "initial view", || (w.peers().unwrap().len() == 4).then_some(()));
     drain(w.events());
 
     // 1. Disconnected, history kept: every change is replayed, so a leave stays a leave.
@@ -192,7 +192,7 @@ fn disconnect_replays_history_and_compaction_resyncs_by_diff() {
     proxy.restore();
     wait_for(Duration::from_secs(10), "view after compaction", || (view_ids(&w) == etcd_ids(&etcd)).then_some(()));
     wait_for(Duration::from_secs(3), "changer epoch 2", || {
-        w.peers().iter().any(|p| p.id == "changer" && p.epoch == 2).then_some(())
+        w.peers().unwrap().iter().any(|p| p.id == "changer" && p.epoch == 2).then_some(())
     });
     std::thread::sleep(Duration::from_millis(200));
     let events = drain(w.events());
@@ -218,7 +218,7 @@ fn a_foreign_key_under_the_prefix_does_not_turn_a_leave_into_an_expiry() {
         etcd.etcdctl(&["put", &format!("/services/svc/{id}"), &value(id, 1, "up")]);
     }
     let w = watcher(&format!("etcd://127.0.0.1:{}/services", proxy.port));
-    wait_for(Duration::from_secs(3), "initial view", || (w.peers().len() == 2).then_some(()));
+    wait_for(Duration::from_secs(3), "initial view", || (w.peers().unwrap().len() == 2).then_some(()));
     drain(w.events());
 
     // Reconnecting resumes from our revision (history replayed), so the leave stays a
@@ -228,7 +228,7 @@ fn a_foreign_key_under_the_prefix_does_not_turn_a_leave_into_an_expiry() {
     etcd.etcdctl(&["del", "/services/svc/leaver"]);
     std::thread::sleep(Duration::from_millis(300));
     proxy.restore();
-    wait_for(Duration::from_secs(10), "leaver gone from the view", || (w.peers().len() == 1).then_some(()));
+    wait_for(Duration::from_secs(10), "leaver gone from the view", || (w.peers().unwrap().len() == 1).then_some(()));
     std::thread::sleep(Duration::from_millis(200));
     let events = drain(w.events());
     assert_eq!(event_for(&events, "leaver"), vec![(State::Left, Reason::Left)]);
@@ -245,19 +245,19 @@ fn etcd_restart_and_wipe_keep_the_view_equal_to_etcd() {
     let url = etcd.url("/services");
     let members: Vec<Client> = (0..5).map(|i| member(&url, &format!("n{i}"), "2s")).collect();
     let w = watcher(&url);
-    wait_for(Duration::from_secs(3), "5 peers", || (w.peers().len() == 5).then_some(()));
+    wait_for(Duration::from_secs(3), "5 peers", || (w.peers().unwrap().len() == 5).then_some(()));
 
     etcd.restart(false);
     etcd.etcdctl(&["put", "/services/svc/extra", &value("extra", 1, "up")]);
     wait_for(Duration::from_secs(10), "view after restart", || {
-        (view_ids(&w) == etcd_ids(&etcd) && w.peers().len() == 6).then_some(())
+        (view_ids(&w) == etcd_ids(&etcd) && w.peers().unwrap().len() == 6).then_some(())
     });
 
     // A wiped etcd counts revisions from 1 again: the watcher must notice and list.
     drain(w.events());
     etcd.restart(true);
     wait_for(Duration::from_secs(15), "members re-registered after wipe", || {
-        (etcd_ids(&etcd).len() == 5 && w.peers().iter().filter(|p| p.epoch == 2).count() == 5).then_some(())
+        (etcd_ids(&etcd).len() == 5 && w.peers().unwrap().iter().filter(|p| p.epoch == 2).count() == 5).then_some(())
     });
     wait_for(Duration::from_secs(5), "view after wipe", || (view_ids(&w) == etcd_ids(&etcd)).then_some(()));
     let events = drain(w.events());
@@ -265,6 +265,6 @@ fn etcd_restart_and_wipe_keep_the_view_equal_to_etcd() {
     for m in &members {
         m.stop(Duration::from_secs(2)).unwrap();
     }
-    wait_for(Duration::from_secs(5), "empty view", || w.peers().is_empty().then_some(()));
+    wait_for(Duration::from_secs(5), "empty view", || w.peers().unwrap().is_empty().then_some(()));
     w.stop().unwrap();
 }

@@ -109,7 +109,8 @@ pub unsafe extern "C" fn hb_client_state(
     ffi_try!(err, {
         let client = arg!(client);
         nonnull!(out);
-        unsafe { out.write(client.inner.state().into()) };
+        let state = client.inner.state()?;
+        unsafe { out.write(state.into()) };
         Ok(())
     })
 }
@@ -129,7 +130,6 @@ pub unsafe extern "C" fn hb_client_fencing_token(
         let client = arg!(client);
         nonnull!(lease_id);
         nonnull!(epoch);
-        callback::ensure_running(client.inner.events(), "client is stopped")?;
         let token = client.inner.fencing_token()?;
         unsafe {
             lease_id.write(token.lease_id);
@@ -145,7 +145,6 @@ pub unsafe extern "C" fn hb_client_fencing_token(
 pub unsafe extern "C" fn hb_client_check(client: *const hb_client, err: *mut *mut hb_error) -> hb_status {
     ffi_try!(err, {
         let client = arg!(client);
-        callback::ensure_running(client.inner.events(), "client is stopped")?;
         Ok(client.inner.check()?)
     })
 }
@@ -160,7 +159,7 @@ pub unsafe extern "C" fn hb_client_remaining_ms(
     ffi_try!(err, {
         let client = arg!(client);
         nonnull!(out);
-        let ms = u64::try_from(client.inner.remaining().as_millis()).unwrap_or(u64::MAX);
+        let ms = u64::try_from(client.inner.remaining()?.as_millis()).unwrap_or(u64::MAX);
         unsafe { out.write(ms) };
         Ok(())
     })
@@ -176,7 +175,8 @@ pub unsafe extern "C" fn hb_client_incarnation(
     ffi_try!(err, {
         let client = arg!(client);
         nonnull!(out);
-        unsafe { out.write(client.inner.incarnation()) };
+        let incarnation = client.inner.incarnation()?;
+        unsafe { out.write(incarnation) };
         Ok(())
     })
 }

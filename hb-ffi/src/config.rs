@@ -5,8 +5,7 @@
 use std::ffi::c_char;
 use std::sync::Mutex;
 
-use hb_core::config::{validate_labels, MIN_AUTH_KEY_LEN};
-use hb_core::{Error, Options};
+use hb_core::Options;
 
 use crate::boundary::{FfiResult, Handle};
 use crate::error::hb_error;
@@ -179,11 +178,7 @@ pub unsafe extern "C" fn hb_config_set_label(
     ffi_try!(err, {
         let config = arg!(config);
         let (key, value) = (str_arg!(key), str_arg!(value));
-        config.update(|o| {
-            let labels = o.labels.get_or_insert_with(Default::default);
-            labels.insert(key.to_string(), value.to_string());
-            validate_labels(labels)
-        })
+        config.update(|o| o.add_label(key, value))
     })
 }
 
@@ -201,17 +196,6 @@ pub unsafe extern "C" fn hb_config_set_auth_key(
         nonnull!(key);
         // SAFETY: non-NULL, `len` readable bytes per the header contract.
         let bytes = unsafe { std::slice::from_raw_parts(key, len) };
-        config.update(|o| match std::str::from_utf8(bytes) {
-            Ok(text) => o.set("auth_key", text),
-            Err(_) if bytes.len() < MIN_AUTH_KEY_LEN => Err(Error::config(
-                "auth_key",
-                format!("{} bytes", bytes.len()),
-                format!("at least {MIN_AUTH_KEY_LEN} bytes"),
-            )),
-            Err(_) => {
-                o.auth_key = Some(hb_core::config::Secret(bytes.to_vec()));
-                Ok(())
-            }
-        })
+        config.update(|o| o.set_auth_key(bytes))
     })
 }

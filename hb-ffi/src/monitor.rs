@@ -87,7 +87,8 @@ pub unsafe extern "C" fn hb_monitor_local_addr_count(
     ffi_try!(err, {
         let monitor = arg!(monitor);
         nonnull!(out);
-        unsafe { out.write(monitor.inner.local_addrs().len()) };
+        let count = monitor.inner.local_addrs()?.len();
+        unsafe { out.write(count) };
         Ok(())
     })
 }
@@ -107,8 +108,7 @@ pub unsafe extern "C" fn hb_monitor_local_addr(
     ffi_try!(err, {
         let monitor = arg!(monitor);
         nonnull!(out);
-        callback::ensure_running(monitor.inner.events(), "monitor is stopped")?;
-        let addrs = monitor.inner.local_addrs();
+        let addrs = monitor.inner.local_addrs()?;
         let (name, addr) = addrs.get(index).ok_or_else(|| {
             FfiError::new(
                 hb_status::OutOfRange,
@@ -136,8 +136,8 @@ pub unsafe extern "C" fn hb_monitor_peers(
     ffi_try!(err, {
         let monitor = arg!(monitor);
         nonnull!(out);
-        callback::ensure_running(monitor.inner.events(), "monitor is stopped")?;
-        unsafe { out.write(crate::peers::snapshot(monitor.inner.peers())) };
+        let peers = monitor.inner.peers()?;
+        unsafe { out.write(crate::peers::snapshot(peers)) };
         Ok(())
     })
 }

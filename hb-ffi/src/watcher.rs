@@ -87,8 +87,8 @@ pub unsafe extern "C" fn hb_watcher_peers(
     ffi_try!(err, {
         let watcher = arg!(watcher);
         nonnull!(out);
-        callback::ensure_running(watcher.inner.events(), "watcher is stopped")?;
-        unsafe { out.write(crate::peers::snapshot(watcher.inner.peers())) };
+        let peers = watcher.inner.peers()?;
+        unsafe { out.write(crate::peers::snapshot(peers)) };
         Ok(())
     })
 }

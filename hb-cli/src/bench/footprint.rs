@@ -27,7 +27,7 @@ pub fn run(a: FootprintArgs) -> CmdResult {
     let monitor = Monitor::new(&o)?;
     monitor.start()?;
     let addr =
-        monitor.local_addrs().into_iter().map(|(_, a)| a).next().ok_or_else(|| runtime("monitor bound no address"))?;
+        monitor.local_addrs()?.into_iter().map(|(_, a)| a).next().ok_or_else(|| runtime("monitor bound no address"))?;
     let exe = std::env::current_exe().map_err(|e| runtime(format!("own executable: {e}")))?;
 
     let mut rows = Vec::new();

@@ -331,7 +331,7 @@ fn start_monitor(peers: usize) -> CmdResult<(Monitor, UdpSocket)> {
     let monitor = Monitor::new(&o)?;
     monitor.start()?;
     let target =
-        monitor.local_addrs().into_iter().map(|(_, a)| a).next().ok_or_else(|| runtime("monitor bound no address"))?;
+        monitor.local_addrs()?.into_iter().map(|(_, a)| a).next().ok_or_else(|| runtime("monitor bound no address"))?;
     let gen = UdpSocket::bind("127.0.0.1:0").map_err(|e| runtime(e.to_string()))?;
     gen.connect(target).map_err(|e| runtime(e.to_string()))?;
     Ok((monitor, gen))

@@ -9,13 +9,11 @@ pub(crate) mod shared;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-
 use crate::clock::MonotonicClock;
 use crate::config::{Config, Options, Role};
 use crate::error::{Error, Result};
 use crate::events::{EventHub, State};
-use crate::runtime::ProcessGuard;
+use crate::lifecycle::{EventSource, HandleKind, Lifecycle, Phase, Started};
 
 use shared::{ClientShared, Transport};
 
@@ -28,18 +26,9 @@ pub struct FencingToken {
     pub epoch: u64,
 }
 
-enum Life {
-    Idle,
-    /// `start` is making the transport, outside the lock.
-    Starting,
-    Running(Box<dyn Transport>),
-    Stopped,
-}
-
 pub struct Client {
     shared: Arc<ClientShared>,
-    guard: ProcessGuard,
-    life: Mutex<Life>,
+    life: Lifecycle<Box<dyn Transport>>,
 }
 
 impl Client {
@@ -50,11 +39,16 @@ impl Client {
 
     pub fn from_config(config: Config) -> Result<Client> {
         let shared = Arc::new(ClientShared::new(config, Arc::new(MonotonicClock)));
-        Ok(Client { shared, guard: ProcessGuard::new(), life: Mutex::new(Life::Idle) })
+        Ok(Client { shared, life: Lifecycle::new(HandleKind::Client) })
     }
 
     pub fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    /// Where this handle is in its life (docs/states.md).
+    pub fn phase(&self) -> Phase {
+        self.life.phase()
     }
 
     /// Starts beating. With etcd, waits (bounded by connect_timeout) for the first
@@ -63,65 +57,41 @@ impl Client {
     /// comes while this runs (also from the client's own callback) wins: start still
     /// returns `Ok`, and the client ends stopped, having said goodbye.
     pub fn start(&self) -> Result<()> {
-        self.guard.check()?;
-        {
-            let mut life = self.life.lock();
-            match *life {
-                Life::Idle => *life = Life::Starting,
-                Life::Starting | Life::Running(_) => {
-                    return Err(Error::InvalidState("client is already started".into()))
-                }
-                Life::Stopped => return Err(Error::Stopped("client was stopped; create a new one")),
-            }
-        }
-        // Registering with etcd can take up to connect_timeout: not under the lock, so that a
-        // concurrent stop is not held up by it.
+        self.life.begin_start()?;
+        // Registering with etcd can take up to connect_timeout: not under a lock, so that a
+        // concurrent stop can wait for it within its own timeout.
         let made: Result<Box<dyn Transport>> = if self.shared.config.endpoints.iter().any(|e| e.is_etcd()) {
             crate::registry::registration::Registration::start(Arc::clone(&self.shared))
                 .map(|t| Box::new(t) as Box<dyn Transport>)
         } else {
             direct::DirectTransport::start(Arc::clone(&self.shared)).map(|t| Box::new(t) as Box<dyn Transport>)
         };
-        let mut life = self.life.lock();
-        match (made, &*life) {
-            (Ok(transport), Life::Starting) => {
-                crate::metrics::get().clients.inc();
-                *life = Life::Running(transport);
-                Ok(())
-            }
-            (Ok(transport), _) => {
-                // A stop came while we were starting, e.g. from this client's own callback
-                // on its first event, which can fire before we get here. The start did its
-                // work and the stop wins: say goodbye at once and report the start as done.
-                drop(life);
+        match self.life.finish_start(made)? {
+            Started::Running => crate::metrics::get().clients.inc(),
+            // The stop gave up waiting for us: the goodbye is ours to say.
+            Started::StopWon(transport) => {
                 let _ = transport.stop(self.shared.config.stop_timeout);
-                Ok(())
-            }
-            (Err(e), _) => {
-                if matches!(*life, Life::Starting) {
-                    *life = Life::Idle;
-                }
-                Err(e)
+                self.shared.update_health(|h| h.stopped());
             }
         }
+        Ok(())
     }
 
     /// Says goodbye (LEAVE / mark leaving + revoke) and stops; returns within `timeout`
     /// even if nothing answers. No event is delivered after it returns, also when called
-    /// from this client's own callback. Idempotent.
+    /// from this client's own callback. A start under way is waited for (within
+    /// `timeout`), so that it says goodbye too. Idempotent.
     pub fn stop(&self, timeout: Duration) -> Result<()> {
-        self.guard.check()?;
-        // Taken out under the lock, stopped outside it: a concurrent stop (e.g. from the
-        // callback) must not wait for this one.
-        let running = std::mem::replace(&mut *self.life.lock(), Life::Stopped);
+        let t0 = std::time::Instant::now();
+        let running = self.life.begin_stop(timeout)?;
         let result = match running {
-            Life::Running(transport) => {
-                let r = transport.stop(timeout);
+            Some(transport) => {
+                let r = transport.stop(timeout.saturating_sub(t0.elapsed()));
                 crate::metrics::get().clients.dec();
                 self.shared.update_health(|h| h.stopped());
                 r
             }
-            Life::Idle | Life::Starting | Life::Stopped => Ok(()),
+            None => Ok(()),
         };
         self.shared.events.close();
         result
@@ -131,16 +101,20 @@ impl Client {
     /// monitor will declare this client dead after its detection time.
     #[doc(hidden)]
     pub fn crash_for_test(&self) {
-        if let Life::Running(transport) = std::mem::replace(&mut *self.life.lock(), Life::Stopped) {
+        if let Some(transport) = self.life.take_running() {
             transport.crash();
             crate::metrics::get().clients.dec();
         }
     }
 
     /// Own health: `healthy`, `degraded`, `lost` (or `unknown` before the first ACK,
-    /// `stopped` after stop).
-    pub fn state(&self) -> State {
-        self.shared.health.lock().state()
+    /// `stopped` once stopped).
+    pub fn state(&self) -> Result<State> {
+        self.life.same_process()?;
+        if self.life.phase() == Phase::Stopped {
+            return Ok(State::Stopped);
+        }
+        Ok(self.shared.health.lock().state())
     }
 
     pub fn events(&self) -> &Arc<EventHub> {
@@ -148,8 +122,9 @@ impl Client {
     }
 
     /// `(lease id, epoch)`; lease id 0 and epoch 1 for direct beats once acknowledged.
+    /// `Stopped` once stopped: the registration is gone.
     pub fn fencing_token(&self) -> Result<FencingToken> {
-        self.guard.check()?;
+        self.life.not_stopped()?;
         let h = self.shared.health.lock();
         if h.epoch() == 0 {
             return Err(Error::NotHolder("not registered yet: no acknowledgement received".into()));
@@ -157,28 +132,43 @@ impl Client {
         Ok(FencingToken { lease_id: h.lease_id(), epoch: h.epoch() })
     }
 
-    /// Fails with `NotHolder` once `remaining()` is zero, without asking anyone.
+    /// Fails with `NotHolder` once `remaining()` is zero, without asking anyone; with
+    /// `Stopped` once stopped.
     pub fn check(&self) -> Result<()> {
-        self.guard.check()?;
+        self.life.not_stopped()?;
         let now = self.shared.now_ns();
         self.shared.health.lock().check(now)
     }
 
-    /// Conservative time this process may still act as the holder.
-    pub fn remaining(&self) -> Duration {
+    /// Conservative time this process may still act as the holder; zero once stopped.
+    pub fn remaining(&self) -> Result<Duration> {
+        self.life.same_process()?;
+        if self.life.phase() == Phase::Stopped {
+            return Ok(Duration::ZERO);
+        }
         let now = self.shared.now_ns();
-        Duration::from_nanos(self.shared.health.lock().remaining_ns(now))
+        Ok(Duration::from_nanos(self.shared.health.lock().remaining_ns(now)))
     }
 
     /// This process start's incarnation (sent in every beat and stored in etcd).
-    pub fn incarnation(&self) -> u32 {
-        self.shared.incarnation
+    pub fn incarnation(&self) -> Result<u32> {
+        self.life.same_process()?;
+        Ok(self.shared.incarnation)
+    }
+}
+
+impl EventSource for Client {
+    fn events(&self) -> &Arc<EventHub> {
+        &self.shared.events
+    }
+    fn same_process(&self) -> Result<()> {
+        self.life.same_process()
     }
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
-        if !self.guard.is_forked() {
+        if !self.life.is_forked() {
             let timeout = self.shared.config.stop_timeout;
             let _ = self.stop(timeout);
         }

@@ -27,10 +27,10 @@ use crate::clock::{Clock, MonotonicClock};
 use crate::config::{Config, Endpoint, HostPort, Options, Role};
 use crate::error::{Error, Result};
 use crate::events::EventHub;
+use crate::lifecycle::{EventSource, HandleKind, Lifecycle, Phase, Started};
 use crate::metrics::MetricsServer;
 use crate::peers::PeerInfo;
 use crate::proto::AuthKey;
-use crate::runtime::ProcessGuard;
 
 use table::{PeerTable, TableConfig};
 
@@ -96,12 +96,6 @@ pub struct MonitorStats {
     pub sweeps: u64,
 }
 
-enum Life {
-    Idle,
-    Running(Running),
-    Stopped,
-}
-
 struct Running {
     tasks: Vec<JoinHandle<()>>,
     addrs: Vec<(String, SocketAddr)>,
@@ -112,8 +106,7 @@ pub struct Monitor {
     config: Config,
     events: Arc<EventHub>,
     ingest: Arc<Ingest>,
-    guard: ProcessGuard,
-    life: Mutex<Life>,
+    life: Lifecycle<Running>,
 }
 
 impl Monitor {
@@ -157,7 +150,7 @@ impl Monitor {
             stats: IngestStats::default(),
             sweep_sooner: tokio::sync::Notify::new(),
         });
-        Ok(Monitor { config, events, ingest, guard: ProcessGuard::new(), life: Mutex::new(Life::Idle) })
+        Ok(Monitor { config, events, ingest, life: Lifecycle::new(HandleKind::Monitor) })
     }
 
     pub fn config(&self) -> &Config {
@@ -168,13 +161,21 @@ impl Monitor {
     /// not be bound. A second call fails with `InvalidState`, a call after `stop` with
     /// `Stopped`.
     pub fn start(&self) -> Result<()> {
-        self.guard.check()?;
-        let mut life = self.life.lock();
-        match *life {
-            Life::Idle => {}
-            Life::Running(_) => return Err(Error::InvalidState("monitor is already started".into())),
-            Life::Stopped => return Err(Error::Stopped("monitor was stopped; create a new one")),
+        self.life.begin_start()?;
+        match self.life.finish_start(self.run())? {
+            Started::Running => {}
+            Started::StopWon(running) => self.halt(running),
         }
+        Ok(())
+    }
+
+    /// Where this handle is in its life (docs/states.md).
+    pub fn phase(&self) -> Phase {
+        self.life.phase()
+    }
+
+    /// Binds every listen endpoint and spawns the listener and sweeper tasks.
+    fn run(&self) -> Result<Running> {
         let rt = crate::runtime::handle()?;
         let _enter = rt.enter();
         rejects::preregister();
@@ -216,64 +217,61 @@ impl Monitor {
             tasks.push(rt.spawn(tcp::run(listener, Arc::clone(&self.ingest))));
         }
         tasks.push(rt.spawn(sweeper::run(Arc::clone(&self.ingest))));
-        *life = Life::Running(Running { tasks, addrs, _metrics: metrics });
-        Ok(())
+        Ok(Running { tasks, addrs, _metrics: metrics })
+    }
+
+    /// Aborts the tasks and waits until the sockets are really closed, so that the port can
+    /// be bound again; on an engine thread we must not block, and the abort completes on
+    /// its own.
+    fn halt(&self, r: Running) {
+        for t in &r.tasks {
+            t.abort();
+        }
+        if !crate::runtime::on_engine_thread() {
+            let tasks = r.tasks;
+            let _ = crate::runtime::run(
+                async move {
+                    for t in tasks {
+                        let _ = t.await;
+                    }
+                },
+                Duration::from_secs(2),
+            );
+        }
+        self.ingest.table.lock().release_gauges();
     }
 
     /// The bound addresses as `udp://ip:port` / `tcp://ip:port` (useful with port 0).
-    pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
-        match &*self.life.lock() {
-            Life::Running(r) => r.addrs.clone(),
-            _ => Vec::new(),
-        }
+    /// None before start; `Stopped` once stopped.
+    pub fn local_addrs(&self) -> Result<Vec<(String, SocketAddr)>> {
+        self.life.not_stopped()?;
+        Ok(self.life.with_running(|r| r.addrs.clone()).unwrap_or_default())
     }
 
     /// The address of the first listener of `scheme` ("udp" or "tcp").
     pub fn local_addr(&self, scheme: &str) -> Option<SocketAddr> {
         let prefix = format!("{scheme}://");
-        self.local_addrs().into_iter().find(|(url, _)| url.starts_with(&prefix)).map(|(_, a)| a)
+        self.local_addrs().ok()?.into_iter().find(|(url, _)| url.starts_with(&prefix)).map(|(_, a)| a)
     }
 
     /// Stops listening and sweeping; no event is delivered after it returns (also when
     /// called from this monitor's own callback). Idempotent.
     pub fn stop(&self) -> Result<()> {
-        self.guard.check()?;
-        let running = {
-            let mut life = self.life.lock();
-            match std::mem::replace(&mut *life, Life::Stopped) {
-                Life::Running(r) => Some(r),
-                _ => None,
-            }
-        };
-        if let Some(r) = running {
-            for t in &r.tasks {
-                t.abort();
-            }
-            // Wait until the sockets are really closed so that the port can be bound again;
-            // on an engine thread we must not block, and the abort completes on its own.
-            if !crate::runtime::on_engine_thread() {
-                let tasks = r.tasks;
-                let _ = crate::runtime::run(
-                    async move {
-                        for t in tasks {
-                            let _ = t.await;
-                        }
-                    },
-                    Duration::from_secs(2),
-                );
-            }
-            self.ingest.table.lock().release_gauges();
+        if let Some(r) = self.life.begin_stop(self.config.stop_timeout)? {
+            self.halt(r);
         }
         self.events.close();
         Ok(())
     }
 
-    pub fn peers(&self) -> Vec<PeerInfo> {
+    /// The peers tracked now (none before start); `Stopped` once stopped.
+    pub fn peers(&self) -> Result<Vec<PeerInfo>> {
+        self.life.not_stopped()?;
         let now = self.ingest.clock.now_ns();
         // Only Arc clones and copies under the lock; the strings are built after it.
         let rows = self.ingest.table.lock().rows(now);
         let now_unix_ms = crate::events::unix_ms_now();
-        rows.into_iter().map(|r| r.info(now_unix_ms)).collect()
+        Ok(rows.into_iter().map(|r| r.info(now_unix_ms)).collect())
     }
 
     pub fn stats(&self) -> MonitorStats {
@@ -300,9 +298,18 @@ impl Monitor {
     }
 }
 
+impl EventSource for Monitor {
+    fn events(&self) -> &Arc<EventHub> {
+        &self.events
+    }
+    fn same_process(&self) -> Result<()> {
+        self.life.same_process()
+    }
+}
+
 impl Drop for Monitor {
     fn drop(&mut self) {
-        if !self.guard.is_forked() {
+        if !self.life.is_forked() {
             let _ = self.stop();
         }
     }

@@ -24,6 +24,7 @@ pub use decode::decode;
 pub use encode::encode;
 pub use error::{DecodeError, EncodeError};
 pub use frame::{Flags, Frame, FrameRef, Kind, NackReason};
+pub(crate) use traceparent::is_valid as traceparent_is_valid;
 
 /// "HB" in ASCII, first two bytes of every frame.
 pub const MAGIC: u16 = 0x4842;

@@ -4,7 +4,7 @@
 /// Exact length of a version-00 traceparent.
 pub(super) const LEN: usize = 55;
 
-pub(super) fn is_valid(value: &[u8]) -> bool {
+pub(crate) fn is_valid(value: &[u8]) -> bool {
     let [b'0', b'0', b'-', rest @ ..] = value else {
         return false;
     };

@@ -17,8 +17,8 @@ use crate::backoff::Backoff;
 use crate::config::{Config, Options, Role};
 use crate::error::{Error, Result};
 use crate::events::EventHub;
+use crate::lifecycle::{EventSource, HandleKind, Lifecycle, Phase, Started};
 use crate::peers::PeerInfo;
-use crate::runtime::ProcessGuard;
 
 use super::connect::{is_token_error, join_hosts, Connection};
 use super::value::split_key;
@@ -28,9 +28,7 @@ pub struct Watcher {
     config: Config,
     events: Arc<EventHub>,
     view: Arc<Mutex<View>>,
-    task: Mutex<Option<JoinHandle<()>>>,
-    started: Mutex<bool>,
-    guard: ProcessGuard,
+    life: Lifecycle<JoinHandle<()>>,
 }
 
 impl Watcher {
@@ -44,14 +42,7 @@ impl Watcher {
             .ok_or_else(|| Error::config("endpoint", "", "one etcd://host:port[,host:port]/prefix"))?;
         let view = Arc::new(Mutex::new(View::new(prefix)));
         let events = EventHub::new(config.event_capacity);
-        Ok(Watcher {
-            config,
-            events,
-            view,
-            task: Mutex::new(None),
-            started: Mutex::new(false),
-            guard: ProcessGuard::new(),
-        })
+        Ok(Watcher { config, events, view, life: Lifecycle::new(HandleKind::Watcher) })
     }
 
     pub fn config(&self) -> &Config {
@@ -61,14 +52,20 @@ impl Watcher {
     /// Lists the prefix, then watches from that revision. Waits for the listing (bounded by
     /// `connect_timeout`): an unreachable etcd or refused credentials surface here.
     pub fn start(&self) -> Result<()> {
-        self.guard.check()?;
-        let mut started = self.started.lock();
-        if *started {
-            return Err(Error::InvalidState("watcher already started".into()));
+        self.life.begin_start()?;
+        match self.life.finish_start(self.run())? {
+            Started::Running => {}
+            Started::StopWon(task) => task.abort(),
         }
-        if self.events.is_closed() {
-            return Err(Error::Stopped("watcher is stopped"));
-        }
+        Ok(())
+    }
+
+    /// Where this handle is in its life (docs/states.md).
+    pub fn phase(&self) -> Phase {
+        self.life.phase()
+    }
+
+    fn run(&self) -> Result<JoinHandle<()>> {
         let config = self.config.clone();
         let timeout = config.connect_timeout;
         let prefix = watch_prefix(&config);
@@ -98,23 +95,23 @@ impl Watcher {
             view: Arc::clone(&self.view),
             events: Arc::clone(&self.events),
         };
-        *self.task.lock() = Some(crate::runtime::handle()?.spawn(state.run()));
-        *started = true;
-        Ok(())
+        Ok(crate::runtime::handle()?.spawn(state.run()))
     }
 
     /// Stops watching and closes the event stream: no callback runs after this returns.
+    /// Idempotent.
     pub fn stop(&self) -> Result<()> {
-        if let Some(task) = self.task.lock().take() {
+        if let Some(task) = self.life.begin_stop(self.config.stop_timeout)? {
             task.abort();
         }
         self.events.close();
         Ok(())
     }
 
-    /// The current view, ordered by key (service, then id).
-    pub fn peers(&self) -> Vec<PeerInfo> {
-        self.view.lock().peers()
+    /// The current view, ordered by key (service, then id); `Stopped` once stopped.
+    pub fn peers(&self) -> Result<Vec<PeerInfo>> {
+        self.life.not_stopped()?;
+        Ok(self.view.lock().peers())
     }
 
     pub fn events(&self) -> &Arc<EventHub> {
@@ -122,13 +119,21 @@ impl Watcher {
     }
 }
 
+impl EventSource for Watcher {
+    fn events(&self) -> &Arc<EventHub> {
+        &self.events
+    }
+    fn same_process(&self) -> Result<()> {
+        self.life.same_process()
+    }
+}
+
 impl Drop for Watcher {
     fn drop(&mut self) {
-        if let Some(task) = self.task.lock().take() {
-            task.abort();
+        // In a forked child the parent's task and delivery thread do not exist: leave them.
+        if !self.life.is_forked() {
+            let _ = self.stop();
         }
-        // Ends the delivery thread of a callback, as `stop` does.
-        self.events.close();
     }
 }
 
