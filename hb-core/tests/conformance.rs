@@ -1,0 +1,577 @@
+//! The Rust driver of the conformance suite (`tests/conformance/README.md`): runs every
+//! scenario file, the same files the C, C++, Go and Python drivers run.
+//!
+//! One test runs them all in turn: the `fork` step forks this process, which is only sound
+//! while no other test thread is in the middle of an engine call.
+
+mod etcd_support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hb_core::{Client, Error, Event, EventSource, Monitor, Options, Reason, State, Watcher};
+use parking_lot::{Condvar, Mutex};
+use serde_json::Value;
+
+fn suite_dir() -> PathBuf {
+    match std::env::var_os("HB_CONFORMANCE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance"),
+    }
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[derive(Clone)]
+enum Handle {
+    Client(Arc<Client>),
+    Monitor(Arc<Monitor>),
+    Watcher(Arc<Watcher>),
+}
+
+impl Handle {
+    fn source(&self) -> &dyn EventSource {
+        match self {
+            Handle::Client(c) => c.as_ref(),
+            Handle::Monitor(m) => m.as_ref(),
+            Handle::Watcher(w) => w.as_ref(),
+        }
+    }
+}
+
+/// Events recorded for one handle, by callback or by polling.
+#[derive(Default)]
+struct Log {
+    events: Mutex<Vec<Event>>,
+    grew: Condvar,
+}
+
+impl Log {
+    fn push(&self, ev: Event) {
+        self.events.lock().push(ev);
+        self.grew.notify_all();
+    }
+}
+
+type Handles = Arc<Mutex<HashMap<String, Handle>>>;
+
+struct Driver {
+    vars: BTreeMap<String, String>,
+    handles: Handles,
+    logs: HashMap<String, Arc<Log>>,
+    with_callback: Vec<String>,
+    procs: HashMap<String, Child>,
+    names: Value,
+}
+
+type Outcome = Result<(), String>;
+
+impl Driver {
+    fn new(run: &str, etcd: Option<&str>, names: Value) -> Driver {
+        let mut vars = BTreeMap::new();
+        vars.insert("run".to_string(), run.to_string());
+        if let Some(e) = etcd {
+            vars.insert("etcd".to_string(), e.to_string());
+        }
+        Driver {
+            vars,
+            handles: Arc::default(),
+            logs: HashMap::new(),
+            with_callback: Vec::new(),
+            procs: HashMap::new(),
+            names,
+        }
+    }
+
+    fn subst(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (k, v) in &self.vars {
+            out = out.replace(&format!("${{{k}}}"), v);
+        }
+        out
+    }
+
+    fn s(&self, step: &Value, field: &str) -> Result<String, String> {
+        step[field].as_str().map(|t| self.subst(t)).ok_or_else(|| format!("step has no string field {field:?}"))
+    }
+
+    fn handle(&self, step: &Value) -> Result<Handle, String> {
+        let name = self.s(step, "h")?;
+        self.handles.lock().get(&name).cloned().ok_or_else(|| format!("no handle {name:?}"))
+    }
+
+    fn log(&mut self, name: &str) -> Arc<Log> {
+        Arc::clone(self.logs.entry(name.to_string()).or_default())
+    }
+
+    fn run_steps(&mut self, steps: &[Value]) -> Outcome {
+        for (i, step) in steps.iter().enumerate() {
+            self.step(step).map_err(|e| format!("step {i} ({}): {e}", step["do"]))?;
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, step: &Value) -> Outcome {
+        let expect = &step["expect"];
+        match step["do"].as_str().unwrap_or("") {
+            kind @ ("monitor" | "client" | "watcher") => self.make(kind, step),
+            "start" => {
+                let r = match self.handle(step)? {
+                    Handle::Client(c) => c.start(),
+                    Handle::Monitor(m) => m.start().map(|_| self.learn_addrs(step)),
+                    Handle::Watcher(w) => w.start(),
+                };
+                judge(r, expect, |_| Ok(()))
+            }
+            "stop" => {
+                let r = match self.handle(step)? {
+                    Handle::Client(c) => c.stop(c.config().stop_timeout),
+                    Handle::Monitor(m) => m.stop(),
+                    Handle::Watcher(w) => w.stop(),
+                };
+                judge(r, expect, |_| Ok(()))
+            }
+            "free" => {
+                let name = self.s(step, "h")?;
+                let gone = self.handles.lock().remove(&name);
+                drop(gone.ok_or_else(|| format!("no handle {name:?}"))?);
+                Ok(())
+            }
+            "state" => judge(self.client(step)?.state(), expect, |s| same(&Value::from(s.as_str()), &expect["value"])),
+            "check" => judge(self.client(step)?.check(), expect, |_| Ok(())),
+            "fencing_token" => judge(self.client(step)?.fencing_token(), expect, |t| {
+                same(&serde_json::json!([t.lease_id, t.epoch]), &expect["value"])
+            }),
+            "remaining" => judge(self.client(step)?.remaining(), expect, |d| within(d.as_millis() as u64, expect)),
+            "incarnation" => judge(self.client(step)?.incarnation(), expect, |_| Ok(())),
+            "peers" => {
+                let r = match self.handle(step)? {
+                    Handle::Monitor(m) => m.peers(),
+                    Handle::Watcher(w) => w.peers(),
+                    Handle::Client(_) => return Err("peers of a client".into()),
+                };
+                let want: Vec<String> = match expect["ids"].as_array() {
+                    Some(ids) => ids.iter().map(|v| self.subst(v.as_str().unwrap_or(""))).collect(),
+                    None => Vec::new(),
+                };
+                judge(r, expect, |peers| {
+                    let mut ids: Vec<String> = peers.iter().map(|p| p.id.clone()).collect();
+                    ids.sort();
+                    (ids == want).then_some(()).ok_or(format!("peers {ids:?}, expected {want:?}"))
+                })
+            }
+            "next_event" => {
+                let timeout = Duration::from_millis(step["timeout_ms"].as_u64().unwrap_or(0));
+                let got = self.handle(step)?.source().next_event(Some(timeout));
+                match (got, expect) {
+                    (Ok(None), Value::String(s)) if s == "timeout" => Ok(()),
+                    (Err(Error::Stopped(_)), Value::String(s)) if s == "end" => Ok(()),
+                    (Ok(Some(ev)), Value::Object(o)) if o.contains_key("event") => {
+                        self.matches(&ev, &expect["event"]).map_err(|e| format!("event {ev}: {e}"))
+                    }
+                    (Err(e), Value::Object(o)) if o.contains_key("error") => expected_error(&e, expect),
+                    (got, _) => Err(format!("got {got:?}, expected {expect}")),
+                }
+            }
+            "on_event" => self.on_event(step),
+            "events" => self.events(step),
+            "no_events" => {
+                let name = self.s(step, "h")?;
+                let peer = self.s(step, "peer")?;
+                let until = Instant::now() + Duration::from_millis(step["for_ms"].as_u64().unwrap_or(0));
+                while Instant::now() < until {
+                    self.poll(&name, Duration::from_millis(20))?;
+                }
+                let log = self.log(&name);
+                let n = log.events.lock().iter().filter(|e| e.peer == peer).count();
+                (n == 0).then_some(()).ok_or(format!("{n} events for {peer}"))
+            }
+            "wait_state" => {
+                let c = self.client(step)?;
+                let want = self.s(step, "value")?;
+                let until = Instant::now() + Duration::from_millis(step["within_ms"].as_u64().unwrap_or(10_000));
+                loop {
+                    match c.state() {
+                        Ok(s) if s.as_str() == want => return Ok(()),
+                        Ok(s) if Instant::now() > until => return Err(format!("state {s}, expected {want}")),
+                        Err(e) => return Err(format!("state: {e}")),
+                        _ => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            }
+            "beat" => {
+                let args: Vec<String> = step["args"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| self.subst(a.as_str().unwrap_or("")))
+                    .collect();
+                let child = Command::new(heartbeater_bin())
+                    .arg("beat")
+                    .args(&args)
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .map_err(|e| format!("spawn heartbeater beat: {e}"))?;
+                self.procs.insert(self.s(step, "as")?, child);
+                Ok(())
+            }
+            "kill" => {
+                let name = self.s(step, "p")?;
+                let mut child = self.procs.remove(&name).ok_or(format!("no process {name:?}"))?;
+                let sig = if step["signal"] == "TERM" { libc::SIGTERM } else { libc::SIGKILL };
+                // SAFETY: signalling a child we spawned and have not reaped.
+                unsafe { libc::kill(child.id() as i32, sig) };
+                child.wait().map(|_| ()).map_err(|e| e.to_string())
+            }
+            "fork" => self.fork(step),
+            "names" => self.check_names(),
+            other => Err(format!("unknown step {other:?}")),
+        }
+    }
+
+    fn client(&self, step: &Value) -> Result<Arc<Client>, String> {
+        match self.handle(step)? {
+            Handle::Client(c) => Ok(c),
+            _ => Err("not a client".into()),
+        }
+    }
+
+    fn make(&mut self, kind: &str, step: &Value) -> Outcome {
+        let name = self.s(step, "as")?;
+        let made = (|| {
+            let mut o = Options::new();
+            for pair in step["options"].as_array().into_iter().flatten() {
+                o.set(pair[0].as_str().unwrap_or(""), &self.subst(pair[1].as_str().unwrap_or("")))?;
+            }
+            Ok::<_, Error>(match kind {
+                "client" => Handle::Client(Arc::new(Client::new(&o)?)),
+                "monitor" => Handle::Monitor(Arc::new(Monitor::new(&o)?)),
+                _ => Handle::Watcher(Arc::new(Watcher::new(&o)?)),
+            })
+        })();
+        judge(made, &step["expect"], |h| {
+            self.handles.lock().insert(name.clone(), h.clone());
+            Ok(())
+        })
+    }
+
+    fn learn_addrs(&mut self, step: &Value) {
+        let name = self.subst(step["h"].as_str().unwrap_or(""));
+        if let Ok(Handle::Monitor(m)) = self.handle(step) {
+            for (url, _) in m.local_addrs().unwrap_or_default() {
+                let scheme = url.split("://").next().unwrap_or("").to_string();
+                self.vars.insert(format!("{name}.{scheme}"), url);
+            }
+        }
+    }
+
+    fn on_event(&mut self, step: &Value) -> Outcome {
+        let name = self.s(step, "h")?;
+        let then = self.s(step, "then")?;
+        let log = self.log(&name);
+        let handles = Arc::clone(&self.handles);
+        let mut first = true;
+        let own = name.clone();
+        let callback = Box::new(move |ev: &Event| {
+            log.push(ev.clone());
+            if !std::mem::take(&mut first) {
+                return;
+            }
+            match then.as_str() {
+                "stop" => {
+                    let h = handles.lock().get(&own).cloned();
+                    match h {
+                        Some(Handle::Client(c)) => drop(c.stop(c.config().stop_timeout)),
+                        Some(Handle::Monitor(m)) => drop(m.stop()),
+                        Some(Handle::Watcher(w)) => drop(w.stop()),
+                        None => {}
+                    }
+                }
+                // Takes the driver's reference; the last one may be dropped right here.
+                "free" => drop(handles.lock().remove(&own)),
+                "raise" => panic!("conformance: a callback that panics"),
+                _ => {}
+            }
+        });
+        self.with_callback.push(name);
+        self.handle(step)?.source().set_callback(callback).map_err(|e| e.to_string())
+    }
+
+    /// Polls a handle without a callback into its log.
+    fn poll(&mut self, name: &str, wait: Duration) -> Outcome {
+        let log = self.log(name);
+        if self.with_callback.iter().any(|n| n == name) {
+            let mut events = log.events.lock();
+            log.grew.wait_for(&mut events, wait);
+            return Ok(());
+        }
+        let handle = self.handles.lock().get(name).cloned();
+        let Some(handle) = handle else { return Ok(()) };
+        match handle.source().next_event(Some(wait)) {
+            Ok(Some(ev)) => log.push(ev),
+            Ok(None) | Err(Error::Stopped(_)) => {}
+            Err(e) => return Err(format!("next_event: {e}")),
+        }
+        Ok(())
+    }
+
+    fn events(&mut self, step: &Value) -> Outcome {
+        let name = self.s(step, "h")?;
+        let peer = self.s(step, "peer")?;
+        let want = step["expect"].as_array().cloned().unwrap_or_default();
+        let until = Instant::now() + Duration::from_millis(step["within_ms"].as_u64().unwrap_or(10_000));
+        let log = self.log(&name);
+        loop {
+            let have = log.events.lock().iter().filter(|e| e.peer == peer).count();
+            if have >= want.len() {
+                break;
+            }
+            if Instant::now() > until {
+                let seen: Vec<String> = log.events.lock().iter().map(|e| e.to_string()).collect();
+                return Err(format!("{have} of {} events for {peer} within the time; recorded: {seen:?}", want.len()));
+            }
+            self.poll(&name, Duration::from_millis(50))?;
+        }
+        let mut events = log.events.lock();
+        let mut taken = Vec::new();
+        events.retain(|e| {
+            if e.peer == peer && taken.len() < want.len() {
+                taken.push(e.clone());
+                false
+            } else {
+                true
+            }
+        });
+        drop(events);
+        for (ev, w) in taken.iter().zip(&want) {
+            self.matches(ev, w).map_err(|e| {
+                format!("{e}; events were {:?}", taken.iter().map(|e| e.to_string()).collect::<Vec<_>>())
+            })?;
+        }
+        Ok(())
+    }
+
+    fn matches(&self, ev: &Event, want: &Value) -> Outcome {
+        for (field, got) in [("from", ev.from.as_str()), ("to", ev.to.as_str()), ("reason", ev.reason.as_str())] {
+            if let Some(w) = want[field].as_str() {
+                if w != got {
+                    return Err(format!("{field} {got}, expected {w}"));
+                }
+            }
+        }
+        if let Some(p) = want["peer"].as_str() {
+            if self.subst(p) != ev.peer {
+                return Err(format!("peer {}, expected {p}", ev.peer));
+            }
+        }
+        Ok(())
+    }
+
+    fn fork(&mut self, step: &Value) -> Outcome {
+        let steps = step["steps"].as_array().cloned().unwrap_or_default();
+        // SAFETY: the child runs only engine calls (which begin with the fork check, before
+        // any lock a parent thread could hold) and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err("fork failed".into());
+        }
+        if pid == 0 {
+            let code = match self.run_steps(&steps) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("forked child: {e}");
+                    1
+                }
+            };
+            // SAFETY: ends the child without running the parent's destructors or atexit.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for the child we just forked.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        (libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0)
+            .then_some(())
+            .ok_or(format!("forked child failed (status {status})"))
+    }
+
+    fn check_names(&self) -> Outcome {
+        let list = |key: &str| -> Vec<String> {
+            self.names[key].as_array().into_iter().flatten().map(|v| v.as_str().unwrap_or("").to_string()).collect()
+        };
+        let states: Vec<String> = State::ALL.iter().map(|s| s.as_str().to_string()).collect();
+        let reasons: Vec<String> = Reason::ALL.iter().map(|r| r.as_str().to_string()).collect();
+        let phases: Vec<String> = [
+            hb_core::Phase::Idle,
+            hb_core::Phase::Starting,
+            hb_core::Phase::Running,
+            hb_core::Phase::Stopped,
+            hb_core::Phase::Forked,
+        ]
+        .iter()
+        .map(|p| p.as_str().to_string())
+        .collect();
+        let kinds: Vec<String> = [
+            Error::config("f", "v", "e"),
+            Error::Connect { what: "x", addr: String::new(), detail: String::new() },
+            Error::PermissionDenied { what: "x", addr: String::new(), detail: String::new() },
+            Error::NotHolder(String::new()),
+            Error::Stopped(""),
+            Error::Forked { parent: 0, child: 0 },
+            Error::InvalidState(String::new()),
+            Error::Timeout { what: String::new(), after_ms: 0 },
+            Error::io("", ""),
+            Error::Internal(String::new()),
+        ]
+        .iter()
+        .map(|e| e.kind().to_string())
+        .collect();
+        for (key, ours) in [("states", states), ("reasons", reasons), ("error_kinds", kinds), ("phases", phases)] {
+            if list(key) != ours {
+                return Err(format!("names.json {key} {:?}, the engine has {ours:?}", list(key)));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) {
+        for (_, mut child) in self.procs.drain() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.handles.lock().clear();
+    }
+}
+
+/// Compares a result with a step's `expect`: absent (or a value check) means success.
+fn judge<T>(r: hb_core::Result<T>, expect: &Value, on_ok: impl FnOnce(&T) -> Outcome) -> Outcome {
+    match r {
+        Err(e) => expected_error(&e, expect),
+        Ok(v) if expect.get("error").is_some() => {
+            drop(v);
+            Err(format!("succeeded, expected {expect}"))
+        }
+        Ok(v) => on_ok(&v),
+    }
+}
+
+fn expected_error(e: &Error, expect: &Value) -> Outcome {
+    let Some(kind) = expect["error"].as_str() else { return Err(format!("failed: {} ({e})", e.kind())) };
+    let text = e.to_string();
+    if e.kind() != kind {
+        return Err(format!("error {} ({text}), expected {kind}", e.kind()));
+    }
+    if let Some(m) = expect["message"].as_str() {
+        if m != text {
+            return Err(format!("message {text:?}, expected {m:?}"));
+        }
+    }
+    if let Some(m) = expect["contains"].as_str() {
+        if !text.contains(m) {
+            return Err(format!("message {text:?} lacks {m:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn same(got: &Value, want: &Value) -> Outcome {
+    if want.is_null() || got == want {
+        Ok(())
+    } else {
+        Err(format!("value {got}, expected {want}"))
+    }
+}
+
+fn within(ms: u64, expect: &Value) -> Outcome {
+    let lo = expect["value_min"].as_u64().unwrap_or(0);
+    let hi = expect["value_max"].as_u64().unwrap_or(u64::MAX);
+    (lo..=hi).contains(&ms).then_some(()).ok_or(format!("value {ms}, expected {lo}..={hi}"))
+}
+
+fn heartbeater_bin() -> PathBuf {
+    match std::env::var_os("HEARTBEATER_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/heartbeater"),
+    }
+}
+
+/// What a scenario needs that this driver lacks, from capabilities.json.
+fn not_here(scenario: &Value, caps: &Value) -> Option<String> {
+    scenario["requires"].as_array().into_iter().flatten().find_map(|c| {
+        let c = c.as_str().unwrap_or("");
+        match &caps["capabilities"][c]["rust"] {
+            Value::Bool(true) => None,
+            Value::String(why) => Some(why.clone()),
+            _ => Some(format!("capability {c:?} is not declared for rust in capabilities.json")),
+        }
+    })
+}
+
+fn needs(scenario: &Value, var: &str) -> bool {
+    scenario.to_string().contains(&format!("${{{var}}}"))
+}
+
+#[test]
+fn every_scenario() {
+    let dir = suite_dir();
+    let caps = read_json(&dir.join("capabilities.json"));
+    let names = read_json(&dir.join("names.json"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("scenarios"))
+        .expect("tests/conformance/scenarios")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no scenarios in {}", dir.display());
+
+    let scenarios: Vec<Value> = files.iter().map(|f| read_json(f)).collect();
+    let beats = scenarios.iter().any(|s| s.to_string().contains("\"beat\""));
+    assert!(
+        !beats || heartbeater_bin().exists(),
+        "{} is missing: build it with `cargo build -p hb-cli` (or set HEARTBEATER_BIN)",
+        heartbeater_bin().display()
+    );
+    let own_etcd;
+    let etcd = match std::env::var("HB_CONFORMANCE_ETCD") {
+        Ok(e) => Some(e),
+        Err(_) if scenarios.iter().any(|s| needs(s, "etcd")) && etcd_support::etcd_installed() => {
+            own_etcd = etcd_support::Etcd::start();
+            Some(own_etcd.endpoint())
+        }
+        Err(_) => None,
+    };
+
+    let mut failed = Vec::new();
+    for (i, (file, scenario)) in files.iter().zip(&scenarios).enumerate() {
+        let name = scenario["name"].as_str().unwrap_or("?").to_string();
+        let stem = file.file_stem().unwrap().to_string_lossy().to_string();
+        assert_eq!(name, stem, "{}: the name must be the file's", file.display());
+        if let Some(why) = not_here(scenario, &caps) {
+            println!("n/a {name} ({why})");
+            continue;
+        }
+        if etcd.is_none() && needs(scenario, "etcd") {
+            println!("skip {name} (etcd is not installed)");
+            continue;
+        }
+        let run = format!("rs{}x{i}", std::process::id());
+        let mut driver = Driver::new(&run, etcd.as_deref(), names.clone());
+        let steps = scenario["steps"].as_array().cloned().unwrap_or_default();
+        let t0 = Instant::now();
+        let outcome = driver.run_steps(&steps);
+        driver.finish();
+        match outcome {
+            Ok(()) => println!("ok {name} ({} ms)", t0.elapsed().as_millis()),
+            Err(e) => {
+                println!("FAIL {name}: {e}");
+                failed.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    assert!(failed.is_empty(), "conformance failures:\n{}", failed.join("\n"));
+}
