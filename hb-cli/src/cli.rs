@@ -39,13 +39,13 @@ pub struct MonitorArgs {
     #[arg(long)]
     pub json: bool,
     /// Serve Prometheus /metrics on H:P
-    #[arg(long, value_name = "H:P")]
+    #[arg(long, value_name = "H:P", allow_hyphen_values = true)]
     pub metrics_addr: Option<String>,
     /// File holding the shared key; frames without a valid tag are dropped
     #[arg(long, value_name = "F")]
     pub auth_key_file: Option<String>,
     /// Failure detector: adaptive or phi
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub detector: Option<String>,
 }
 
@@ -54,20 +54,22 @@ pub struct BeatArgs {
     /// udp://H:P, tcp://H:P (comma-separated for several monitors) or etcd://H:P/prefix
     #[arg(long)]
     pub endpoint: String,
-    #[arg(long)]
+    /// Service name (1..=64 bytes; the monitor shows it with every event)
+    #[arg(long, allow_hyphen_values = true)]
     pub service: String,
-    /// Instance id
-    #[arg(long)]
+    /// Instance id, unique within the service
+    #[arg(long, allow_hyphen_values = true)]
     pub id: String,
     /// How long the other side waits before declaring us gone (default 15s)
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub ttl: Option<String>,
     /// 200ms (fixed) or 1s..30s (adaptive between bounds)
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub interval: Option<String>,
     /// k=v, repeatable
-    #[arg(long = "label", value_name = "K=V")]
+    #[arg(long = "label", value_name = "K=V", allow_hyphen_values = true)]
     pub labels: Vec<String>,
+    /// File holding the shared key (the monitor's); every beat and LEAVE carries an HMAC tag
     #[arg(long, value_name = "F")]
     pub auth_key_file: Option<String>,
 }
@@ -76,6 +78,7 @@ pub struct BeatArgs {
 pub struct WatchArgs {
     /// etcd://H:P[,H:P]/prefix
     pub endpoint: String,
+    /// One JSON object per line instead of text
     #[arg(long)]
     pub json: bool,
 }
@@ -96,13 +99,13 @@ pub struct RelayArgs {
 #[derive(Args, Debug, Clone)]
 pub struct ImpairArgs {
     /// Fixed one-way delay added to every packet
-    #[arg(long, default_value = "0ms")]
+    #[arg(long, default_value = "0ms", allow_hyphen_values = true)]
     pub delay: String,
     /// Extra delay, uniform: J means 0..J, A..B means A..B
-    #[arg(long, default_value = "0ms")]
+    #[arg(long, default_value = "0ms", allow_hyphen_values = true)]
     pub jitter: String,
     /// Packet loss, e.g. 5% (Bernoulli, or Gilbert-Elliott with --burst)
-    #[arg(long, default_value = "0%")]
+    #[arg(long, default_value = "0%", allow_hyphen_values = true)]
     pub loss: String,
     /// Mean loss burst length in packets (Gilbert-Elliott); 1 = independent losses
     #[arg(long)]
@@ -246,4 +249,44 @@ pub struct FloodArgs {
     pub replay_id: String,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every visible option and argument of every visible subcommand says what it is for.
+    #[test]
+    fn every_visible_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+                if arg.get_help().is_none() && !matches!(arg.get_id().as_str(), "help" | "version") {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let cmd = Cli::command();
+        for name in ["monitor", "beat", "watch", "relay"] {
+            let sub = cmd.find_subcommand(name).expect("subcommand");
+            walk(sub, name, &mut missing);
+        }
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
+
+    /// A value that starts with '-' is a value, so the library can say what is wrong with it.
+    #[test]
+    fn values_may_start_with_a_hyphen() {
+        let beat = "heartbeater beat --endpoint udp://h:1 --service s --id i --ttl -1 --interval -5s --label -k=v";
+        let Command::Beat(b) = Cli::try_parse_from(beat.split(' ')).expect("parses").command else { panic!("beat") };
+        assert_eq!((b.ttl.as_deref(), b.interval.as_deref()), (Some("-1"), Some("-5s")));
+        assert_eq!(b.labels, ["-k=v"]);
+        let relay = "heartbeater relay --listen udp://h:0 --upstream udp://h:1 --delay -1ms --loss -5%";
+        let Command::Relay(r) = Cli::try_parse_from(relay.split(' ')).expect("parses").command else { panic!("relay") };
+        assert_eq!((r.impair.delay.as_str(), r.impair.loss.as_str()), ("-1ms", "-5%"));
+    }
 }

@@ -11,7 +11,7 @@ use crate::cli::{BeatArgs, BenchCommand, Cli, Command, MonitorArgs, RelayArgs, W
 use crate::fail::{runtime, set, usage, CmdResult};
 use crate::impair::Impairment;
 use crate::relay::{udp_addr, Relay, RelaySpec};
-use crate::{bench, demo, signals};
+use crate::{bench, demo, show, signals};
 
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
@@ -105,14 +105,14 @@ fn beat(a: BeatArgs) -> CmdResult {
     client.start()?;
     let cfg = client.config();
     eprintln!(
-        "heartbeater beat: {}/{} incarnation {} beating to {} every {:?}..{:?} (ttl {:?})",
+        "heartbeater beat: {}/{} incarnation {} beating to {} every {}..{} (ttl {})",
         cfg.service,
         cfg.instance_id,
         client.incarnation()?,
         a.endpoint,
-        cfg.interval.min,
-        cfg.interval.max,
-        cfg.ttl
+        show::duration(cfg.interval.min),
+        show::duration(cfg.interval.max),
+        show::duration(cfg.ttl)
     );
     let sig = signals::wait_forever();
     eprintln!("heartbeater beat: {sig}, leaving");
@@ -122,9 +122,17 @@ fn beat(a: BeatArgs) -> CmdResult {
     Ok(0)
 }
 
+/// What `watch` takes, in the words of hb-core's Watcher check.
+const WATCH_ENDPOINT: &str = "one etcd://host:port[,host:port]/prefix";
+
 fn watch(a: WatchArgs) -> CmdResult {
     signals::block_termination();
     let mut o = Options::new();
+    // Anything but etcd:// fails here; the generic endpoint message would offer udp and
+    // tcp, which a watcher cannot use.
+    if !a.endpoint.trim_start().starts_with("etcd://") {
+        return Err(hb_core::Error::config("endpoint", &a.endpoint, WATCH_ENDPOINT).into());
+    }
     set(&mut o, "endpoint", &a.endpoint)?;
     let watcher = Watcher::new(&o)?;
     let json = a.json;

@@ -22,12 +22,12 @@ pub fn run(a: DemoArgs) -> CmdResult {
         live: true,
     };
     println!(
-        "heartbeater demo: {} peers beating every {} through a relay with {}; killing {} during {:?}",
+        "heartbeater demo: {} peers beating every {} through a relay with {}; killing {} during {}",
         spec.peers,
         spec.interval,
         spec.impairment.describe(),
         spec.kill,
-        spec.duration
+        crate::show::duration(spec.duration)
     );
     let report = trial::run(&spec)?;
     trial::print_summary(&spec, &report);

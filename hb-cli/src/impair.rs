@@ -8,6 +8,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::cli::ImpairArgs;
 use crate::fail::{usage, CmdResult};
+use crate::show;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Impairment {
@@ -53,10 +54,10 @@ impl Impairment {
 
     pub fn describe(&self) -> String {
         let mut s = format!(
-            "delay {:?} + jitter {:?}..{:?}, loss {:.2}%",
-            self.delay,
-            self.jitter_min,
-            self.jitter_max,
+            "delay {} + jitter {}..{}, loss {:.2}%",
+            show::duration(self.delay),
+            show::duration(self.jitter_min),
+            show::duration(self.jitter_max),
             self.loss * 100.0
         );
         if self.burst > 1.0 {

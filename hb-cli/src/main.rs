@@ -9,6 +9,7 @@ mod fail;
 mod impair;
 mod procstat;
 mod relay;
+mod show;
 mod signals;
 mod trial;
 

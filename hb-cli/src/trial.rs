@@ -295,10 +295,10 @@ fn analyse(
 pub fn print_summary(spec: &TrialSpec, r: &TrialReport) {
     println!();
     println!(
-        "{} peers, {} killed, {:?} run, interval {}, {}",
+        "{} peers, {} killed, {} run, interval {}, {}",
         spec.peers,
         spec.kill,
-        spec.duration,
+        crate::show::duration(spec.duration),
         spec.interval,
         spec.impairment.describe()
     );

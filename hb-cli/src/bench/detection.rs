@@ -27,7 +27,7 @@ pub fn run(a: DetectionArgs) -> CmdResult {
         detectors: vec!["adaptive".into(), "phi".into()],
         live: false,
     };
-    eprintln!("bench detection: running {:?} with {} peers ...", spec.duration, spec.peers);
+    eprintln!("bench detection: running {} with {} peers ...", crate::show::duration(spec.duration), spec.peers);
     let report = trial::run(&spec)?;
     trial::print_summary(&spec, &report);
     let json = serde_json::json!({
