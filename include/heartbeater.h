@@ -4,7 +4,9 @@
  * Errors: every fallible function returns an hb_status (HB_STATUS_OK == 0) and takes an
  * optional last argument `hb_error **err`. Pass NULL to ignore details; otherwise, on
  * failure only, *err receives an hb_error owned by the caller (hb_error_message,
- * hb_error_status, hb_error_free). There is no thread-local "last error", so the detail
+ * hb_error_status, hb_error_free). One status besides HB_STATUS_OK is not a failure:
+ * HB_STATUS_TIMEOUT from hb_*_next_event (no event in time; *err is not written).
+ * There is no thread-local "last error", so the detail
  * is reliable even when the caller hops threads between calls (Go goroutines).
  *
  * Out-parameters are written only on success. Every `_free(NULL)` is a no-op.
@@ -115,7 +117,8 @@ enum hb_status
    */
   HB_STATUS_INVALID_STATE = 9,
   /**
-   * A bounded wait ran out; `hb_*_next_event` returns it when no event came in time.
+   * A bounded wait ran out. From `hb_*_next_event` it is not a failure (no event came in
+   * time; `*err` is not written): the one such status besides `HB_STATUS_OK`.
    */
   HB_STATUS_TIMEOUT = 10,
   /**
@@ -471,9 +474,12 @@ hb_status hb_client_set_callback(const hb_client *client,
  * Waits up to `timeout_ms` (`HB_WAIT_FOREVER`: no limit; 0: just look) for the client's
  * next event. On success `*out` receives an event owned by the caller (`hb_event_free`).
  *
- * `HB_STATUS_TIMEOUT` when no event came in time (not a failure: poll again);
- * `HB_STATUS_STOPPED` once the client is stopped and every event was taken;
- * `HB_STATUS_INVALID_STATE` when a callback is set.
+ * `HB_STATUS_TIMEOUT` when no event came in time: the one status other than
+ * `HB_STATUS_OK` that is not a failure of the call — neither `*out` nor `*err` is written
+ * (no `hb_error` to free), poll again. Failures (`*err` written when not NULL):
+ * `HB_STATUS_STOPPED` once the client is stopped and every event was taken (the end of
+ * the stream); `HB_STATUS_INVALID_STATE` when a callback is set; `HB_STATUS_FORKED` in a
+ * forked child.
  */
 hb_status hb_client_next_event(const hb_client *client,
                                uint32_t timeout_ms,
@@ -748,7 +754,8 @@ hb_status hb_monitor_set_callback(const hb_monitor *monitor,
 
 /**
  * Polls the next peer event. Same contract as `hb_client_next_event`
- * (`HB_STATUS_TIMEOUT` when none came within `timeout_ms`).
+ * (`HB_STATUS_TIMEOUT`, with neither `*out` nor `*err` written, when none came within
+ * `timeout_ms`; `HB_STATUS_STOPPED` at the end of the stream after stop).
  */
 hb_status hb_monitor_next_event(const hb_monitor *monitor,
                                 uint32_t timeout_ms,
@@ -888,7 +895,8 @@ hb_status hb_watcher_set_callback(const hb_watcher *watcher,
 
 /**
  * Polls the next registration event. Same contract as `hb_client_next_event`
- * (`HB_STATUS_TIMEOUT` when none came within `timeout_ms`).
+ * (`HB_STATUS_TIMEOUT`, with neither `*out` nor `*err` written, when none came within
+ * `timeout_ms`; `HB_STATUS_STOPPED` at the end of the stream after stop).
  */
 hb_status hb_watcher_next_event(const hb_watcher *watcher,
                                 uint32_t timeout_ms,

@@ -50,12 +50,24 @@ unsafe extern "C" fn c_callback(user_data: *mut c_void, event: *const hb_event) 
     samples.latencies.lock().unwrap().push(now.saturating_sub(sent));
 }
 
+/// A bare hub as an `EventSource` (no process guard: the benchmark never forks).
+struct Hub(Arc<EventHub>);
+
+impl hb_core::EventSource for Hub {
+    fn events(&self) -> &Arc<EventHub> {
+        &self.0
+    }
+    fn same_process(&self) -> hb_core::Result<()> {
+        Ok(())
+    }
+}
+
 fn run_hub(n: u32, gap: Duration, through_c: bool) -> Percentiles {
     let hub = EventHub::new(4096);
     let samples = Arc::new(Samples { base: Instant::now(), latencies: Mutex::new(Vec::with_capacity(n as usize)) });
     if through_c {
         let user = UserData::new(Arc::as_ptr(&samples) as *mut c_void, None);
-        callback::set_callback(&hub, Some(c_callback), user).expect("set callback");
+        callback::set_callback(&Hub(Arc::clone(&hub)), Some(c_callback), user).expect("set callback");
     } else {
         let s = samples.clone();
         hub.set_callback(Box::new(move |e| {

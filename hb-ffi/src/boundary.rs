@@ -40,9 +40,16 @@ pub(crate) type FfiResult<T> = Result<T, FfiError>;
 /// Runs `f` behind the panic boundary; on failure stores an owned `hb_error` in `*err`
 /// (when `err` is not NULL) and returns its status.
 pub(crate) fn run(err: *mut *mut hb_error, f: impl FnOnce() -> FfiResult<()>) -> hb_status {
+    run_status(err, || f().map(|()| hb_status::Ok))
+}
+
+/// As `run`, for the one kind of export whose success has more than one status
+/// (`hb_*_next_event`: `HB_STATUS_OK` or `HB_STATUS_TIMEOUT`). `*err` is written only on
+/// `Err`, never for a status the body returned as success.
+pub(crate) fn run_status(err: *mut *mut hb_error, f: impl FnOnce() -> FfiResult<hb_status>) -> hb_status {
     let result = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| Err(FfiError::panic(payload)));
     match result {
-        Ok(()) => hb_status::Ok,
+        Ok(status) => status,
         Err(e) => {
             let status = e.status;
             if !err.is_null() {
@@ -64,6 +71,14 @@ pub(crate) fn run_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
 macro_rules! ffi_try {
     ($err:expr, $body:block) => {
         $crate::boundary::run($err, move || -> $crate::boundary::FfiResult<()> { $body })
+    };
+}
+
+/// `ffi_try_status!(err, { ...; Ok(status) })`: a fallible export with more than one
+/// non-error result (see `run_status`).
+macro_rules! ffi_try_status {
+    ($err:expr, $body:block) => {
+        $crate::boundary::run_status($err, move || -> $crate::boundary::FfiResult<$crate::status::hb_status> { $body })
     };
 }
 
@@ -95,9 +110,16 @@ pub(crate) unsafe fn take<T: Handle>(p: *mut T) -> Option<Box<T>> {
     Some(b)
 }
 
-/// `impl Handle` for a struct whose first field is `tag: u64`.
+/// `impl Handle` for a struct whose first field is `tag: u64`. The struct must be
+/// `#[repr(C)]` (see `handle`: the tag is read at offset 0 of whatever the pointer points
+/// to, so a pointer to another handle type is caught); this is asserted at compile time.
+///
+/// Write the attribute as `#[cfg_attr(all(), repr(C))]`: rustc applies it, while cbindgen
+/// (which reads only a literal `#[repr]`) still emits the type as an opaque
+/// `typedef struct hb_x hb_x;` instead of trying to print its Rust fields.
 macro_rules! handle_tag {
     ($t:ty, $name:literal, $tag:literal) => {
+        const _: () = assert!(std::mem::offset_of!($t, tag) == 0, "the tag must be the first field");
         impl $crate::boundary::Handle for $t {
             const NAME: &'static str = $name;
             const TAG: u64 = $tag;

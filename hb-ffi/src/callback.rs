@@ -2,10 +2,9 @@
 //! destructor (zenoh-c style) and polling.
 
 use std::ffi::c_void;
-use std::sync::Arc;
 use std::time::Duration;
 
-use hb_core::EventHub;
+use hb_core::EventSource;
 
 use crate::boundary::{FfiError, FfiResult};
 use crate::event::hb_event;
@@ -53,9 +52,14 @@ impl Drop for UserData {
     }
 }
 
-pub(crate) fn set_callback(hub: &Arc<EventHub>, callback: hb_event_callback, user: UserData) -> FfiResult<()> {
+/// Sets the callback through hb-core's `EventSource` (the fork rule and "stopped" are its).
+pub(crate) fn set_callback<S: EventSource + ?Sized>(
+    source: &S,
+    callback: hb_event_callback,
+    user: UserData,
+) -> FfiResult<()> {
     let callback = callback.ok_or_else(|| FfiError::new(hb_status::NullArgument, "argument `callback` is NULL"))?;
-    hub.set_callback(Box::new(move |event| {
+    source.set_callback(Box::new(move |event| {
         // Names the whole `user` so the closure owns it (and drops it after the last call).
         let user = &user;
         let event = hb_event::new(event);
@@ -65,18 +69,21 @@ pub(crate) fn set_callback(hub: &Arc<EventHub>, callback: hb_event_callback, use
     Ok(())
 }
 
-pub(crate) fn next_event(hub: &EventHub, timeout_ms: u32) -> FfiResult<*mut hb_event> {
+/// One poll through hb-core's `EventSource`: `HB_STATUS_OK` with `*out` written, or
+/// `HB_STATUS_TIMEOUT` with nothing written (a timeout is not a failure of the call, so no
+/// `hb_error` is made for it), or an error.
+pub(crate) fn next_event<S: EventSource + ?Sized>(
+    source: &S,
+    timeout_ms: u32,
+    out: *mut *mut hb_event,
+) -> FfiResult<hb_status> {
     let timeout = (timeout_ms != HB_WAIT_FOREVER).then(|| Duration::from_millis(timeout_ms.into()));
-    match hub.next_event(timeout)? {
-        Some(event) => Ok(Box::into_raw(Box::new(hb_event::new(&event)))),
-        None => Err(FfiError::new(hb_status::Timeout, format!("no event within {timeout_ms} ms"))),
+    match source.next_event(timeout)? {
+        Some(event) => {
+            // SAFETY: NULL-checked by the caller; writable per the header contract.
+            unsafe { out.write(Box::into_raw(Box::new(hb_event::new(&event)))) };
+            Ok(hb_status::Ok)
+        }
+        None => Ok(hb_status::Timeout),
     }
-}
-
-/// A stopped handle refuses calls that need it running.
-pub(crate) fn ensure_running(hub: &EventHub, what: &'static str) -> FfiResult<()> {
-    if hub.is_closed() {
-        return Err(hb_core::Error::Stopped(what).into());
-    }
-    Ok(())
 }

@@ -17,6 +17,7 @@ use crate::status::hb_status;
 ///
 /// Owned by the caller: `hb_client_new` → `hb_client_start` → … → `hb_client_stop` →
 /// `hb_client_free`. All functions may be called from any thread concurrently.
+#[cfg_attr(all(), repr(C))] // repr(C): `tag` first (boundary.rs); cfg_attr: opaque to cbindgen
 pub struct hb_client {
     tag: u64,
     // Arc: the engine's tasks may still hold the client while C frees its handle.
@@ -199,16 +200,19 @@ pub unsafe extern "C" fn hb_client_set_callback(
     let user = UserData::new(user_data, drop_user_data);
     ffi_try!(err, {
         let client = arg!(client);
-        callback::set_callback(client.inner.events(), callback, user)
+        callback::set_callback(&*client.inner, callback, user)
     })
 }
 
 /// Waits up to `timeout_ms` (`HB_WAIT_FOREVER`: no limit; 0: just look) for the client's
 /// next event. On success `*out` receives an event owned by the caller (`hb_event_free`).
 ///
-/// `HB_STATUS_TIMEOUT` when no event came in time (not a failure: poll again);
-/// `HB_STATUS_STOPPED` once the client is stopped and every event was taken;
-/// `HB_STATUS_INVALID_STATE` when a callback is set.
+/// `HB_STATUS_TIMEOUT` when no event came in time: the one status other than
+/// `HB_STATUS_OK` that is not a failure of the call — neither `*out` nor `*err` is written
+/// (no `hb_error` to free), poll again. Failures (`*err` written when not NULL):
+/// `HB_STATUS_STOPPED` once the client is stopped and every event was taken (the end of
+/// the stream); `HB_STATUS_INVALID_STATE` when a callback is set; `HB_STATUS_FORKED` in a
+/// forked child.
 #[no_mangle]
 pub unsafe extern "C" fn hb_client_next_event(
     client: *const hb_client,
@@ -216,11 +220,9 @@ pub unsafe extern "C" fn hb_client_next_event(
     out: *mut *mut hb_event,
     err: *mut *mut hb_error,
 ) -> hb_status {
-    ffi_try!(err, {
+    ffi_try_status!(err, {
         let client = arg!(client);
         nonnull!(out);
-        let event = callback::next_event(client.inner.events(), timeout_ms)?;
-        unsafe { out.write(event) };
-        Ok(())
+        callback::next_event(&*client.inner, timeout_ms, out)
     })
 }

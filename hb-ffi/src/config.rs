@@ -17,6 +17,7 @@ use crate::status::hb_status;
 /// made from it copies the options, so the config may be changed or freed afterwards.
 /// Unset options fall back to `HEARTBEATER_*` environment variables, then defaults.
 /// Safe to use from several threads (setters are serialised).
+#[cfg_attr(all(), repr(C))] // repr(C): `tag` first (boundary.rs); cfg_attr: opaque to cbindgen
 pub struct hb_config {
     tag: u64,
     options: Mutex<Options>,

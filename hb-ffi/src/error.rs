@@ -9,6 +9,7 @@ use crate::status::hb_status;
 
 /// An error's status and message. Obtained through the optional `hb_error **err` last
 /// argument of a fallible function; owned by the caller, who frees it with `hb_error_free`.
+#[cfg_attr(all(), repr(C))] // repr(C): `tag` first (boundary.rs); cfg_attr: opaque to cbindgen
 pub struct hb_error {
     tag: u64,
     status: hb_status,

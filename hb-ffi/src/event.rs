@@ -174,6 +174,7 @@ pub(crate) fn c_labels(labels: &std::collections::BTreeMap<String, String>) -> V
 /// keep). From `hb_*_next_event` it is owned by the caller: free it with `hb_event_free`.
 /// Strings returned by the accessors are borrowed from the event and valid until it is
 /// freed (or the callback returns). Accessors may be called from any thread.
+#[cfg_attr(all(), repr(C))] // repr(C): `tag` first (boundary.rs); cfg_attr: opaque to cbindgen
 pub struct hb_event {
     tag: u64,
     event: Event,

@@ -18,6 +18,7 @@ use crate::status::hb_status;
 ///
 /// Owned by the caller: `hb_monitor_new` → `hb_monitor_start` → … → `hb_monitor_free`.
 /// All functions may be called from any thread concurrently.
+#[cfg_attr(all(), repr(C))] // repr(C): `tag` first (boundary.rs); cfg_attr: opaque to cbindgen
 pub struct hb_monitor {
     tag: u64,
     // Arc: the engine's tasks may still hold the monitor while C frees its handle.
@@ -155,12 +156,13 @@ pub unsafe extern "C" fn hb_monitor_set_callback(
     let user = UserData::new(user_data, drop_user_data);
     ffi_try!(err, {
         let monitor = arg!(monitor);
-        callback::set_callback(monitor.inner.events(), callback, user)
+        callback::set_callback(&*monitor.inner, callback, user)
     })
 }
 
 /// Polls the next peer event. Same contract as `hb_client_next_event`
-/// (`HB_STATUS_TIMEOUT` when none came within `timeout_ms`).
+/// (`HB_STATUS_TIMEOUT`, with neither `*out` nor `*err` written, when none came within
+/// `timeout_ms`; `HB_STATUS_STOPPED` at the end of the stream after stop).
 #[no_mangle]
 pub unsafe extern "C" fn hb_monitor_next_event(
     monitor: *const hb_monitor,
@@ -168,11 +170,9 @@ pub unsafe extern "C" fn hb_monitor_next_event(
     out: *mut *mut hb_event,
     err: *mut *mut hb_error,
 ) -> hb_status {
-    ffi_try!(err, {
+    ffi_try_status!(err, {
         let monitor = arg!(monitor);
         nonnull!(out);
-        let event = callback::next_event(monitor.inner.events(), timeout_ms)?;
-        unsafe { out.write(event) };
-        Ok(())
+        callback::next_event(&*monitor.inner, timeout_ms, out)
     })
 }

@@ -12,6 +12,7 @@ use crate::status::hb_status;
 /// A snapshot of peers taken by `hb_monitor_peers` / `hb_watcher_peers`, sorted by
 /// service then id. Owned by the caller: free with `hb_peers_free`. Immutable, so it may
 /// be read from any thread; it does not change when the handle learns more.
+#[cfg_attr(all(), repr(C))] // repr(C): `tag` first (boundary.rs); cfg_attr: opaque to cbindgen
 pub struct hb_peers {
     tag: u64,
     peers: Vec<hb_peer>,
@@ -20,6 +21,7 @@ handle_tag!(hb_peers, "hb_peers", 0x6862_7065_6572_7301);
 
 /// One peer in an `hb_peers` snapshot. Borrowed from the snapshot (valid until
 /// `hb_peers_free`); strings from its accessors likewise.
+#[cfg_attr(all(), repr(C))] // repr(C): `tag` first (boundary.rs); cfg_attr: opaque to cbindgen
 pub struct hb_peer {
     tag: u64,
     info: PeerInfo,

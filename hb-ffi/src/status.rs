@@ -30,7 +30,8 @@ pub enum hb_status {
     Forked = 8,
     /// Not allowed in the handle's current situation (e.g. started twice, poll while a callback is set).
     InvalidState = 9,
-    /// A bounded wait ran out; `hb_*_next_event` returns it when no event came in time.
+    /// A bounded wait ran out. From `hb_*_next_event` it is not a failure (no event came in
+    /// time; `*err` is not written): the one such status besides `HB_STATUS_OK`.
     Timeout = 10,
     /// An operating-system failure (bind, socket, thread spawn).
     Io = 11,

@@ -17,6 +17,7 @@ use crate::status::hb_status;
 ///
 /// Owned by the caller: `hb_watcher_new` → `hb_watcher_start` → … → `hb_watcher_free`.
 /// All functions may be called from any thread concurrently.
+#[cfg_attr(all(), repr(C))] // repr(C): `tag` first (boundary.rs); cfg_attr: opaque to cbindgen
 pub struct hb_watcher {
     tag: u64,
     // Arc: the engine's tasks may still hold the watcher while C frees its handle.
@@ -106,12 +107,13 @@ pub unsafe extern "C" fn hb_watcher_set_callback(
     let user = UserData::new(user_data, drop_user_data);
     ffi_try!(err, {
         let watcher = arg!(watcher);
-        callback::set_callback(watcher.inner.events(), callback, user)
+        callback::set_callback(&*watcher.inner, callback, user)
     })
 }
 
 /// Polls the next registration event. Same contract as `hb_client_next_event`
-/// (`HB_STATUS_TIMEOUT` when none came within `timeout_ms`).
+/// (`HB_STATUS_TIMEOUT`, with neither `*out` nor `*err` written, when none came within
+/// `timeout_ms`; `HB_STATUS_STOPPED` at the end of the stream after stop).
 #[no_mangle]
 pub unsafe extern "C" fn hb_watcher_next_event(
     watcher: *const hb_watcher,
@@ -119,11 +121,9 @@ pub unsafe extern "C" fn hb_watcher_next_event(
     out: *mut *mut hb_event,
     err: *mut *mut hb_error,
 ) -> hb_status {
-    ffi_try!(err, {
+    ffi_try_status!(err, {
         let watcher = arg!(watcher);
         nonnull!(out);
-        let event = callback::next_event(watcher.inner.events(), timeout_ms)?;
-        unsafe { out.write(event) };
-        Ok(())
+        callback::next_event(&*watcher.inner, timeout_ms, out)
     })
 }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -92,6 +93,95 @@ static void test_errors() {
   EXPECT(hb::version() == HB_VERSION);
 }
 
+// The engine's message, as the C API reports it, for comparison with what().
+static std::string c_message(const char* key, const char* value) {
+  hb_config* cfg = hb_config_new();
+  hb_error* err = nullptr;
+  hb_config_set(cfg, key, value, &err);
+  std::string m = err ? hb_error_message(err) : "";
+  hb_error_free(err);
+  hb_config_free(cfg);
+  return m;
+}
+
+static void test_wrapper_contract() {
+  // Setters chain on a temporary and the result moves into a named Config.
+  auto cfg = hb::Config().endpoint("udp://127.0.0.1:9").service("cxxtest").ttl(3000ms).interval(50ms, 50ms);
+  auto cfg2 = hb::Config().set("endpoint", "udp://127.0.0.1:9").set("service", "cxxtest");
+  hb::Client from_temp(cfg);
+  hb::Client from_temp2(cfg2);
+
+  // what() is exactly the engine's message (std::system_error would append ": config").
+  try {
+    hb::Config().set("colour", "blue");
+    EXPECT(false);
+  } catch (const hb::error& e) {
+    EXPECT(std::string(e.what()) == c_message("colour", "blue"));
+    EXPECT(std::string(e.what()).find(": config") == std::string::npos);
+  }
+
+  // A negative duration reaches the engine as typed and is rejected there, named.
+  try {
+    hb::Config().ttl(-1s);
+    EXPECT(false);
+  } catch (const hb::error& e) {
+    EXPECT(e.status() == HB_STATUS_CONFIG);
+    EXPECT(std::string(e.what()) == c_message("ttl", "-1000ms"));
+    EXPECT(std::strstr(e.what(), "\"-1000ms\"") != nullptr);
+    EXPECT(std::strstr(e.what(), "18446744073709550616") == nullptr);
+  }
+  try {
+    hb::Config().interval(-5ms, 100ms);
+    EXPECT(false);
+  } catch (const hb::error& e) {
+    EXPECT(e.status() == HB_STATUS_CONFIG);
+  }
+
+  // std::error_code overloads: noexcept, code comparable with hb_status, message kept.
+  static_assert(std::is_error_code_enum<hb_status>::value, "hb_status is an error code enum");
+  std::error_code ec;
+  std::string msg;
+  hb::Config c;
+  const std::string key = "colour", value = "blue";
+  static_assert(noexcept(c.set(key, value, ec, &msg)), "noexcept");
+  EXPECT(!c.set("colour", "blue", ec, &msg));
+  EXPECT(ec == HB_STATUS_CONFIG);
+  EXPECT(ec != HB_STATUS_OK);
+  EXPECT(msg == c_message("colour", "blue"));
+  EXPECT(c.set("service", "ok", ec, &msg) && !ec && msg.empty());
+
+  hb::Monitor mon(hb::Config().endpoint("udp://127.0.0.1:0"));
+  static_assert(noexcept(mon.start(ec)), "noexcept");
+  const std::chrono::milliseconds zero{0};
+  static_assert(noexcept(mon.next_event(zero, ec)), "noexcept");
+  static_assert(noexcept(mon.peers(ec)), "noexcept");
+  static_assert(noexcept(from_temp.stop(ec)), "noexcept");
+  static_assert(noexcept(from_temp.state(ec)), "noexcept");
+  EXPECT(mon.start(ec, &msg) && !ec);
+  EXPECT(!mon.start(ec, &msg) && ec == HB_STATUS_INVALID_STATE && msg == "monitor is already started");
+  auto peers = mon.peers(ec);
+  EXPECT(peers && peers->empty() && !ec);
+
+  // next_event: nullopt on timeout (stopped() false), nullopt at the end (stopped() true).
+  EXPECT(!mon.next_event(0ms) && !mon.stopped());
+  EXPECT(!mon.next_event(0ms, ec) && !ec && !mon.stopped());
+  EXPECT(mon.stop(ec, &msg) && !ec);
+  EXPECT(!mon.next_event(10ms) && mon.stopped());
+  hb::Monitor moved(std::move(mon));
+  EXPECT(moved.stopped());
+  peers = moved.peers(ec, &msg);
+  EXPECT(!peers && ec == HB_STATUS_STOPPED && msg == "monitor is stopped; create a new one");
+
+  EXPECT(from_temp.stop(ec) && !ec);
+  auto st = from_temp.state(ec);
+  EXPECT(st && *st == HB_STATE_STOPPED);
+  EXPECT(!from_temp.check(ec, &msg) && ec == HB_STATUS_STOPPED && msg == "client is stopped; create a new one");
+  auto token = from_temp.fencing_token(ec);
+  EXPECT(!token && ec == HB_STATUS_STOPPED);
+  EXPECT(!from_temp.start(ec, &msg) && ec == HB_STATUS_STOPPED);
+  EXPECT(from_temp.incarnation(ec).has_value() && !ec);
+}
+
 static void test_monitor_and_three_clients() {
   auto seen = std::make_shared<Seen>();
   hb::Config mcfg;
@@ -140,12 +230,10 @@ static void test_monitor_and_three_clients() {
 
   mon.stop();
   EXPECT(seen->drops == 1);  // the std::function (and DropFlag) released exactly once
-  try {
-    mon.next_event(0ms);
-    EXPECT(false);
-  } catch (const hb::error& e) {
-    EXPECT(e.status() == HB_STATUS_STOPPED);
-  }
+  // After stop the stream has ended: nullopt, not an exception, and stopped() says so.
+  EXPECT(!mon.stopped());
+  EXPECT(!mon.next_event(0ms));
+  EXPECT(mon.stopped());
 }
 
 static void test_stop_from_callback() {
@@ -172,6 +260,7 @@ static void test_stop_from_callback() {
 int main() {
   try {
     test_errors();
+    test_wrapper_contract();
     test_monitor_and_three_clients();
     test_stop_from_callback();
   } catch (const std::exception& e) {
