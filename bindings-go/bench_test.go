@@ -71,7 +71,7 @@ func BenchmarkEventLatency(b *testing.B) {
 func BenchmarkHandoffToChannel(b *testing.B) {
 	f := newFanout(newSettings(nil))
 	out := f.events()
-	p := newPump(f, nil)
+	p := newPump(f)
 	ev := Event{Peer: "p", Service: "s", From: StateUnknown, To: StateAlive, Reason: ReasonRegistered}
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()

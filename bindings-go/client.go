@@ -16,17 +16,20 @@ import (
 // tcp://) or an etcd lease (etcd://). Create it with NewClient, then Start; Stop says
 // goodbye (the offline signal) so watchers see the instance leave at once.
 //
-// A started Client keeps beating until Stop, even if the program drops every reference
-// to it. All methods are safe for concurrent use.
+// The lifecycle is the engine's, the same in every language: a second Start is
+// ErrInvalidState, Start after Stop is ErrStopped (create a new Client), Stop is
+// idempotent, Check and FencingToken after Stop are ErrStopped. A started Client keeps
+// beating until Stop, even if the program drops every reference to it; Close (or, as a
+// safety net, the garbage collector) frees it. All methods are safe for concurrent use.
 type Client struct {
-	l *lifecycle
+	h *handle
 }
 
-// NewClient records the options; nothing is checked or started until Start, which
-// returns any configuration error.
+// NewClient records the options; the engine checks them when the client is made, on the
+// first call that needs it (normally Start), which returns any configuration error.
 func NewClient(opts ...Option) *Client {
 	c := &Client{}
-	c.l = newLifecycle("client", newSettings(opts), func(cfg *config) (native, error) {
+	c.h = newHandle("client", newSettings(opts), func(cfg *config) (native, error) {
 		var out *C.hb_client
 		var cerr *C.hb_error
 		st := C.hb_client_new(cfg.ptr, &out, &cerr)
@@ -36,32 +39,51 @@ func NewClient(opts ...Option) *Client {
 		}
 		return &nativeClient{ptr: out}, nil
 	})
-	runtime.SetFinalizer(c, func(c *Client) { c.l.finalize() })
+	runtime.SetFinalizer(c, func(c *Client) { c.h.finalize() })
 	return c
 }
 
-// Start checks the options and starts beating. With etcd it returns once the first
-// registration is written (bounded by the connect_timeout option, default 5s), so an
-// unreachable etcd is reported here (ErrConnect). Calling Start on a started client does
-// nothing; on a stopped one it returns ErrStopped.
-func (c *Client) Start() error { return c.l.start(c) }
-
-// Stop says goodbye and stops, waiting at most the stop timeout (default 2s, see
-// WithStopTimeout). It is idempotent, and after it returns no goroutine or callback of
-// this client runs any more. Meant for `defer hb.Stop()`.
-func (c *Client) Stop() error { return c.l.stop(c.l.s.stopTimeout) }
-
-// Shutdown is Stop bounded by ctx's deadline instead of the stop timeout; it fits
-// http.Server.RegisterOnShutdown. A ctx without deadline uses the stop timeout.
-func (c *Client) Shutdown(ctx context.Context) error {
-	return c.l.stop(timeoutFrom(ctx, c.l.s.stopTimeout))
+// Start starts beating. With etcd it returns once the first registration is written
+// (bounded by the connect_timeout option, default 5s), so an unreachable etcd is reported
+// here (ErrConnect). A rejected option is reported here too (ErrConfig). Starting a
+// started client is ErrInvalidState; a stopped one, ErrStopped.
+func (c *Client) Start() error {
+	defer runtime.KeepAlive(c)
+	return c.h.start(c)
 }
 
-// State is the client's own health: StateUnknown before Start, then StateHealthy,
-// StateDegraded or StateLost, and StateStopped after Stop.
+// StartContext is Start that gives up when ctx is done first: the client is then stopped
+// (it cannot be started again) and the error wraps ctx.Err(). The engine's own wait is
+// still bounded by connect_timeout; an abandoned start finishes in the background within
+// it and says goodbye.
+func (c *Client) StartContext(ctx context.Context) error {
+	defer runtime.KeepAlive(c)
+	return c.h.startContext(ctx, c)
+}
+
+// Stop says goodbye and stops, waiting at most the stop_timeout option (default 2s, see
+// WithStopTimeout). It is idempotent. After it returns no OnEvent function of this
+// client is called any more and the Events() channel is closed — except when Stop is
+// called while an OnEvent function runs (from inside it, typically): then Stop does not
+// wait for that function to return. Meant for `defer hb.Stop()`.
+func (c *Client) Stop() error { return c.h.stop(0) }
+
+// Shutdown is Stop bounded by ctx: its deadline replaces the stop timeout; a ctx already
+// done gets the shortest bound. When ctx is done by the time the bounded stop returns,
+// the error wraps ctx.Err() (errors.Is(err, context.Canceled) or DeadlineExceeded),
+// even though the client did stop. It fits http.Server.RegisterOnShutdown.
+func (c *Client) Shutdown(ctx context.Context) error { return c.h.shutdown(ctx) }
+
+// Close stops the client (as Stop) and frees the engine handle. Idempotent; after it
+// every call returns ErrStopped ("client is closed").
+func (c *Client) Close() error { return c.h.close() }
+
+// State is the client's own health, as the engine reports it: StateUnknown before Start,
+// then StateHealthy, StateDegraded or StateLost, and StateStopped after Stop. StateUnknown
+// also when there is no state to read (options rejected, closed, forked child).
 func (c *Client) State() State {
 	state := StateUnknown
-	err := c.l.withNative(func(n native) error {
+	_ = c.h.use(func(n native, _ *pump) error {
 		nc := n.(*nativeClient)
 		var s C.hb_state
 		var cerr *C.hb_error
@@ -73,30 +95,30 @@ func (c *Client) State() State {
 		state = stateName(uint32(s))
 		return nil
 	})
-	if err != nil && c.l.currentPhase() == phaseStopped {
-		return StateStopped
-	}
 	return state
 }
 
 // Events returns the channel of the client's own health events (healthy, degraded,
-// lost, reregistered ...). It is closed after Stop. A full channel drops new events
-// (counted in Stats); OnEvent callbacks still see them. Events from before the first call
-// wait in it (up to WithEventBuffer).
-func (c *Client) Events() <-chan Event { return c.l.f.events() }
+// lost, reregistered ..., and stopped at the end). It is closed after Stop, once the
+// events queued before it are in. A full channel drops new events (counted in Stats);
+// OnEvent callbacks still see them. Events from before the first call wait in it (up to
+// WithEventBuffer).
+func (c *Client) Events() <-chan Event { return c.h.f.events() }
 
 // OnEvent registers fn for every later event, called on one goroutine per client, in
-// order. A panic in fn is recovered, logged and counted. fn may call Stop.
-func (c *Client) OnEvent(fn func(Event)) { c.l.f.onEvent(fn) }
+// order. A panic in fn is recovered, logged and counted. fn may call Stop or Close (they
+// do not wait for fn); see docs/go.md for what a callback may do.
+func (c *Client) OnEvent(fn func(Event)) { c.h.f.onEvent(fn) }
 
 // Stats reports dropped events and recovered callback panics.
-func (c *Client) Stats() Stats { return c.l.f.stats() }
+func (c *Client) Stats() Stats { return c.h.f.stats() }
 
 // FencingToken returns (lease id, epoch) for downstream compare-and-set writes; it fails
-// with ErrNotHolder when this process can no longer be sure it holds its registration.
+// with ErrNotHolder when this process can no longer be sure it holds its registration
+// (also before the first acknowledgement), and with ErrStopped after Stop.
 func (c *Client) FencingToken() (FencingToken, error) {
 	var tok FencingToken
-	err := c.l.withNative(func(n native) error {
+	err := c.h.use(func(n native, _ *pump) error {
 		nc := n.(*nativeClient)
 		var lease C.int64_t
 		var epoch C.uint64_t
@@ -114,9 +136,10 @@ func (c *Client) FencingToken() (FencingToken, error) {
 
 // Check returns nil while this process may still act as the holder of its registration,
 // and ErrNotHolder once the conservative remaining time is zero (even if the process was
-// frozen and has heard nothing since). It asks nobody: cheap enough before every write.
+// frozen and has heard nothing since); ErrStopped after Stop. It asks nobody: cheap
+// enough before every write.
 func (c *Client) Check() error {
-	return c.l.withNative(func(n native) error {
+	return c.h.use(func(n native, _ *pump) error {
 		nc := n.(*nativeClient)
 		var cerr *C.hb_error
 		st := C.hb_client_check(nc.ptr, &cerr)
@@ -126,10 +149,10 @@ func (c *Client) Check() error {
 }
 
 // Remaining is the conservative time this process may still act as the holder (0: not,
-// or not started).
+// not started, or stopped).
 func (c *Client) Remaining() time.Duration {
 	var d time.Duration
-	_ = c.l.withNative(func(n native) error {
+	_ = c.h.use(func(n native, _ *pump) error {
 		nc := n.(*nativeClient)
 		var ms C.uint64_t
 		var cerr *C.hb_error
@@ -142,6 +165,24 @@ func (c *Client) Remaining() time.Duration {
 		return nil
 	})
 	return d
+}
+
+// Incarnation is this process start's incarnation, sent in every beat.
+func (c *Client) Incarnation() (uint32, error) {
+	var inc uint32
+	err := c.h.use(func(n native, _ *pump) error {
+		nc := n.(*nativeClient)
+		var out C.uint32_t
+		var cerr *C.hb_error
+		st := C.hb_client_incarnation(nc.ptr, &out, &cerr)
+		runtime.KeepAlive(nc)
+		if err := takeError(st, cerr); err != nil {
+			return err
+		}
+		inc = uint32(out)
+		return nil
+	})
+	return inc, err
 }
 
 type nativeClient struct {
@@ -173,23 +214,17 @@ func (n *nativeClient) free() {
 	n.ptr = nil
 }
 
-// timeoutMillis converts for the C ABI, where 0 means "the configured default": a zero
-// or negative timeout becomes the shortest real one.
+// timeoutMillis converts for the C ABI: 0 (or less) is the handle's stop_timeout, as
+// in C; anything shorter than a millisecond becomes the shortest real bound.
 func timeoutMillis(d time.Duration) uint32 {
 	ms := d.Milliseconds()
 	switch {
+	case d <= 0:
+		return 0
 	case ms < 1:
 		return 1
 	case ms > int64(^uint32(0)-1):
 		return ^uint32(0) - 1
 	}
 	return uint32(ms)
-}
-
-// timeoutFrom is the time left until ctx's deadline, or def without a deadline.
-func timeoutFrom(ctx context.Context, def time.Duration) time.Duration {
-	if dl, ok := ctx.Deadline(); ok {
-		return time.Until(dl)
-	}
-	return def
 }

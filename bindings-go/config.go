@@ -2,22 +2,35 @@ package heartbeater
 
 /*
 #include <stdlib.h>
+#include <string.h>
 #include "heartbeater.h"
 */
 import "C"
 
 import (
-	"sort"
+	"runtime"
 	"unsafe"
 )
 
-// config owns one hb_config for the duration of a Start.
+// config owns one hb_config while a handle is made from it.
 type config struct {
 	ptr *C.hb_config
 }
 
-func newConfig() *config {
-	return &config{ptr: C.hb_config_new()}
+// buildConfig applies the settings in the order given; the engine judges every value and
+// the first error it reports is returned as is.
+func buildConfig(s *settings) (*config, error) {
+	cfg := &config{ptr: C.hb_config_new()}
+	if cfg.ptr == nil {
+		return nil, newError(ErrInternal, "hb_config_new returned NULL")
+	}
+	for _, apply := range s.list {
+		if err := apply(cfg); err != nil {
+			cfg.free()
+			return nil, err
+		}
+	}
+	return cfg, nil
 }
 
 func (c *config) free() {
@@ -25,39 +38,8 @@ func (c *config) free() {
 	c.ptr = nil
 }
 
-// build applies the settings in order and returns the first precise error.
-func buildConfig(s *settings) (*config, error) {
-	cfg := newConfig()
-	if cfg.ptr == nil {
-		return nil, newError(ErrInternal, "hb_config_new returned NULL")
-	}
-	for _, st := range s.list {
-		if err := st.apply(cfg); err != nil {
-			cfg.free()
-			return nil, err
-		}
-	}
-	if s.labelsGiven {
-		keys := make([]string, 0, len(s.labels))
-		for k := range s.labels {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		// An empty WithLabels still replaces labels from the environment.
-		if err := cfg.set("labels", ""); err != nil {
-			cfg.free()
-			return nil, err
-		}
-		for _, k := range keys {
-			if err := cfg.setLabel(k, s.labels[k]); err != nil {
-				cfg.free()
-				return nil, err
-			}
-		}
-	}
-	return cfg, nil
-}
-
+// set is the engine's one text setter (hb_config_set): every option with a text form goes
+// through it, so the engine's parser and messages are the only ones.
 func (c *config) set(key, value string) error {
 	k, err := cString("option key", key)
 	if err != nil {
@@ -70,47 +52,12 @@ func (c *config) set(key, value string) error {
 	}
 	defer freeC(v)
 	var cerr *C.hb_error
-	return takeError(C.hb_config_set(c.ptr, k, v, &cerr), cerr)
+	st := C.hb_config_set(c.ptr, k, v, &cerr)
+	runtime.KeepAlive(c)
+	return takeError(st, cerr)
 }
 
-func (c *config) setString(field string, value string, set func(*C.char, **C.hb_error) C.hb_status) error {
-	v, err := cString(field, value)
-	if err != nil {
-		return err
-	}
-	defer freeC(v)
-	var cerr *C.hb_error
-	return takeError(set(v, &cerr), cerr)
-}
-
-func (c *config) setService(name string) error {
-	return c.setString("service", name, func(v *C.char, e **C.hb_error) C.hb_status {
-		return C.hb_config_set_service(c.ptr, v, e)
-	})
-}
-
-func (c *config) setInstanceID(id string) error {
-	return c.setString("instance_id", id, func(v *C.char, e **C.hb_error) C.hb_status {
-		return C.hb_config_set_instance_id(c.ptr, v, e)
-	})
-}
-
-func (c *config) setDetector(name string) error {
-	return c.setString("detector", name, func(v *C.char, e **C.hb_error) C.hb_status {
-		return C.hb_config_set_detector(c.ptr, v, e)
-	})
-}
-
-func (c *config) setTTLMillis(ms uint64) error {
-	var cerr *C.hb_error
-	return takeError(C.hb_config_set_ttl_ms(c.ptr, C.uint64_t(ms), &cerr), cerr)
-}
-
-func (c *config) setIntervalMillis(min, max uint64) error {
-	var cerr *C.hb_error
-	return takeError(C.hb_config_set_interval_ms(c.ptr, C.uint64_t(min), C.uint64_t(max), &cerr), cerr)
-}
-
+// setLabel adds one label; unlike the `label` text key the value may hold ',' and '='.
 func (c *config) setLabel(key, value string) error {
 	k, err := cString("label key", key)
 	if err != nil {
@@ -123,17 +70,28 @@ func (c *config) setLabel(key, value string) error {
 	}
 	defer freeC(v)
 	var cerr *C.hb_error
-	return takeError(C.hb_config_set_label(c.ptr, k, v, &cerr), cerr)
+	st := C.hb_config_set_label(c.ptr, k, v, &cerr)
+	runtime.KeepAlive(c)
+	return takeError(st, cerr)
 }
 
+// setAuthKey passes any bytes (a key need not be UTF-8) for the engine to judge. The copy
+// lives in C memory (cgo may not keep Go memory) and is never NULL, also for an empty key:
+// NULL would be a NULL-argument bug, while an empty key is the caller's config error.
 func (c *config) setAuthKey(key []byte) error {
-	// Copied into C memory: cgo forbids keeping Go memory, and the key must not be moved
-	// around by the GC in the meantime anyway.
-	var p unsafe.Pointer
+	p := C.malloc(C.size_t(len(key) + 1))
+	if p == nil {
+		return newError(ErrInternal, "out of memory copying the auth key")
+	}
+	defer func() {
+		C.memset(p, 0, C.size_t(len(key)+1)) // the key is a secret: do not leave it behind
+		C.free(p)
+	}()
 	if len(key) > 0 {
-		p = C.CBytes(key)
-		defer C.free(p)
+		C.memcpy(p, unsafe.Pointer(&key[0]), C.size_t(len(key)))
 	}
 	var cerr *C.hb_error
-	return takeError(C.hb_config_set_auth_key(c.ptr, (*C.uint8_t)(p), C.size_t(len(key)), &cerr), cerr)
+	st := C.hb_config_set_auth_key(c.ptr, (*C.uint8_t)(p), C.size_t(len(key)), &cerr)
+	runtime.KeepAlive(c)
+	return takeError(st, cerr)
 }

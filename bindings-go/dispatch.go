@@ -1,11 +1,8 @@
 package heartbeater
 
 import (
-	"bytes"
 	"log/slog"
-	"runtime"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 )
@@ -64,11 +61,19 @@ func (f *fanout) closeOut() {
 
 func (f *fanout) deliver(ev Event) {
 	f.mu.Lock()
-	callbacks, subscribed := f.callbacks, f.subscribed
+	callbacks := f.callbacks
 	f.mu.Unlock()
 	for _, fn := range callbacks {
 		f.call(fn, ev)
 	}
+	f.offer(ev)
+}
+
+// offer puts ev on the Events() channel without blocking.
+func (f *fanout) offer(ev Event) {
+	f.mu.Lock()
+	subscribed := f.subscribed
+	f.mu.Unlock()
 	select {
 	case f.out <- ev:
 	default:
@@ -102,37 +107,49 @@ func (f *fanout) stats() Stats {
 const handoffCapacity = 1024
 
 // pump carries events from the engine's delivery thread (through the exported
-// trampoline) to the fanout, on one goroutine per started handle. Its cgo.Handle is the
-// callback's user data; the engine's drop function closes `in`, which ends the goroutine.
+// trampoline) to the fanout, on one goroutine per engine handle. Its cgo.Handle is the
+// callback's user data; the engine's drop function closes `in` (at stop or free), which
+// ends the goroutine and then the Events() channel: the end of the stream.
 type pump struct {
-	f     *fanout
-	in    chan Event
-	done  chan struct{}
-	gid   atomic.Uint64
-	final atomic.Bool // the handle is stopped for good: close the Events() channel at exit
-	owner any         // keeps the Go wrapper reachable while the engine may call back
+	f    *fanout
+	in   chan Event
+	done chan struct{}
+	// delivering is owned by the pump goroutine: true while it runs the user's OnEvent
+	// functions. Stop reads it to know that waiting for the pump could wait for the very
+	// callback it is called from.
+	delivering atomic.Bool
+	// halted: a Stop returned without waiting for the pump; no OnEvent function is called
+	// after the one running then (events still reach the Events() channel).
+	halted atomic.Bool
+	// owner keeps the Go wrapper reachable once the engine runs it, so that a started
+	// handle keeps running when the program drops its last reference (set by a Start that
+	// succeeded; a handle that never ran stays collectable and its finalizer frees it).
+	owner    atomic.Pointer[pinned]
+	released atomic.Bool // the engine ran the destructor
 
 	closeOnce sync.Once
 }
 
-func newPump(f *fanout, owner any) *pump {
-	p := &pump{f: f, in: make(chan Event, handoffCapacity), done: make(chan struct{}), owner: owner}
-	started := make(chan struct{})
-	go p.run(started)
-	<-started
+type pinned struct{ v any }
+
+func newPump(f *fanout) *pump {
+	p := &pump{f: f, in: make(chan Event, handoffCapacity), done: make(chan struct{})}
+	go p.run()
 	return p
 }
 
-func (p *pump) run(started chan struct{}) {
-	p.gid.Store(goroutineID())
-	close(started)
+func (p *pump) run() {
 	defer close(p.done)
 	for ev := range p.in {
+		if p.halted.Load() {
+			p.f.offer(ev)
+			continue
+		}
+		p.delivering.Store(true)
 		p.f.deliver(ev)
+		p.delivering.Store(false)
 	}
-	if p.final.Load() {
-		p.f.closeOut()
-	}
+	p.f.closeOut()
 }
 
 // offer is called on the engine's delivery thread: it must never block.
@@ -144,26 +161,22 @@ func (p *pump) offer(ev Event) {
 	}
 }
 
-// closeIn is the user-data destructor: after it, the engine calls the trampoline no more.
+// closeIn is the user-data destructor: after it, the engine calls the trampoline no more,
+// so the wrapper need not be kept reachable (the pin would otherwise form a cycle with
+// the wrapper's finalizer, which Go then never runs).
 func (p *pump) closeIn() {
-	p.closeOnce.Do(func() { close(p.in) })
+	p.closeOnce.Do(func() {
+		p.released.Store(true)
+		p.owner.Store(nil)
+		close(p.in)
+	})
 }
 
-// onPumpGoroutine is true inside an OnEvent callback of this handle, where waiting for
-// the pump to finish would wait for ourselves.
-func (p *pump) onPumpGoroutine() bool {
-	return p.gid.Load() == goroutineID()
-}
-
-// goroutineID parses "goroutine N [" from the current stack header. Only used to detect
-// Stop called from inside a callback.
-func goroutineID() uint64 {
-	var buf [64]byte
-	n := runtime.Stack(buf[:], false)
-	b := bytes.TrimPrefix(buf[:n], []byte("goroutine "))
-	if i := bytes.IndexByte(b, ' '); i > 0 {
-		b = b[:i]
+// pin keeps owner reachable until the engine releases the callback; a release that came
+// first (a stop won over the start) leaves nothing pinned.
+func (p *pump) pin(owner any) {
+	p.owner.Store(&pinned{owner})
+	if p.released.Load() {
+		p.owner.Store(nil)
 	}
-	id, _ := strconv.ParseUint(string(b), 10, 64)
-	return id
 }

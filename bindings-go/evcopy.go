@@ -15,7 +15,7 @@ func copyEvent(ev *C.hb_event) Event {
 		Service:     C.GoString(C.hb_event_service(ev)),
 		From:        stateName(uint32(C.hb_event_from(ev))),
 		To:          stateName(uint32(C.hb_event_to(ev))),
-		Reason:      Reason(C.GoString(C.hb_reason_str(C.uint32_t(C.hb_event_reason(ev))))),
+		Reason:      reasonName(uint32(C.hb_event_reason(ev))),
 		At:          time.UnixMilli(int64(C.hb_event_at_unix_ms(ev))),
 		Incarnation: uint32(C.hb_event_incarnation(ev)),
 		Epoch:       uint64(C.hb_event_epoch(ev)),
@@ -37,4 +37,8 @@ func copyEvent(ev *C.hb_event) Event {
 
 func stateName(s uint32) State {
 	return State(C.GoString(C.hb_state_str(C.uint32_t(s))))
+}
+
+func reasonName(r uint32) Reason {
+	return Reason(C.GoString(C.hb_reason_str(C.uint32_t(r))))
 }

@@ -12,45 +12,29 @@ import (
 	"unsafe"
 )
 
-// Status codes of the C ABI (hb_status), in the header's order.
-const (
-	statusOK               = 0
-	statusNullArgument     = 1
-	statusInvalidUTF8      = 2
-	statusConfig           = 3
-	statusConnect          = 4
-	statusPermissionDenied = 5
-	statusNotHolder        = 6
-	statusStopped          = 7
-	statusForked           = 8
-	statusInvalidState     = 9
-	statusTimeout          = 10
-	statusIO               = 11
-	statusInternal         = 12
-	statusPanic            = 13
-)
-
-func sentinelFor(status uint32) error {
+// sentinelFor maps an hb_status to its sentinel. The codes are the header's own
+// constants (C.HB_STATUS_*), never a copy; status_test.go walks hb_status_str over them.
+func sentinelFor(status C.hb_status) error {
 	switch status {
-	case statusInvalidUTF8, statusConfig:
+	case C.HB_STATUS_INVALID_UTF8, C.HB_STATUS_CONFIG:
 		return ErrConfig
-	case statusConnect:
+	case C.HB_STATUS_CONNECT:
 		return ErrConnect
-	case statusPermissionDenied:
+	case C.HB_STATUS_PERMISSION_DENIED:
 		return ErrPermissionDenied
-	case statusNotHolder:
+	case C.HB_STATUS_NOT_HOLDER:
 		return ErrNotHolder
-	case statusStopped:
+	case C.HB_STATUS_STOPPED:
 		return ErrStopped
-	case statusForked:
+	case C.HB_STATUS_FORKED:
 		return ErrForked
-	case statusInvalidState:
+	case C.HB_STATUS_INVALID_STATE:
 		return ErrInvalidState
-	case statusTimeout:
+	case C.HB_STATUS_TIMEOUT:
 		return ErrTimeout
-	case statusIO:
+	case C.HB_STATUS_IO:
 		return ErrIO
-	default: // NULL_ARGUMENT, PANIC, BAD_HANDLE, ... are bugs on one side or the other.
+	default: // NULL_ARGUMENT, PANIC, BAD_HANDLE, OUT_OF_RANGE ... are bugs on one side or the other.
 		return ErrInternal
 	}
 }
@@ -59,7 +43,7 @@ func sentinelFor(status uint32) error {
 // frees the hb_error. The message is copied before the free.
 func takeError(status C.hb_status, cerr *C.hb_error) error {
 	defer C.hb_error_free(cerr)
-	if uint32(status) == statusOK {
+	if status == C.HB_STATUS_OK {
 		return nil
 	}
 	msg := ""
@@ -71,7 +55,7 @@ func takeError(status C.hb_status, cerr *C.hb_error) error {
 	if msg == "" {
 		msg = C.GoString(C.hb_status_str(C.uint32_t(status)))
 	}
-	return newError(sentinelFor(uint32(status)), msg)
+	return newError(sentinelFor(status), msg)
 }
 
 // cString copies s into C memory (free with C.free). A NUL byte cannot cross the C ABI, so
@@ -96,3 +80,9 @@ func goStringFree(p *C.char) string {
 
 // Version is the engine's version (Cargo package version of libheartbeater).
 func Version() string { return C.GoString(C.hb_version()) }
+
+// statusName is the engine's name of a status code (hb_status_str), "unknown" past the end.
+func statusName(code uint32) string { return C.GoString(C.hb_status_str(C.uint32_t(code))) }
+
+// sentinelForCode is sentinelFor for a code given as a plain integer (tests, drift checks).
+func sentinelForCode(code uint32) error { return sentinelFor(C.hb_status(code)) }

@@ -1,14 +1,16 @@
 package heartbeater
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"runtime/cgo"
 	"sync"
 	"time"
 )
 
-// native is one engine handle (hb_client, hb_monitor or hb_watcher) as the lifecycle
-// sees it. Implementations call runtime.KeepAlive after each C call.
+// native is one engine handle (hb_client, hb_monitor or hb_watcher). Implementations call
+// runtime.KeepAlive after each C call.
 type native interface {
 	// setCallback registers the trampoline with h as user data.
 	setCallback(h cgo.Handle) error
@@ -18,128 +20,186 @@ type native interface {
 	free()
 }
 
-type phase int
-
-const (
-	phaseNew phase = iota
-	phaseRunning
-	phaseStopped
-)
-
-// lifecycle is the state machine shared by Client, Monitor and Watcher: Start and Stop
-// are idempotent, a stopped handle stays stopped, and Stop returns only once no
-// goroutine of ours is left for the handle.
-type lifecycle struct {
-	kind   string // "client", "monitor", "watcher": for messages
+// handle ties a Go wrapper (Client, Monitor, Watcher) to its engine handle. It keeps no
+// lifecycle rule of its own: Start, Stop and every other call go to the engine, whose one
+// lifecycle (hb-core/src/lifecycle.rs) answers for the phase — a second Start is
+// ErrInvalidState, Start after Stop is ErrStopped, Stop is idempotent, and so on.
+//
+// What is left here is Go's object lifetime: the engine handle is made on first use (so
+// an option the engine rejects surfaces there, usually from Start), the pump that carries
+// events to Go, the finalizer, and an idempotent Close that frees.
+type handle struct {
+	kind   string // "client", "monitor", "watcher": for the few messages of our own
 	s      *settings
 	f      *fanout
 	create func(cfg *config) (native, error)
 
-	mu    sync.RWMutex
-	phase phase
-	n     native
-	p     *pump
+	mu     sync.RWMutex // RLock: a C call on n; Lock: making or freeing n
+	made   bool         // the attempt to make n was done (err says how it went)
+	n      native
+	p      *pump
+	err    error // why n could not be made; the options do not change, so it stays
+	closed bool
 }
 
-func newLifecycle(kind string, s *settings, create func(cfg *config) (native, error)) *lifecycle {
-	return &lifecycle{kind: kind, s: s, f: newFanout(s), create: create}
+func newHandle(kind string, s *settings, create func(cfg *config) (native, error)) *handle {
+	return &handle{kind: kind, s: s, f: newFanout(s), create: create}
 }
 
-func (l *lifecycle) start(owner any) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch l.phase {
-	case phaseRunning:
-		return nil
-	case phaseStopped:
-		return newError(ErrStopped, fmt.Sprintf("%s is stopped; create a new one", l.kind))
+// ensure makes the engine handle and its pump, once.
+func (h *handle) ensure() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.made || h.closed {
+		return
 	}
-	cfg, err := buildConfig(l.s)
+	h.made = true
+	cfg, err := buildConfig(h.s)
 	if err != nil {
-		return err
+		h.err = err
+		return
 	}
 	defer cfg.free()
-	n, err := l.create(cfg)
+	n, err := h.create(cfg)
 	if err != nil {
-		return err
+		h.err = err
+		return
 	}
-	p := newPump(l.f, owner)
-	h := cgo.NewHandle(p)
-	if err := n.setCallback(h); err != nil {
-		// The engine ran the destructor before returning the error: the pump ends.
-		n.free()
+	p := newPump(h.f)
+	if err := n.setCallback(cgo.NewHandle(p)); err != nil {
+		n.free() // the engine ran the destructor before returning the error: the pump ends
 		<-p.done
-		return err
+		h.err = err
+		return
 	}
-	if err := n.start(); err != nil {
-		n.free() // runs the destructor: the pump ends
-		<-p.done
-		return err
-	}
-	l.n, l.p, l.phase = n, p, phaseRunning
-	return nil
+	h.n, h.p = n, p
 }
 
-// stop stops the handle within timeout, frees it, and waits for the pump goroutine
-// (unless called from one of this handle's own callbacks, which run on that goroutine:
-// then the pump finishes right after the callback returns).
-func (l *lifecycle) stop(timeout time.Duration) error {
-	l.mu.Lock()
-	if l.phase != phaseRunning {
-		l.phase = phaseStopped
-		l.mu.Unlock()
-		l.f.closeOut()
+// use runs fn with the engine handle (made if need be) under the read lock, or says why
+// there is none: the engine's own error from making it, or Close.
+func (h *handle) use(fn func(n native, p *pump) error) error {
+	h.mu.RLock()
+	if !h.made {
+		h.mu.RUnlock()
+		h.ensure()
+		h.mu.RLock()
+	}
+	defer h.mu.RUnlock()
+	switch {
+	case h.closed:
+		return newError(ErrStopped, h.kind+" is closed")
+	case h.err != nil:
+		return h.err
+	}
+	return fn(h.n, h.p)
+}
+
+func (h *handle) start(owner any) error {
+	return h.use(func(n native, p *pump) error {
+		err := n.start()
+		if err == nil {
+			p.pin(owner)
+		}
+		return err
+	})
+}
+
+// stop asks the engine to stop within timeout (0: the handle's stop_timeout), then waits for the pump to hand over
+// what is queued and close the Events() channel. It does not wait when the pump is
+// inside an OnEvent function (that may be the caller itself): then no later OnEvent
+// call is made and the channel closes once that function returns.
+func (h *handle) stop(timeout time.Duration) error {
+	var p *pump
+	err := h.use(func(n native, pp *pump) error {
+		p = pp
+		return n.stop(timeout)
+	})
+	if p == nil {
+		// No engine handle: its options were rejected (nothing was made to stop), or
+		// Close already stopped and freed it.
+		h.f.closeOut()
 		return nil
 	}
-	n, p := l.n, l.p
-	p.final.Store(true)
-	err := n.stop(timeout)
-	n.free()
-	l.n, l.p, l.phase = nil, nil, phaseStopped
-	l.mu.Unlock()
-
-	if p.onPumpGoroutine() {
+	if err != nil && !errors.Is(err, ErrTimeout) {
+		return err // not stopped (e.g. ErrForked): the engine still holds the callback
+	}
+	if p.delivering.Load() {
+		p.halted.Store(true)
 		return err
 	}
-	// The engine has run the destructor by the time free returns; the bound only guards
-	// against a broken engine, never the normal path.
+	// The engine has dropped the callback by the time stop returns; the bound only
+	// guards against a broken engine, never the normal path.
 	select {
 	case <-p.done:
-	case <-time.After(timeout + 5*time.Second):
+	case <-time.After(timeout + 30*time.Second):
 		if err == nil {
-			err = newError(ErrInternal, fmt.Sprintf("%s stopped but its event callback was not released", l.kind))
+			err = newError(ErrInternal, fmt.Sprintf("%s stopped but its event callback was not released", h.kind))
 		}
 	}
 	return err
 }
 
-// withNative runs fn with the running handle under a read lock, or reports why not.
-func (l *lifecycle) withNative(fn func(n native) error) error {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	switch l.phase {
-	case phaseNew:
-		return newError(ErrStopped, fmt.Sprintf("%s is not started", l.kind))
-	case phaseStopped:
-		return newError(ErrStopped, fmt.Sprintf("%s is stopped", l.kind))
+// shutdown is stop bounded by ctx: its deadline replaces the stop timeout, and a ctx that
+// is done (before or during the bounded stop) is reported, wrapping ctx.Err().
+func (h *handle) shutdown(ctx context.Context) error {
+	var timeout time.Duration // the handle's stop_timeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(dl), time.Millisecond)
 	}
-	return fn(l.n)
+	if ctx.Err() != nil {
+		timeout = time.Millisecond // already done: the shortest real bound
+	}
+	err := h.stop(timeout)
+	if cerr := ctx.Err(); cerr != nil {
+		if err != nil {
+			return fmt.Errorf("heartbeater: %s shutdown: %w (stop: %w)", h.kind, cerr, err)
+		}
+		return fmt.Errorf("heartbeater: %s shutdown: %w", h.kind, cerr)
+	}
+	return err
 }
 
-func (l *lifecycle) currentPhase() phase {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.phase
+// startContext runs start, and gives up on it when ctx is done first: the handle is
+// then stopped (the engine lets a stop win over a start under way, which ends stopped)
+// and ctx.Err() is returned, wrapped.
+func (h *handle) startContext(ctx context.Context, owner any) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("heartbeater: %s start: %w", h.kind, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.start(owner) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		// The shortest bound: the stop does not wait for the start, which says the
+		// goodbye itself once it finishes (within connect_timeout).
+		_ = h.stop(time.Millisecond)
+		return fmt.Errorf("heartbeater: %s start: %w", h.kind, ctx.Err())
+	}
 }
 
-// finalize is the safety net for a wrapper that became unreachable while holding a
-// handle. A running handle is reachable from its cgo.Handle, so in practice this only
-// frees what a failed path left behind.
-func (l *lifecycle) finalize() {
-	l.mu.Lock()
-	n := l.n
-	l.n = nil
-	l.mu.Unlock()
+// close stops (as Stop) and frees the engine handle; idempotent.
+func (h *handle) close() error {
+	err := h.stop(0)
+	h.mu.Lock()
+	n := h.n
+	h.n, h.closed = nil, true
+	h.mu.Unlock()
+	if n != nil {
+		n.free()
+	}
+	return err
+}
+
+// finalize is the safety net for a wrapper that became unreachable while holding an
+// engine handle. A started handle is reachable from its pump until it stops, so in
+// practice this frees handles that never ran or were stopped without Close.
+func (h *handle) finalize() {
+	h.mu.Lock()
+	n := h.n
+	h.n, h.closed = nil, true
+	h.mu.Unlock()
 	if n != nil {
 		n.free()
 	}

@@ -14,16 +14,18 @@ import (
 
 // Monitor is the watching side: it listens for beats (WithListen("udp://127.0.0.1:7946"))
 // and reports each peer's transitions (alive, suspect, dead, left) on Events() and to
-// OnEvent callbacks. A started Monitor runs until Stop. Safe for concurrent use.
+// OnEvent callbacks. A started Monitor runs until Stop. Its lifecycle is the engine's,
+// as for Client (Peers after Stop is ErrStopped). Safe for concurrent use.
 type Monitor struct {
-	l *lifecycle
+	l *handle
 }
 
 // NewMonitor records the options (WithListen, WithAuthKey, WithDetector, WithOption ...);
-// Start checks them.
+// the engine checks them when the monitor is made, on the first call that needs it
+// (normally Start).
 func NewMonitor(opts ...Option) *Monitor {
 	m := &Monitor{}
-	m.l = newLifecycle("monitor", newSettings(opts), func(cfg *config) (native, error) {
+	m.l = newHandle("monitor", newSettings(opts), func(cfg *config) (native, error) {
 		var out *C.hb_monitor
 		var cerr *C.hb_error
 		st := C.hb_monitor_new(cfg.ptr, &out, &cerr)
@@ -37,18 +39,29 @@ func NewMonitor(opts ...Option) *Monitor {
 	return m
 }
 
-// Start binds the listen addresses and starts tracking peers. Idempotent; ErrStopped
-// after Stop.
-func (m *Monitor) Start() error { return m.l.start(m) }
-
-// Stop closes the sockets and stops; idempotent. After it returns no goroutine or
-// callback of this monitor runs any more and the Events() channel is closed.
-func (m *Monitor) Stop() error { return m.l.stop(m.l.s.stopTimeout) }
-
-// Shutdown is Stop for http.Server.RegisterOnShutdown-style code.
-func (m *Monitor) Shutdown(ctx context.Context) error {
-	return m.l.stop(timeoutFrom(ctx, m.l.s.stopTimeout))
+// Start binds the listen addresses and starts tracking peers. ErrInvalidState when
+// started already, ErrStopped after Stop, ErrConfig for a rejected option.
+func (m *Monitor) Start() error {
+	defer runtime.KeepAlive(m)
+	return m.l.start(m)
 }
+
+// StartContext is Start that gives up when ctx is done first (see Client.StartContext).
+func (m *Monitor) StartContext(ctx context.Context) error {
+	defer runtime.KeepAlive(m)
+	return m.l.startContext(ctx, m)
+}
+
+// Stop closes the sockets and stops; idempotent. After it returns no OnEvent function of
+// this monitor is called any more and the Events() channel is closed (unless called while
+// an OnEvent function runs: see Client.Stop).
+func (m *Monitor) Stop() error { return m.l.stop(0) }
+
+// Shutdown is Stop for http.Server.RegisterOnShutdown-style code; see Client.Shutdown.
+func (m *Monitor) Shutdown(ctx context.Context) error { return m.l.shutdown(ctx) }
+
+// Close stops the monitor and frees the engine handle; idempotent.
+func (m *Monitor) Close() error { return m.l.close() }
 
 // Events returns the channel of peer transitions; closed after Stop. Transitions from
 // before the first call wait in it (up to WithEventBuffer).
@@ -64,7 +77,7 @@ func (m *Monitor) Stats() Stats { return m.l.f.stats() }
 // Peers is a snapshot of every peer the monitor knows.
 func (m *Monitor) Peers() ([]Peer, error) {
 	var peers []Peer
-	err := m.l.withNative(func(n native) error {
+	err := m.l.use(func(n native, _ *pump) error {
 		nm := n.(*nativeMonitor)
 		var ps *C.hb_peers
 		var cerr *C.hb_error
@@ -83,7 +96,7 @@ func (m *Monitor) Peers() ([]Peer, error) {
 // listen list: the way to learn the port after listening on port 0.
 func (m *Monitor) LocalAddrs() ([]string, error) {
 	var addrs []string
-	err := m.l.withNative(func(n native) error {
+	err := m.l.use(func(n native, _ *pump) error {
 		nm := n.(*nativeMonitor)
 		defer runtime.KeepAlive(nm)
 		var count C.size_t

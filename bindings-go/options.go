@@ -1,41 +1,36 @@
 package heartbeater
 
 import (
-	"fmt"
 	"log/slog"
+	"sort"
+	"strconv"
 	"time"
 )
 
 // Option configures a Client, Monitor or Watcher. Options are only recorded by the
-// constructors; they are checked by the engine in Start, which returns the precise error
-// (errors.Is(err, ErrConfig)).
+// constructors and handed to the engine, as text or bytes, when the handle is made (by
+// Start or the first call that needs it). The engine judges every value: an error
+// (errors.Is(err, ErrConfig)) carries the engine's own message, the same in every language.
 type Option func(*settings)
 
-// setting is one engine option, applied in the order given.
-type setting struct {
-	key   string // engine option key, for messages and the string setter
-	apply func(cfg *config) error
-}
-
 type settings struct {
-	list []setting
-	// labels are applied as one set (WithLabels replaces, WithLabel adds).
-	labels      map[string]string
-	labelsGiven bool
+	// list holds the engine options, applied in the order given.
+	list []func(cfg *config) error
 	// Go-side options.
 	eventBuffer int
-	stopTimeout time.Duration
 	logger      *slog.Logger
 }
 
 const (
 	defaultEventBuffer = 1024
-	// DefaultStopTimeout bounds Stop(): the goodbye is sent and waited for at most this long.
+	// DefaultStopTimeout is the engine's default stop_timeout, which bounds Stop(): the
+	// goodbye is sent and waited for at most this long. For reading only: the engine
+	// applies its own default.
 	DefaultStopTimeout = 2 * time.Second
 )
 
 func newSettings(opts []Option) *settings {
-	s := &settings{eventBuffer: defaultEventBuffer, stopTimeout: DefaultStopTimeout}
+	s := &settings{eventBuffer: defaultEventBuffer}
 	for _, o := range opts {
 		if o != nil {
 			o(s)
@@ -44,12 +39,12 @@ func newSettings(opts []Option) *settings {
 	return s
 }
 
-func (s *settings) add(key string, apply func(cfg *config) error) {
-	s.list = append(s.list, setting{key: key, apply: apply})
+func (s *settings) add(apply func(cfg *config) error) {
+	s.list = append(s.list, apply)
 }
 
 func (s *settings) addString(key, value string) {
-	s.add(key, func(cfg *config) error { return cfg.set(key, value) })
+	s.add(func(cfg *config) error { return cfg.set(key, value) })
 }
 
 // WithEndpoint says where to beat (Client) or what to watch (Watcher):
@@ -67,78 +62,67 @@ func WithListen(addr string) Option {
 
 // WithService names the service this client belongs to (default: the program's name).
 func WithService(name string) Option {
-	return func(s *settings) { s.add("service", func(cfg *config) error { return cfg.setService(name) }) }
+	return func(s *settings) { s.addString("service", name) }
 }
 
 // WithInstanceID names this instance (default: hostname-pid).
 func WithInstanceID(id string) Option {
-	return func(s *settings) { s.add("instance_id", func(cfg *config) error { return cfg.setInstanceID(id) }) }
+	return func(s *settings) { s.addString("instance_id", id) }
 }
 
-// WithTTL is how long the registration outlives the last heartbeat (default 15s; at least
-// 2s with etcd). Monitors and watchers presume a peer dead after about this long.
+// WithTTL is how long the registration outlives the last heartbeat (default 15s; the
+// engine accepts 300ms to 24h, at least 2s with etcd). Monitors and watchers presume a
+// peer dead after about this long.
 func WithTTL(ttl time.Duration) Option {
-	return func(s *settings) {
-		s.add("ttl", func(cfg *config) error {
-			ms, err := durationMillis("ttl", ttl)
-			if err != nil {
-				return err
-			}
-			return cfg.setTTLMillis(ms)
-		})
-	}
+	return func(s *settings) { s.addString("ttl", durationText(ttl)) }
 }
 
 // WithInterval bounds the adaptive beat interval (default 1s..30s, never above TTL/3).
 // min == max gives a fixed interval.
 func WithInterval(min, max time.Duration) Option {
-	return func(s *settings) {
-		s.add("interval", func(cfg *config) error {
-			lo, err := durationMillis("interval min", min)
-			if err != nil {
-				return err
-			}
-			hi, err := durationMillis("interval max", max)
-			if err != nil {
-				return err
-			}
-			return cfg.setIntervalMillis(lo, hi)
-		})
+	text := durationText(min)
+	if min != max {
+		text += ".." + durationText(max)
 	}
+	return func(s *settings) { s.addString("interval", text) }
 }
 
-// WithLabels replaces the labels sent with every beat and stored in the registration.
+// WithLabels replaces the labels sent with every beat and stored in the registration
+// (also those from the environment; an empty map clears them).
 func WithLabels(labels map[string]string) Option {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // the engine reports the first bad label: make that one deterministic
+	values := make([]string, len(keys))
+	for i, k := range keys {
+		values[i] = labels[k]
+	}
 	return func(s *settings) {
-		s.labels = make(map[string]string, len(labels))
-		for k, v := range labels {
-			s.labels[k] = v
+		s.addString("labels", "")
+		for i, k := range keys {
+			k, v := k, values[i]
+			s.add(func(cfg *config) error { return cfg.setLabel(k, v) })
 		}
-		s.labelsGiven = true
 	}
 }
 
-// WithLabel adds one label.
+// WithLabel adds one label (the value may contain ',' and '=').
 func WithLabel(key, value string) Option {
-	return func(s *settings) {
-		if s.labels == nil {
-			s.labels = map[string]string{}
-		}
-		s.labels[key] = value
-		s.labelsGiven = true
-	}
+	return func(s *settings) { s.add(func(cfg *config) error { return cfg.setLabel(key, value) }) }
 }
 
 // WithAuthKey sets the shared key (at least 16 bytes) that signs every frame (HMAC-SHA256).
 // Clients and monitors must use the same key.
 func WithAuthKey(key []byte) Option {
 	k := append([]byte(nil), key...)
-	return func(s *settings) { s.add("auth_key", func(cfg *config) error { return cfg.setAuthKey(k) }) }
+	return func(s *settings) { s.add(func(cfg *config) error { return cfg.setAuthKey(k) }) }
 }
 
 // WithDetector picks a Monitor's failure detector: "adaptive" (default) or "phi".
 func WithDetector(name string) Option {
-	return func(s *settings) { s.add("detector", func(cfg *config) error { return cfg.setDetector(name) }) }
+	return func(s *settings) { s.addString("detector", name) }
 }
 
 // WithOption sets any engine option by its key (the keys of hb-core config::OPTION_KEYS,
@@ -180,14 +164,10 @@ func WithEventBuffer(n int) Option {
 	}
 }
 
-// WithStopTimeout changes the bound used by Stop() (default 2s). Shutdown(ctx) uses the
-// context's deadline instead.
+// WithStopTimeout sets the engine's stop_timeout, the bound of Stop() (default 2s).
+// Shutdown(ctx) uses the context's deadline instead.
 func WithStopTimeout(d time.Duration) Option {
-	return func(s *settings) {
-		if d >= 0 {
-			s.stopTimeout = d
-		}
-	}
+	return func(s *settings) { s.addString("stop_timeout", durationText(d)) }
 }
 
 // WithLogger sets where recovered callback panics and other reports go (default
@@ -196,12 +176,18 @@ func WithLogger(l *slog.Logger) Option {
 	return func(s *settings) { s.logger = l }
 }
 
-func durationMillis(field string, d time.Duration) (uint64, error) {
-	if d <= 0 {
-		return 0, newError(ErrConfig, fmt.Sprintf("%s %s: expected a positive duration", field, d))
+// durationText writes d in the engine's duration syntax (one number and one unit), so the
+// engine parses and judges it, and its message quotes what Go would print: "-1s",
+// "200ms", "1.5s", "2m", "90s". No value is judged here.
+func durationText(d time.Duration) string {
+	switch {
+	case d > -time.Minute && d < time.Minute:
+		return d.String() // "-1s", "1.5s", "200ms", "1.5ms", "1µs", "0s"
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	default:
+		return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
 	}
-	if d%time.Millisecond != 0 {
-		return 0, newError(ErrConfig, fmt.Sprintf("%s %s: expected whole milliseconds", field, d))
-	}
-	return uint64(d / time.Millisecond), nil
 }

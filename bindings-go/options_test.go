@@ -16,9 +16,9 @@ func TestOptionErrorsArePreciseAndMatchErrConfig(t *testing.T) {
 		{"bad endpoint", []Option{WithEndpoint("etcd//x")}, []string{"endpoint", `"etcd//x"`, "expected"}},
 		{"unknown scheme", []Option{WithEndpoint("http://127.0.0.1:80")}, []string{"endpoint", "unknown scheme"}},
 		{"port zero", []Option{WithEndpoint("udp://127.0.0.1:0")}, []string{"endpoint", "port from 1 to 65535"}},
-		{"negative ttl", []Option{WithEndpoint("udp://127.0.0.1:9"), WithTTL(-time.Second)}, []string{"ttl", "positive"}},
-		{"ttl too short", []Option{WithEndpoint("udp://127.0.0.1:9"), WithTTL(10 * time.Millisecond)}, []string{"ttl", "300ms"}},
-		{"sub-millisecond ttl", []Option{WithEndpoint("udp://127.0.0.1:9"), WithTTL(1500 * time.Microsecond)}, []string{"ttl", "whole milliseconds"}},
+		{"negative ttl", []Option{WithEndpoint("udp://127.0.0.1:9"), WithTTL(-time.Second)}, []string{`ttl "-1s": expected a duration like 200ms, 15s, 1.5s, 2m or 1h`}},
+		{"ttl too short", []Option{WithEndpoint("udp://127.0.0.1:9"), WithTTL(10 * time.Millisecond)}, []string{`ttl "10ms": expected a duration from 300ms to 24h`}},
+		{"sub-millisecond ttl", []Option{WithEndpoint("udp://127.0.0.1:9"), WithTTL(1500 * time.Microsecond)}, []string{`ttl "1.5ms": expected a duration from 300ms to 24h`}},
 		{"interval min > max", []Option{WithEndpoint("udp://127.0.0.1:9"), WithInterval(2*time.Second, time.Second)}, []string{"interval"}},
 		{"bad label key", []Option{WithEndpoint("udp://127.0.0.1:9"), WithLabels(map[string]string{"bad key": "v"})}, []string{"label key", "bad key"}},
 		{"short auth key", []Option{WithEndpoint("udp://127.0.0.1:9"), WithAuthKey([]byte("short"))}, []string{"auth_key", "at least 16 bytes"}},
@@ -54,7 +54,10 @@ func TestOptionErrorsArePreciseAndMatchErrConfig(t *testing.T) {
 	}
 }
 
-func TestStartAfterFailedStartRetriesAndStopIsIdempotent(t *testing.T) {
+// Options the engine rejects leave no engine handle: every call reports the engine's
+// error again (the options do not change), and Stop, with nothing to stop, is a no-op
+// that ends the Events() channel.
+func TestRejectedOptionsStayRejectedAndStopIsANoOp(t *testing.T) {
 	c := NewClient(WithEndpoint("nope"))
 	for i := 0; i < 2; i++ {
 		if err := c.Start(); !errors.Is(err, ErrConfig) {
@@ -62,22 +65,22 @@ func TestStartAfterFailedStartRetriesAndStopIsIdempotent(t *testing.T) {
 		}
 	}
 	if err := c.Stop(); err != nil {
-		t.Fatalf("Stop of a never-started client: %v", err)
+		t.Fatalf("Stop of a client whose options were rejected: %v", err)
 	}
 	if err := c.Stop(); err != nil {
 		t.Fatalf("second Stop: %v", err)
 	}
-	if err := c.Start(); !errors.Is(err, ErrStopped) {
-		t.Fatalf("Start after Stop = %v, want ErrStopped", err)
-	}
-	if got := c.State(); got != StateStopped {
-		t.Fatalf("State after Stop = %q", got)
+	if err := c.Start(); !errors.Is(err, ErrConfig) {
+		t.Fatalf("Start after Stop = %v, want the same ErrConfig", err)
 	}
 	if _, ok := <-c.Events(); ok {
 		t.Fatalf("Events() not closed after Stop")
 	}
-	if err := c.Check(); !errors.Is(err, ErrStopped) {
-		t.Fatalf("Check after Stop = %v, want ErrStopped", err)
+	if err := c.Check(); !errors.Is(err, ErrConfig) {
+		t.Fatalf("Check = %v, want ErrConfig", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
 	}
 }
 

@@ -14,17 +14,20 @@ import (
 
 // Watcher builds the node view from an etcd prefix ("etcd://127.0.0.1:2379/services"):
 // registrations joining, updating, leaving and expiring arrive as events, resynchronised
-// after disconnects and compactions. Same shape as Monitor. Safe for concurrent use.
+// after disconnects and compactions. Same shape and lifecycle as Monitor. Safe for
+// concurrent use.
 type Watcher struct {
-	l *lifecycle
+	l *handle
 }
 
-// NewWatcher watches endpoint (an etcd:// URL); opts may add WithAuthKey-free etcd
-// options through WithOption (etcd_username, etcd_ca_file, ...). Start checks them.
+// NewWatcher watches endpoint (etcd://host:port[,host:port]/prefix). opts add the etcd
+// connection options — WithEtcdTLS, WithEtcdAuth, or WithOption("connect_timeout", "3s")
+// and the other keys — and Go-side ones (WithEventBuffer, WithLogger). The engine checks
+// them when the watcher is made, on the first call that needs it (normally Start).
 func NewWatcher(endpoint string, opts ...Option) *Watcher {
 	w := &Watcher{}
 	all := append([]Option{WithEndpoint(endpoint)}, opts...)
-	w.l = newLifecycle("watcher", newSettings(all), func(cfg *config) (native, error) {
+	w.l = newHandle("watcher", newSettings(all), func(cfg *config) (native, error) {
 		var out *C.hb_watcher
 		var cerr *C.hb_error
 		st := C.hb_watcher_new(cfg.ptr, &out, &cerr)
@@ -38,17 +41,29 @@ func NewWatcher(endpoint string, opts ...Option) *Watcher {
 	return w
 }
 
-// Start connects and loads the current registrations. Idempotent; ErrStopped after Stop.
-func (w *Watcher) Start() error { return w.l.start(w) }
-
-// Stop stops watching; idempotent. After it returns no goroutine or callback of this
-// watcher runs any more and the Events() channel is closed.
-func (w *Watcher) Stop() error { return w.l.stop(w.l.s.stopTimeout) }
-
-// Shutdown is Stop for http.Server.RegisterOnShutdown-style code.
-func (w *Watcher) Shutdown(ctx context.Context) error {
-	return w.l.stop(timeoutFrom(ctx, w.l.s.stopTimeout))
+// Start connects and loads the current registrations. ErrInvalidState when started
+// already, ErrStopped after Stop, ErrConnect when etcd cannot be reached.
+func (w *Watcher) Start() error {
+	defer runtime.KeepAlive(w)
+	return w.l.start(w)
 }
+
+// StartContext is Start that gives up when ctx is done first (see Client.StartContext).
+func (w *Watcher) StartContext(ctx context.Context) error {
+	defer runtime.KeepAlive(w)
+	return w.l.startContext(ctx, w)
+}
+
+// Stop stops watching; idempotent. After it returns no OnEvent function of this watcher
+// is called any more and the Events() channel is closed (unless called while an OnEvent
+// function runs: see Client.Stop).
+func (w *Watcher) Stop() error { return w.l.stop(0) }
+
+// Shutdown is Stop for http.Server.RegisterOnShutdown-style code; see Client.Shutdown.
+func (w *Watcher) Shutdown(ctx context.Context) error { return w.l.shutdown(ctx) }
+
+// Close stops the watcher and frees the engine handle; idempotent.
+func (w *Watcher) Close() error { return w.l.close() }
 
 // Events returns the channel of registration transitions; closed after Stop. Transitions
 // from before the first call wait in it (up to WithEventBuffer).
@@ -63,7 +78,7 @@ func (w *Watcher) Stats() Stats { return w.l.f.stats() }
 // Peers is a snapshot of every registration under the prefix.
 func (w *Watcher) Peers() ([]Peer, error) {
 	var peers []Peer
-	err := w.l.withNative(func(n native) error {
+	err := w.l.use(func(n native, _ *pump) error {
 		nw := n.(*nativeWatcher)
 		var ps *C.hb_peers
 		var cerr *C.hb_error
