@@ -5,7 +5,8 @@
 #   make install PREFIX=/usr/local
 #   make c-test                  install into a temp prefix, build tests/c with pkg-config
 #                                (static + dynamic), run them, valgrind memcheck, ASan
-#                                (with a private etcd for the watcher test)
+#                                (with a private etcd for the watcher test), then the C and
+#                                C++ conformance drivers (tests/conformance/drivers), plain and ASan
 
 CBINDGEN_VERSION := 0.29.2
 CARGO ?= cargo
@@ -50,4 +51,7 @@ install: lib
 c-test:
 	rm -rf $(TEST_PREFIX)
 	$(MAKE) install PREFIX=$(TEST_PREFIX)
+	$(if $(HEARTBEATER_BIN),,$(CARGO) build -p hb-cli)
 	tests/c/with-etcd.sh $(MAKE) -C tests/c PREFIX=$(TEST_PREFIX) VERSION=$(VERSION) all run memcheck asan
+	HEARTBEATER_BIN=$${HEARTBEATER_BIN:-$(CARGO_TARGET_DIR)/debug/heartbeater} \
+	  tests/c/with-etcd.sh $(MAKE) -C tests/conformance/drivers PREFIX=$(TEST_PREFIX) all run asan
