@@ -16,7 +16,7 @@ fn traceparent() -> impl Strategy<Value = String> {
 }
 
 /// Any frame within the limits. Sizes are chosen so even the largest fits with a tag
-/// (64 + 82 + 4*53 + 57 + 7 + 30 + 16 < 512).
+/// (64 + 82 + 4*53 + 57 + 7 + 30 + 10 + 16 < 512).
 fn valid_frame() -> impl Strategy<Value = Frame> {
     let fixed = (kind(), any::<u8>(), any::<u32>(), any::<u64>(), any::<u32>(), any::<u32>(), any::<u16>());
     let vars = (
@@ -27,11 +27,12 @@ fn valid_frame() -> impl Strategy<Value = Frame> {
         proptest::option::of(any::<u16>()),
         proptest::option::of((0u8..7).prop_map(NackReason::from_u8)),
         proptest::option::of(any::<u32>()),
+        proptest::option::of(any::<u64>()),
     );
     (fixed, vars).prop_map(
         |(
             (kind, flags, seq, ts_ns, interval_ms, incarnation, stall_ms),
-            (id, service, labels, traceparent, load, nack_reason, rtt_us),
+            (id, service, labels, traceparent, load, nack_reason, rtt_us, incarnation_us),
         )| Frame {
             kind,
             flags: Flags(flags & (Flags::KNOWN & !Flags::AUTH)),
@@ -47,6 +48,7 @@ fn valid_frame() -> impl Strategy<Value = Frame> {
             load,
             nack_reason,
             rtt_us,
+            incarnation_us,
         },
     )
 }

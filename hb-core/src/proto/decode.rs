@@ -72,6 +72,7 @@ pub fn decode<'a>(bytes: &'a [u8], key: Option<&AuthKey>) -> Result<FrameRef<'a>
         load: exts.load,
         nack_reason: exts.nack_reason,
         rtt_us: exts.rtt_us,
+        incarnation_us: exts.incarnation_us,
         labels_raw: region,
     })
 }

@@ -55,6 +55,9 @@ pub fn encode(frame: &Frame, key: Option<&AuthKey>, out: &mut Vec<u8>) -> Result
     if let Some(rtt_us) = frame.rtt_us {
         tlv(out, ext::RTT_US, &[&rtt_us.to_be_bytes()]);
     }
+    if let Some(us) = frame.incarnation_us {
+        tlv(out, ext::INCARNATION_US, &[&us.to_be_bytes()]);
+    }
 
     if let Some(key) = key {
         let tag = key.tag(out.get(start..).unwrap_or_default());
@@ -107,6 +110,9 @@ fn check(frame: &Frame) -> Result<usize, EncodeError> {
     }
     if frame.rtt_us.is_some() {
         ext_len += 2 + 4;
+    }
+    if frame.incarnation_us.is_some() {
+        ext_len += 2 + 8;
     }
     Ok(ext_len)
 }

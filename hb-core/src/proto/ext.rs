@@ -16,6 +16,9 @@ pub(super) const LOAD: u8 = 4;
 pub(super) const NACK_REASON: u8 = 5;
 /// Value is a u32, network order: the sender's smoothed RTT to this receiver, in µs.
 pub(super) const RTT_US: u8 = 6;
+/// Value is a u64, network order: the incarnation at full resolution, µs since the Unix
+/// epoch at process start (strictly increasing within the process).
+pub(super) const INCARNATION_US: u8 = 7;
 
 /// The singular extensions found in a region; labels stay in the raw region.
 #[derive(Default)]
@@ -25,6 +28,7 @@ pub(super) struct Extensions<'a> {
     pub load: Option<u16>,
     pub nack_reason: Option<NackReason>,
     pub rtt_us: Option<u32>,
+    pub incarnation_us: Option<u64>,
 }
 
 /// Reads one TLV, or `None` at the end of the region.
@@ -78,6 +82,12 @@ pub(super) fn parse(region: &[u8]) -> Result<Extensions<'_>, DecodeError> {
                     .try_into()
                     .map_err(|_| DecodeError::BadExtension { ty, reason: "rtt_us: expected 4 bytes" })?;
                 set_once(&mut out.rtt_us, u32::from_be_bytes(bytes), ty)?;
+            }
+            INCARNATION_US => {
+                let bytes: [u8; 8] = value
+                    .try_into()
+                    .map_err(|_| DecodeError::BadExtension { ty, reason: "incarnation_us: expected 8 bytes" })?;
+                set_once(&mut out.incarnation_us, u64::from_be_bytes(bytes), ty)?;
             }
             _ => {} // Unknown: skipped on purpose (forward compatibility).
         }

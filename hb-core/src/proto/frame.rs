@@ -117,6 +117,10 @@ pub struct Frame {
     pub nack_reason: Option<NackReason>,
     /// Sender's smoothed round-trip time to this receiver, in µs (BEAT, once known).
     pub rtt_us: Option<u32>,
+    /// The incarnation at full resolution (BEAT and LEAVE): µs since the Unix epoch at
+    /// process start, strictly increasing within the process. When present it orders
+    /// incarnations; `incarnation` (tenths of a second) stays for monitors that predate it.
+    pub incarnation_us: Option<u64>,
 }
 
 impl Frame {
@@ -142,6 +146,7 @@ impl Frame {
             load: None,
             nack_reason: None,
             rtt_us: None,
+            incarnation_us: None,
         }
     }
 }
@@ -163,6 +168,7 @@ pub struct FrameRef<'a> {
     pub load: Option<u16>,
     pub nack_reason: Option<NackReason>,
     pub rtt_us: Option<u32>,
+    pub incarnation_us: Option<u64>,
     /// The whole (already validated) TLV region; `labels()` walks it lazily so decoding
     /// needs no allocation however many labels there are.
     pub(super) labels_raw: &'a [u8],
@@ -191,6 +197,7 @@ impl<'a> FrameRef<'a> {
             load: self.load,
             nack_reason: self.nack_reason,
             rtt_us: self.rtt_us,
+            incarnation_us: self.incarnation_us,
         }
     }
 }

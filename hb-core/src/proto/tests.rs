@@ -24,6 +24,7 @@ fn full(kind: Kind) -> Frame {
         load: Some(750),
         nack_reason: (kind == Kind::Nack).then_some(NackReason::Replay),
         rtt_us: (kind == Kind::Beat).then_some(0x0001_e240),
+        incarnation_us: matches!(kind, Kind::Beat | Kind::Leave).then_some(1_718_000_000_123_456),
     }
 }
 
@@ -323,6 +324,29 @@ fn rtt_extension_is_a_four_byte_singular_u32() {
         (&[6, 4, 0, 0, 0, 1, 6, 4, 0, 0, 0, 2][..], "duplicate"),
     ] {
         assert_eq!(err(&raw(1, 0, b"x", bad)), DecodeError::BadExtension { ty: 6, reason }, "{bad:?}");
+    }
+}
+
+#[test]
+fn incarnation_us_extension_is_an_eight_byte_singular_u64() {
+    let us: u64 = 1_718_000_000_123_456; // 0x00061a8d_9e57_a240
+    let be = us.to_be_bytes();
+    let mut region = vec![7u8, 8];
+    region.extend_from_slice(&be);
+    assert_eq!(decode(&raw(1, 0, b"x", &region), None).unwrap().incarnation_us, Some(us));
+    let mut f = Frame::new(Kind::Leave, "x");
+    f.incarnation_us = Some(us);
+    let mut tail = vec![0u8, 10, 7, 8];
+    tail.extend_from_slice(&be);
+    assert!(enc(&f, None).ends_with(&tail), "written last, after rtt_us");
+    let mut twice = region.clone();
+    twice.extend_from_slice(&region);
+    for (bad, reason) in [
+        (&[7u8, 4, 0, 0, 0, 1][..], "incarnation_us: expected 8 bytes"),
+        (&[7, 9, 0, 0, 0, 0, 0, 0, 0, 0, 1][..], "incarnation_us: expected 8 bytes"),
+        (&twice[..], "duplicate"),
+    ] {
+        assert_eq!(err(&raw(1, 0, b"x", bad)), DecodeError::BadExtension { ty: 7, reason }, "{bad:?}");
     }
 }
 

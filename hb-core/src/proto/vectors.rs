@@ -50,6 +50,9 @@ pub(super) struct FrameJson {
     /// Absent in vectors written before the extension existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtt_us: Option<u32>,
+    /// Absent in vectors written before the extension existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation_us: Option<u64>,
 }
 
 const KINDS: [(Kind, &str); 4] =
@@ -91,6 +94,7 @@ impl FrameJson {
             load: f.load,
             nack_reason: f.nack_reason.map(|r| name_of(&NACK_REASONS, r)),
             rtt_us: f.rtt_us,
+            incarnation_us: f.incarnation_us,
         }
     }
 
@@ -110,6 +114,7 @@ impl FrameJson {
             load: self.load,
             nack_reason: self.nack_reason.as_deref().map(|n| value_of(&NACK_REASONS, n)),
             rtt_us: self.rtt_us,
+            incarnation_us: self.incarnation_us,
         }
     }
 }
