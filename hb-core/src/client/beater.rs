@@ -64,7 +64,9 @@ impl Beater {
         frame.service = Some(c.service.clone());
         frame.labels = c.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         frame.traceparent = c.traceparent.clone();
+        // Both resolutions in every BEAT and LEAVE (the frame is reused for both).
         frame.incarnation = shared.incarnation;
+        frame.incarnation_us = Some(shared.incarnation_us);
         let wants_ack = c.ack;
         let policy = IntervalPolicy::new(
             c.interval.min.as_nanos() as u64,
@@ -299,6 +301,7 @@ mod tests {
         assert!(b.on_timer(clock.now_ns(), &mut out));
         let f = sent(&out);
         assert_eq!((f.kind, f.seq, f.interval_ms, f.incarnation), (Kind::Beat, 1, 100, shared.incarnation));
+        assert_eq!(f.incarnation_us, Some(shared.incarnation_us));
         assert!(f.flags.contains(Flags::ACK_REQ) && !f.flags.contains(Flags::STALLED));
         assert_eq!((f.service, f.id), (Some("svc"), "b1"));
         assert_eq!(f.rtt_us, None, "no RTT is known before the first ACK");
@@ -318,6 +321,22 @@ mod tests {
         // Grew from 100 ms, but never past the 400 ms the monitor accepts.
         assert_eq!(b.interval_ns(), 400 * MS);
         assert_eq!(shared.health.lock().epoch(), 1, "acks after the first do not bump the epoch");
+    }
+
+    #[test]
+    fn every_beat_and_the_leave_carry_both_incarnations() {
+        let (mut b, shared, clock) = beater("100ms", "3s");
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            clock.set_ns(b.next_wakeup_ns());
+            assert!(b.on_timer(clock.now_ns(), &mut out));
+            let f = sent(&out);
+            assert_eq!((f.incarnation, f.incarnation_us), (shared.incarnation, Some(shared.incarnation_us)));
+        }
+        b.leave(clock.now_ns(), &mut out);
+        let f = sent(&out);
+        assert_eq!(f.kind, Kind::Leave);
+        assert_eq!((f.incarnation, f.incarnation_us), (shared.incarnation, Some(shared.incarnation_us)));
     }
 
     #[test]

@@ -6,9 +6,12 @@
 //!
 //! States: alive → suspect → dead on silence (reason `timeout`, or `flapping` when the flap
 //! damper holds the peer), any → left on LEAVE, back to alive when heard (`recovered`), and
-//! alive with `restarted` on a higher incarnation. Dead and left peers stay visible for
-//! `reap_after` (10 minutes by default), then they are forgotten without an event.
+//! alive with `restarted` on a higher incarnation (see `newer_incarnation`: the 64-bit
+//! `incarnation_us` when the peer sends it, the header's u32 otherwise). Dead and left
+//! peers stay visible for `reap_after` (10 minutes by default), then they are forgotten
+//! without an event.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -111,6 +114,7 @@ struct Peer {
     since_ns: u64,
     /// The wheel tick this peer is scheduled in; older wheel entries are stale.
     wheel_tick: u32,
+    /// The header's incarnation (tenths of a second): shown in events and `peers()`.
     incarnation: u32,
     last_seq: u32,
     interval_ms: u32,
@@ -120,6 +124,35 @@ struct Peer {
     port: u16,
     transport: Transport,
     state: PeerState,
+    /// The `incarnation_us` extension of the current incarnation; `NO_INCARNATION_US` when
+    /// the peer does not send it (a client older than the extension).
+    incarnation_us: u64,
+}
+
+/// `Peer::incarnation_us` of a peer that does not send the extension (0 µs since the
+/// epoch is never a real process start).
+const NO_INCARNATION_US: u64 = 0;
+
+/// How the incarnation of frame `f` compares with the peer's current one.
+///
+/// With the 64-bit value on both sides, it decides alone (µs: a restart within 100 ms,
+/// which repeats the header's tenths of a second, is still newer). A client that predates
+/// the extension is ordered by the header, as before. A frame with the extension after
+/// ones without is a later process (the old one never sent it) unless its header is older.
+fn newer_incarnation(p: &Peer, f: &FrameRef<'_>) -> Ordering {
+    match (p.incarnation_us, frame_incarnation_us(f)) {
+        (_, NO_INCARNATION_US) => f.incarnation.cmp(&p.incarnation),
+        (NO_INCARNATION_US, _) => match f.incarnation.cmp(&p.incarnation) {
+            Ordering::Less => Ordering::Less,
+            _ => Ordering::Greater,
+        },
+        (stored, us) => us.cmp(&stored),
+    }
+}
+
+/// The frame's `incarnation_us`, as stored: a 0 counts as absent.
+fn frame_incarnation_us(f: &FrameRef<'_>) -> u64 {
+    f.incarnation_us.unwrap_or(NO_INCARNATION_US)
 }
 
 /// `Peer::rtt_us` before the peer reported one (a u32, not an Option, to keep peers small;
@@ -265,13 +298,16 @@ impl PeerTable {
         let kind = self.cfg.detector;
         let peers = self.slab.len();
         let p = self.slab.get_mut(slot).expect("index points at a live slot");
-        if f.incarnation < p.incarnation {
+        let order = newer_incarnation(p, f);
+        if order == Ordering::Less {
             reject("stale_incarnation");
             return None;
         }
-        let restarted = f.incarnation > p.incarnation;
+        // Replay protection keys on the incarnation too: a new one starts a new seq run.
+        let restarted = order == Ordering::Greater;
         if restarted {
             p.incarnation = f.incarnation;
+            p.incarnation_us = frame_incarnation_us(f);
             p.last_seq = f.seq;
             p.detector = Detector::new(kind, interval_ns, now_ns);
         } else {
@@ -331,6 +367,7 @@ impl PeerTable {
             port: from.addr.port(),
             transport: from.transport,
             state: PeerState::Alive,
+            incarnation_us: frame_incarnation_us(f),
         };
         let slot = self.slab.insert(peer);
         self.index.insert(id, slot);

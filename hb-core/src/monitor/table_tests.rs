@@ -181,6 +181,59 @@ fn higher_incarnation_is_a_restart_and_lower_one_is_rejected() {
     assert_eq!(t.events(), vec![("a".into(), State::Dead, State::Alive, Reason::Restarted)]);
 }
 
+/// A beat from the process started at `unix_us`, with both incarnations as a Client sends them.
+fn beat_of(id: &str, seq: u32, start: crate::client::shared::Incarnation) -> Frame {
+    Frame { incarnation_us: Some(start.us), ..beat(id, seq, start.tenths) }
+}
+
+#[test]
+fn process_starts_one_millisecond_apart_are_a_restart_and_the_old_ones_frames_are_stale() {
+    use crate::client::shared::incarnation_at;
+    // 2026-01-01T00:00:00.010Z and 1 ms later: the same tenth of a second in the header.
+    let (old, new) = (incarnation_at(1_767_225_600_010_000), incarnation_at(1_767_225_600_011_000));
+    assert_eq!(old.tenths, new.tenths);
+    let mut t = Fixture::plain(); // with replay protection, as with an auth key
+    for seq in 1..=20 {
+        t.send(&beat_of("a", seq, old));
+    }
+    // The restarted process counts seq from 1 again: a new incarnation, not a replay.
+    assert_eq!(t.send(&beat_of("a", 1, new)), Some(Reply::Ack { seq: 1, ts_ns: 1_001 }));
+    let ev = t.events();
+    assert_eq!(ev.last(), Some(&("a".into(), State::Alive, State::Alive, Reason::Restarted)), "{ev:?}");
+    assert_eq!(t.table.snapshot(t.now, 0)[0].incarnation, new.tenths, "events show the header's value");
+    assert!(t.send(&beat_of("a", 2, new)).is_some());
+    // The old process's late frames, its LEAVE included, are stale now: no event.
+    assert_eq!(t.send(&beat_of("a", 21, old)), None);
+    assert_eq!(t.send(&Frame { kind: Kind::Leave, ..beat_of("a", 22, old) }), None);
+    assert_eq!(t.events(), vec![]);
+    assert_eq!(t.state("a"), Some(State::Alive));
+}
+
+#[test]
+fn clients_with_and_without_the_us_incarnation_are_ordered_by_the_header() {
+    let us = |inc: u32, us: u64| Frame { incarnation_us: Some(us), ..beat("a", 1, inc) };
+    // Upgrade: the old client never sent the extension, so a frame with it and the same
+    // header is a later process; one with an older header is stale.
+    let mut t = Fixture::plain();
+    t.send(&beat("a", 5, 7));
+    assert_eq!(t.send(&us(6, 9_000)), None);
+    assert!(t.send(&us(7, 9_000)).is_some());
+    assert_eq!(t.events().last().map(|e| e.3), Some(Reason::Restarted));
+    // Downgrade: without the extension the header decides; the same header is the same
+    // incarnation (seq rules apply, as before the extension).
+    assert_eq!(t.send(&beat("a", 1, 7)), None, "seq 1 again in the same incarnation is a replay");
+    assert_eq!(t.send(&beat("a", 9, 6)), None, "older header: stale");
+    assert!(t.send(&beat("a", 1, 8)).is_some());
+    assert_eq!(t.events(), vec![("a".into(), State::Alive, State::Alive, Reason::Restarted)]);
+    // A 0 µs value is no value: repeated, it does not restart the peer again and again.
+    let mut z = Fixture::plain();
+    z.send(&us(7, 0));
+    for seq in 2..5 {
+        z.send(&Frame { seq, ..us(7, 0) });
+    }
+    assert_eq!(z.events().len(), 1, "registered once, nothing after");
+}
+
 #[test]
 fn dead_peer_heard_again_recovers() {
     let mut t = Fixture::plain();
@@ -322,7 +375,7 @@ fn peer_is_small_and_many_peers_share_strings() {
         t.send(&f);
     }
     let per_peer = t.table.tracked_bytes_estimate() / n;
-    eprintln!("estimate: {per_peer} bytes per peer");
+    eprintln!("estimate: {per_peer} bytes per peer; Peer is {} bytes", std::mem::size_of::<Peer>());
     assert!(per_peer <= 256, "{per_peer} bytes per peer");
 }
 
