@@ -12,19 +12,26 @@ use pyo3::types::{PyDict, PyModule};
 
 static ERRORS_MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
+/// Every `Error::kind()` and the class of `heartbeater.errors` that stands for it. Exported
+/// as `ERROR_CLASSES`; tests check the kinds against the engine's (conformance names.json)
+/// and that every class exists in errors.py.
+pub const CLASSES: &[(&str, &str)] = &[
+    ("config", "ConfigError"),
+    ("connect", "ConnectError"),
+    ("permission_denied", "PermissionDeniedError"),
+    ("not_holder", "NotHolderError"),
+    ("stopped", "StoppedError"),
+    ("forked", "ForkedError"),
+    ("invalid_state", "InvalidStateError"),
+    ("timeout", "HeartbeaterTimeoutError"),
+    ("io", "HeartbeaterIOError"),
+    ("internal", "InternalError"),
+];
+
 fn class_name(err: &Error) -> &'static str {
-    match err {
-        Error::Config { .. } => "ConfigError",
-        Error::Connect { .. } => "ConnectError",
-        Error::PermissionDenied { .. } => "PermissionDeniedError",
-        Error::NotHolder(_) => "NotHolderError",
-        Error::Stopped(_) => "StoppedError",
-        Error::Forked { .. } => "ForkedError",
-        Error::InvalidState(_) => "InvalidStateError",
-        Error::Timeout { .. } => "HeartbeaterTimeoutError",
-        Error::Io { .. } => "HeartbeaterIOError",
-        Error::Internal(_) => "InternalError",
-    }
+    let kind = err.kind();
+    // A kind missing here is caught by the tests; at run time it is still a HeartbeaterError.
+    CLASSES.iter().find(|(k, _)| *k == kind).map_or("HeartbeaterError", |(_, class)| class)
 }
 
 /// Builds the Python exception for `err`. Never fails: if the facade module cannot be

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hb_core::{Event, EventHub, PeerInfo};
+use hb_core::events::Callback;
+use hb_core::{Event, EventSource, PeerInfo};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -52,10 +53,11 @@ pub fn peer_to_dict<'py>(py: Python<'py>, p: &PeerInfo) -> PyResult<Bound<'py, P
 const SLICE: Duration = Duration::from_millis(100);
 
 /// The next event as a dict; `None` when `timeout` (seconds) ran out; StoppedError once the
-/// handle is stopped and its queue drained.
-pub fn next_event<'py>(
+/// handle is stopped and its queue drained (the engine's end of stream), ForkedError in a
+/// forked child.
+pub fn next_event<'py, H: EventSource + Send + Sync + 'static>(
     py: Python<'py>,
-    hub: &Arc<EventHub>,
+    handle: &Arc<H>,
     timeout: Option<f64>,
 ) -> PyResult<Option<Bound<'py, PyDict>>> {
     let deadline = match timeout {
@@ -72,8 +74,8 @@ pub fn next_event<'py>(
             Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
             None => SLICE,
         };
-        let hub = Arc::clone(hub);
-        let got = py.detach(move || hub.next_event(Some(slice))).py()?;
+        let h = Arc::clone(handle);
+        let got = py.detach(move || h.next_event(Some(slice))).py()?;
         if let Some(ev) = got {
             return event_to_dict(py, &ev).map(Some);
         }
@@ -84,11 +86,12 @@ pub fn next_event<'py>(
     }
 }
 
-/// Delivers every event to `callback` on hb-core's delivery thread. The callback is called
-/// with the GIL (`Python::attach`); the hub holds no lock while it runs. An exception is
-/// logged to `logging.getLogger("heartbeater")` and counted, then delivery goes on.
-pub fn set_callback(hub: &Arc<EventHub>, callback: Py<PyAny>, errors: Arc<AtomicU64>) -> hb_core::Result<()> {
-    hub.set_callback(Box::new(move |ev: &Event| {
+/// The engine callback that calls `callback(dict)` with the GIL (`Python::attach`) on
+/// hb-core's delivery thread, where the hub holds no lock. An exception is logged to
+/// `logging.getLogger("heartbeater")` with its traceback and counted, then delivery goes
+/// on: it never reaches the engine.
+pub fn callback(callback: Py<PyAny>, errors: Arc<AtomicU64>) -> Callback {
+    Box::new(move |ev: &Event| {
         // During interpreter shutdown there is nobody left to call: drop the event.
         let _ = Python::try_attach(|py| {
             let result = event_to_dict(py, ev).and_then(|d| callback.call1(py, (d,)));
@@ -99,14 +102,17 @@ pub fn set_callback(hub: &Arc<EventHub>, callback: Py<PyAny>, errors: Arc<Atomic
                 log_callback_error(py, &callback, err);
             }
         });
-    }))
+    })
 }
 
 fn log_callback_error(py: Python<'_>, callback: &Py<PyAny>, err: PyErr) {
     let logged = py.import("logging").and_then(|logging| {
         let logger = logging.call_method1("getLogger", ("heartbeater",))?;
+        // The (type, value, traceback) triple: before Python 3.12 a fetched exception's
+        // value does not carry its traceback, so passing the value alone would lose it.
+        let exc_info = (err.get_type(py), err.value(py), err.traceback(py));
         let kwargs = PyDict::new(py);
-        kwargs.set_item("exc_info", err.value(py))?;
+        kwargs.set_item("exc_info", exc_info)?;
         logger.call_method(
             "error",
             ("heartbeater event callback %r raised; delivery goes on", callback),

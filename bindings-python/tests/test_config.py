@@ -58,7 +58,7 @@ def test_secrets_never_show_in_errors() -> None:
     "make",
     [
         lambda: Client(42, service="api"),  # type: ignore[arg-type]
-        lambda: Client(UDP, service=None),  # type: ignore[arg-type]
+        lambda: Client(UDP, service=42),  # type: ignore[arg-type]
         lambda: Client(UDP, service="api", ttl="15s"),  # type: ignore[arg-type]
         lambda: Client(UDP, service="api", ttl=True),  # bool is an int to mypy, not a duration
         lambda: Client(UDP, service="api", interval=[1, 2]),  # type: ignore[arg-type]
@@ -68,6 +68,10 @@ def test_secrets_never_show_in_errors() -> None:
         lambda: Monitor("udp://127.0.0.1:7946", max_peers="10"),  # type: ignore[arg-type]
         lambda: Monitor("udp://127.0.0.1:7946", max_peers=1.5),  # type: ignore[arg-type]
         lambda: Client("etcd://127.0.0.1:2379/p", service="api", etcd_ca_file=42),  # type: ignore[arg-type]
+        lambda: Client(UDP, service="api", options={"ttl": 15}),  # type: ignore[dict-item]
+        lambda: Client(UDP, service="api", options="ttl=15s"),  # type: ignore[arg-type]
+        lambda: Client(UDP, service="api", options=[("ttl",)]),  # type: ignore[list-item]
+        lambda: Monitor(options=[("listen", b"udp://127.0.0.1:0")]),  # type: ignore[list-item]
     ],
 )
 def test_wrong_types_are_type_errors(make: Callable[[], Any]) -> None:
@@ -95,3 +99,29 @@ def test_good_arguments_are_accepted() -> None:
 def test_wrong_types_reach_the_native_layer_as_type_errors_too() -> None:
     with pytest.raises(TypeError):
         heartbeater._heartbeater.Client("udp://127.0.0.1:9")  # type: ignore[arg-type]
+
+
+def test_generic_options_reach_the_engine_after_the_keyword_arguments() -> None:
+    c = Client(options={"endpoint": UDP, "service": "gen", "instance_id": "g-1", "stop_timeout": "300ms"})
+    assert (c.service, c.instance_id) == ("gen", "g-1")
+    # Pairs apply in order, after the keyword arguments: the last word is theirs.
+    c = Client(UDP, service="kw", instance_id="kw-1", options=[("instance_id", "a"), ("instance_id", "b")])
+    assert (c.service, c.instance_id) == ("kw", "b")
+    Monitor(options=[("listen", "udp://127.0.0.1:0"), ("event_capacity", "16"), ("ack", "false")])
+    Watcher(options={"endpoint": "etcd://127.0.0.1:2379/services", "stop_timeout": "1s"})
+
+
+@pytest.mark.parametrize(
+    "make, field, start",
+    [
+        (lambda: Client(UDP, service="api", options={"no_such_option": "1"}), "option", 'option "no_such_option"'),
+        (lambda: Client(UDP, service="api", options={"stop_timeout": "soon"}), "stop_timeout", "stop_timeout"),
+        (lambda: Monitor(options={"listen": "udp//x"}), "listen", "listen"),
+        (lambda: Client(UDP, service="api", options={"ack": "maybe"}), "ack", "ack"),
+    ],
+)
+def test_generic_options_errors_are_the_engines(make: Callable[[], Any], field: str, start: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert info.value.field == field
+    assert str(info.value).startswith(start), str(info.value)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
+import textwrap
 from typing import Any, Callable, List, Optional, Tuple
 
 import pytest
@@ -90,3 +93,64 @@ def test_client_made_in_the_child_beats(monitor: heartbeater.Monitor) -> None:
     events = collect_until(monitor, lambda seen: any(e.peer == "child" and e.to_state == "left" for e in seen), 20)
     assert any(e.peer == "child" and e.to_state == "alive" for e in events)
     parent_client.stop()
+
+
+def run_script(source: str) -> "subprocess.CompletedProcess[str]":
+    return subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", textwrap.dedent(source)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize("handle", ["heartbeater.Monitor('udp://127.0.0.1:0')", "heartbeater.Client('udp://127.0.0.1:9', service='api', interval=0.1, ttl=1.0)"])
+def test_a_child_leaving_the_parents_with_block_exits_cleanly(handle: str) -> None:
+    # sys.exit(0) in the child runs the parent's __exit__ and then the at-exit hook there:
+    # both meet ForkedError from the engine and must leave the parent's handle alone.
+    out = run_script(
+        f"""
+        import os, sys
+        import heartbeater
+        with {handle} as h:
+            pid = os.fork()
+            if pid == 0:
+                sys.exit(0)
+            _, status = os.waitpid(pid, 0)
+            print("child", os.waitstatus_to_exitcode(status), flush=True)
+            print("parent", h.phase, flush=True)
+        print("after", h.phase, flush=True)
+        """
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:3] == ["child 0", "parent running", "after stopped"], out.stdout
+    assert out.stderr == "", out.stderr
+
+
+def test_a_child_dropping_the_parents_handles_neither_stops_nor_hangs() -> None:
+    out = run_script(
+        """
+        import gc, os, sys, time
+        import heartbeater
+        m = heartbeater.Monitor("udp://127.0.0.1:0")
+        m.start()
+        c = heartbeater.Client(m.local_addrs[0], service="api", instance_id="p", interval=0.1, ttl=1.0)
+        c.on_event(lambda ev: None)
+        c.start()
+        time.sleep(0.3)
+        pid = os.fork()
+        if pid == 0:
+            assert c.phase == "forked" and m.phase == "forked"
+            del c, m
+            gc.collect()
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        print("child", os.waitstatus_to_exitcode(status), flush=True)
+        c.check()
+        print("parent", c.state, m.phase, flush=True)
+        c.stop()
+        m.stop()
+        """
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["child 0", "parent healthy running"], out.stdout + out.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import List
 
@@ -25,8 +26,13 @@ def test_stop_ends_events_and_aevents() -> None:
     c.stop()
     c.stop(timeout=0.5)  # idempotent
     assert list(c.events()) == []
-    with pytest.raises(heartbeater.StoppedError):
-        c.next_event(timeout=0.0)
+    # The end of the stream is None (not an exception), at once, whatever the timeout.
+    assert c.phase == "stopped"
+    t0 = time.monotonic()
+    assert c.next_event(timeout=0.0) is None
+    assert c.next_event(timeout=5.0) is None
+    assert c.next_event() is None
+    assert time.monotonic() - t0 < 2.0
 
     async def drain() -> List[heartbeater.Event]:
         return [ev async for ev in c.aevents()]
@@ -86,10 +92,54 @@ def test_context_manager_starts_and_stops(monitor: heartbeater.Monitor) -> None:
         lease_id, epoch = c.fencing_token()
         assert lease_id == 0 and epoch >= 0
     assert c.state == "stopped"
-    with pytest.raises(heartbeater.NotHolderError):
+    assert c.phase == "stopped"
+    with pytest.raises(heartbeater.StoppedError) as info:
         c.check()
+    assert str(info.value) == "client is stopped; create a new one"
+    with pytest.raises(heartbeater.StoppedError):
+        c.fencing_token()
+    with pytest.raises(heartbeater.StoppedError):
+        c.start()
     assert c.remaining() == 0.0
     assert any(p.id == "ctx" for p in monitor.peers())
+
+
+def test_the_client_stream_ends_after_its_stopped_event(monitor: heartbeater.Monitor) -> None:
+    c = heartbeater.Client(udp_addr(monitor), service="api", instance_id="end", interval=0.1, ttl=1.0)
+    c.start()
+    first = c.next_event(timeout=10.0)
+    assert first is not None and first.to_state == "healthy", first
+    c.stop()
+    last = c.next_event(timeout=10.0)
+    assert last is not None and (last.from_state, last.to_state, last.reason) == ("healthy", "stopped", "stopped")
+    assert c.next_event(timeout=0.5) is None and c.phase == "stopped"
+
+
+def test_peers_after_stop_is_stopped_as_in_every_language() -> None:
+    m = heartbeater.Monitor("udp://127.0.0.1:0")
+    phases = [m.phase]
+    assert m.peers() == []
+    m.start()
+    phases.append(m.phase)
+    assert phases == ["idle", "running"]
+    with pytest.raises(heartbeater.InvalidStateError) as started:
+        m.start()
+    assert str(started.value) == "monitor is already started"
+    m.stop()
+    m.stop()  # idempotent
+    with pytest.raises(heartbeater.StoppedError) as info:
+        m.peers()
+    assert str(info.value) == "monitor is stopped; create a new one"
+
+
+def test_stop_without_timeout_uses_the_configured_stop_timeout() -> None:
+    # Nothing answers on the discard port, so stop waits for its LEAVE until the timeout.
+    c = heartbeater.Client("udp://127.0.0.1:9", service="api", interval=0.1, ttl=1.0, options={"stop_timeout": "300ms"})
+    c.start()
+    t0 = time.monotonic()
+    c.stop()
+    assert time.monotonic() - t0 < 1.0, "stop() did not use stop_timeout=300ms"
+    assert c.state == "stopped"
 
 
 def test_raising_callback_is_logged_counted_and_delivery_goes_on(
@@ -112,6 +162,11 @@ def test_raising_callback_is_logged_counted_and_delivery_goes_on(
         wait_until(lambda: sum(e.to_state == "left" for e in seen) == 2, 10, "both peers left")
     assert monitor.callback_errors == 1
     assert heartbeater.callback_errors() == before + 1
-    errors = [r.exc_info[1] for r in caplog.records if r.name == "heartbeater" and r.exc_info]
-    assert [str(e) for e in errors] == ["boom from a user callback"]
+    records = [r for r in caplog.records if r.name == "heartbeater" and r.exc_info]
+    assert [str(r.exc_info[1]) for r in records if r.exc_info] == ["boom from a user callback"]
+    # Logged with its traceback, down to the line that raised.
+    text = logging.Formatter().formatException(records[0].exc_info)  # type: ignore[arg-type]
+    assert "Traceback (most recent call last)" in text, text
+    assert 'raise RuntimeError("boom from a user callback")' in text, text
+    assert "in callback" in text, text
     assert "heartbeater_callback_panics_total" in heartbeater.metrics_text()

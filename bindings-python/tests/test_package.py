@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import re
+from typing import get_args
 
 import heartbeater
 import heartbeater._heartbeater as native
@@ -71,3 +73,37 @@ def test_event_repr_is_readable() -> None:
     )
     assert ev.to_dict()["from"] == "alive" and ev.to_dict()["at_unix_ms"] == 1_700_000_000_123
     assert ev.at.tzinfo is not None
+
+
+# Drift: names copied into Python must stay the engine's (REVIEW item 8).
+
+
+def test_state_and_reason_names_are_the_engines() -> None:
+    assert list(get_args(heartbeater.StateName)) == native.STATES
+    assert list(get_args(heartbeater.ReasonName)) == native.REASONS
+
+
+def test_every_error_class_the_native_layer_raises_exists() -> None:
+    import heartbeater.errors as errors
+
+    for kind, name in native.ERROR_CLASSES.items():
+        cls = getattr(errors, name, None)
+        assert isinstance(cls, type) and issubclass(cls, heartbeater.HeartbeaterError), (kind, name)
+        assert name in errors.__all__ and getattr(heartbeater, name) is cls
+    # One class per kind: the class tells the kind back (the conformance driver relies on it).
+    assert len(set(native.ERROR_CLASSES.values())) == len(native.ERROR_CLASSES)
+
+
+def test_event_fields_are_the_engines_json_keys(monitor: heartbeater.Monitor) -> None:
+    # The facade's Event: the JSON keys, with `from`/`to`/`at_unix_ms` as from_state/to_state/at.
+    renamed = {"from_state": "from", "to_state": "to", "at": "at_unix_ms"}
+    fields = [renamed.get(f.name, f.name) for f in dataclasses.fields(heartbeater.Event)]
+    assert sorted(fields) == sorted(native.EVENT_FIELDS)
+    # The native dict of a real event, and the facade's to_dict(), have exactly those keys.
+    c = native.Client([("endpoint", next(a for a in monitor.local_addrs if a.startswith("udp://"))), ("service", "d")])
+    c.start()
+    ev = c.next_event(10.0)
+    c.stop(0.5)
+    assert ev is not None
+    assert sorted(ev) == sorted(native.EVENT_FIELDS)
+    assert sorted(heartbeater.Event._from_native(ev).to_dict()) == sorted(native.EVENT_FIELDS)

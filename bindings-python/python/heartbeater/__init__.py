@@ -11,7 +11,7 @@ Diagnostics go to ``logging.getLogger("heartbeater")``.
 from __future__ import annotations
 
 from . import _heartbeater
-from ._types import Event, FencingToken, Peer, ReasonName, StateName
+from ._types import Event, FencingToken, Peer, PhaseName, ReasonName, StateName
 from .client import Client
 from .errors import (
     ConfigError,
@@ -41,6 +41,7 @@ __all__ = [
     "FencingToken",
     "StateName",
     "ReasonName",
+    "PhaseName",
     "metrics_text",
     "callback_errors",
     "HeartbeaterError",

@@ -12,8 +12,8 @@ import threading
 import weakref
 from typing import Any, AsyncIterator, Callable, Deque, Iterator, Optional, Protocol, TypeVar
 
-from ._types import Event
-from .errors import HeartbeaterError, StoppedError
+from ._types import Event, PhaseName
+from .errors import ForkedError, HeartbeaterError, StoppedError
 
 _log = logging.getLogger("heartbeater")
 
@@ -25,6 +25,8 @@ H = TypeVar("H", bound="Handle")
 class _NativeEvents(Protocol):
     def next_event(self, timeout: Optional[float] = None) -> Optional[dict[str, Any]]: ...
     def set_callback(self, callback: Callable[[dict[str, Any]], None]) -> None: ...
+    @property
+    def phase(self) -> str: ...
     @property
     def dropped_events(self) -> int: ...
     @property
@@ -59,8 +61,11 @@ def _stop_all_at_exit() -> None:
     for h in handles:
         try:
             h._stop_at_exit()
-        except HeartbeaterError as e:  # e.g. ForkedError in a forked child
-            _log.debug("not stopping %r at exit: %s", h, e)
+        except ForkedError:
+            # A forked child exiting: the handle is the parent's, and the engine says so.
+            pass
+        except HeartbeaterError as e:
+            _log.warning("stopping %r at exit failed: %s", h, e)
 
 
 class Handle:
@@ -91,7 +96,12 @@ class Handle:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        try:
+            self.stop()
+        except ForkedError:
+            # A forked child leaving the parent's `with` block (sys.exit, an exception): the
+            # handle belongs to the parent, which stops it; the child leaves it alone.
+            pass
 
     def start(self) -> None:
         raise NotImplementedError
@@ -111,6 +121,13 @@ class Handle:
         return callback
 
     @property
+    def phase(self) -> PhaseName:
+        """Where the handle is in its life, as the engine says: ``idle``, ``starting``,
+        ``running``, ``stopped``, or ``forked`` (this process is a fork of the one that made
+        it; every call then raises :class:`ForkedError`)."""
+        return self._native.phase  # type: ignore[return-value]
+
+    @property
     def callback_errors(self) -> int:
         """How many times this handle's callback raised."""
         return self._native.callback_errors
@@ -122,23 +139,25 @@ class Handle:
 
     def next_event(self, timeout: Optional[float] = None) -> Optional[Event]:
         """The next event, waiting up to ``timeout`` seconds (``None``: until one comes).
-        ``None`` on timeout; raises :class:`StoppedError` once stopped and drained.
-        The GIL is released while waiting."""
+        ``None`` on timeout, and ``None`` at the end of the stream: once the handle is stopped
+        and every event queued before the stop has been read. After ``stop()`` has returned
+        every ``None`` is the end (``phase == "stopped"``). The GIL is released while
+        waiting. :class:`ForkedError` in a forked child."""
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
             raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout).__name__}")
         if self._pending:
             return self._pending.popleft()
-        native = self._native.next_event(None if timeout is None else float(timeout))
+        try:
+            native = self._native.next_event(None if timeout is None else float(timeout))
+        except StoppedError:  # the engine's end of the stream
+            return None
         return None if native is None else Event._from_native(native)
 
     def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
-        """Iterates over events until the handle stops, or until no event came within
-        ``timeout`` seconds (``None``: wait as long as it takes)."""
+        """Iterates over events until the end of the stream (stopped and drained), or until no
+        event came within ``timeout`` seconds (``None``: wait as long as it takes)."""
         while True:
-            try:
-                ev = self.next_event(timeout)
-            except StoppedError:
-                return
+            ev = self.next_event(timeout)
             if ev is None:
                 return
             yield ev

@@ -14,6 +14,10 @@ from typing import Mapping, Optional, Sequence, Tuple, Union
 Seconds = Union[int, float]
 Interval = Union[Seconds, Tuple[Seconds, Seconds]]
 Pairs = list[Tuple[str, str]]
+#: Generic text options, as hb-core's ``Options::set`` (and the C ``hb_config_set``, Go
+#: ``WithOption``) takes them: ``{"stop_timeout": "500ms", "ack": "false"}`` or
+#: ``[("label", "zone=a"), ("label", "tier=web")]`` (pairs, applied in order).
+TextOptions = Union[Mapping[str, str], Sequence[Tuple[str, str]]]
 
 
 def _type_name(value: object) -> str:
@@ -28,8 +32,10 @@ def text(pairs: Pairs, name: str, value: Optional[str]) -> None:
     pairs.append((name, value))
 
 
-def endpoint(pairs: Pairs, name: str, value: Union[str, Sequence[str]]) -> None:
+def endpoint(pairs: Pairs, name: str, value: Union[str, Sequence[str], None]) -> None:
     """One endpoint string, or a list of them (``["udp://a:1", "tcp://b:2"]``)."""
+    if value is None:
+        return
     if isinstance(value, str):
         pairs.append((name, value))
         return
@@ -126,3 +132,19 @@ def secret(name: str, value: Union[str, bytes, None]) -> Optional[bytes]:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     raise TypeError(f"{name} must be str or bytes, got {_type_name(value)}")
+
+
+def generic(pairs: Pairs, options: Optional[TextOptions]) -> None:
+    """Appends the caller's text options after the keyword arguments' (they win)."""
+    if options is None:
+        return
+    items = list(options.items()) if isinstance(options, Mapping) else options
+    if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)):
+        raise TypeError(f"options must be a mapping of str to str or a sequence of (str, str), got {_type_name(options)}")
+    for item in items:
+        if not (isinstance(item, tuple) or isinstance(item, list)) or len(item) != 2:
+            raise TypeError(f"options must hold (key, value) pairs of str, got {item!r}")
+        key, value = item
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"options must map str to str, got {key!r}: {_type_name(value)}")
+        pairs.append((key, value))

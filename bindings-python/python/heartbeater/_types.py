@@ -6,7 +6,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, NamedTuple, Optional
 
-__all__ = ["Event", "Peer", "FencingToken", "StateName", "ReasonName"]
+__all__ = ["Event", "Peer", "FencingToken", "StateName", "ReasonName", "PhaseName"]
 
 #: Every state name an event or peer can carry (the same in every language).
 StateName = Literal[
@@ -22,6 +22,9 @@ ReasonName = Literal[
     "lease_deadline", "deregistered", "updated", "ack_timeout", "acked", "connect_failed",
     "keepalive_failed", "rejected", "flapping", "stopped",
 ]
+
+#: Where a handle is in its life (``Client.phase``, ``Monitor.phase``, ``Watcher.phase``).
+PhaseName = Literal["idle", "starting", "running", "stopped", "forked"]
 
 
 def _utc_from_ms(ms: int) -> _dt.datetime:

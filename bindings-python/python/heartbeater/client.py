@@ -8,7 +8,7 @@ from typing import Mapping, Optional, Sequence, Union
 
 from . import _heartbeater, _options
 from ._handle import Handle
-from ._options import Interval, Seconds
+from ._options import Interval, Seconds, TextOptions
 from ._types import FencingToken, StateName
 
 __all__ = ["Client"]
@@ -23,6 +23,11 @@ class Client(Handle):
     else hb-core's defaults: ``ttl`` 15 s; ``interval`` (1.0, 30.0) capped at ttl/3;
     ``instance_id`` ``hostname-pid``; ``detector`` ``"adaptive"``.
 
+    ``options`` passes any other engine option as text, exactly as the other languages do
+    (``options={"stop_timeout": "500ms", "ack": "false"}``, or a sequence of pairs applied in
+    order); it is applied after the keyword arguments, so a key given both ways takes the
+    ``options`` value. ``endpoint`` and ``service`` may come from there (or the environment).
+
     Durations are seconds (int or float). ``interval`` is a number (fixed) or a
     ``(min, max)`` tuple (adaptive between bounds). ``auth_key`` (str or bytes, at least 16
     bytes) signs every beat. A bad value raises :class:`ConfigError` naming the argument;
@@ -31,9 +36,9 @@ class Client(Handle):
 
     def __init__(
         self,
-        endpoint: Union[str, Sequence[str]],
+        endpoint: Union[str, Sequence[str], None] = None,
         *,
-        service: str,
+        service: Optional[str] = None,
         instance_id: Optional[str] = None,
         ttl: Optional[Seconds] = None,
         labels: Optional[Mapping[str, str]] = None,
@@ -47,12 +52,11 @@ class Client(Handle):
         etcd_key_file: Union[str, "os.PathLike[str]", None] = None,
         etcd_username: Optional[str] = None,
         etcd_password: Optional[str] = None,
+        options: Optional[TextOptions] = None,
     ) -> None:
         super().__init__()
         pairs: _options.Pairs = []
         _options.endpoint(pairs, "endpoint", endpoint)
-        if service is None:
-            raise TypeError("service must be a str, got NoneType")
         _options.text(pairs, "service", service)
         _options.text(pairs, "instance_id", instance_id)
         _options.seconds(pairs, "ttl", ttl)
@@ -61,6 +65,7 @@ class Client(Handle):
         _options.seconds(pairs, "connect_timeout", connect_timeout)
         _options.text(pairs, "traceparent", traceparent)
         _options.etcd_security(pairs, etcd_ca_file, etcd_cert_file, etcd_key_file, etcd_username, etcd_password)
+        _options.generic(pairs, options)
         self._native: _heartbeater.Client = _heartbeater.Client(
             pairs, _options.labels(labels), _options.secret("auth_key", auth_key)
         )
@@ -78,21 +83,23 @@ class Client(Handle):
         self._native.start()
         self._started()
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Says goodbye (peers see ``left``) and stops within ``timeout`` seconds. Idempotent.
-        Pending events can still be read; ``events()`` and ``aevents()`` then end."""
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise TypeError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
-        self._native.stop(float(timeout))
+    def stop(self, timeout: Optional[float] = None) -> None:
+        """Says goodbye (peers see ``left``) and stops within ``timeout`` seconds (``None``:
+        the configured ``stop_timeout``, 2 s by default). Idempotent. Pending events can
+        still be read; ``events()`` and ``aevents()`` then end."""
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
+            raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout).__name__}")
+        self._native.stop(None if timeout is None else float(timeout))
         self._stopped()
 
     def _stop_at_exit(self) -> None:
-        self._native.stop(1.0)
+        self._native.stop()
 
     @property
     def state(self) -> StateName:
         """Own health: ``healthy``, ``degraded``, ``lost``; ``unknown`` before the first
-        acknowledgement, ``stopped`` after ``stop()``."""
+        acknowledgement, ``stopped`` after ``stop()``. :class:`ForkedError` in a forked
+        child."""
         return self._native.state  # type: ignore[return-value]
 
     @property
@@ -110,14 +117,16 @@ class Client(Handle):
 
     def fencing_token(self) -> FencingToken:
         """``(lease_id, epoch)`` of the current registration; :class:`NotHolderError` when
-        there is none."""
+        there is none yet, :class:`StoppedError` once stopped."""
         lease_id, epoch = self._native.fencing_token()
         return FencingToken(lease_id, epoch)
 
     def check(self) -> None:
-        """Raises :class:`NotHolderError` once ``remaining()`` is zero; asks no one."""
+        """Raises :class:`NotHolderError` once ``remaining()`` is zero (asks no one), and
+        :class:`StoppedError` once stopped."""
         self._native.check()
 
     def remaining(self) -> float:
-        """Seconds this process may still act as the holder (conservative)."""
+        """Seconds this process may still act as the holder (conservative); 0.0 before the
+        first acknowledgement and once stopped."""
         return self._native.remaining()

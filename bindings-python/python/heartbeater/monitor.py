@@ -7,7 +7,7 @@ from typing import Any, Optional, Protocol, Sequence, Union
 
 from . import _heartbeater, _options
 from ._handle import Handle, _NativeEvents
-from ._options import Seconds
+from ._options import Seconds, TextOptions
 from ._types import Peer
 
 __all__ = ["Monitor", "Watcher"]
@@ -25,7 +25,9 @@ class _PeerView(Handle):
     _native: _NativePeerView
 
     def start(self) -> None:
-        """Starts watching (GIL released meanwhile); an error names what failed."""
+        """Starts watching (GIL released meanwhile); an error names what failed.
+        :class:`InvalidStateError` when already started, :class:`StoppedError` after
+        ``stop()`` (make a new one)."""
         self._native.start()
         self._started()
 
@@ -38,7 +40,8 @@ class _PeerView(Handle):
         self._native.stop()
 
     def peers(self) -> list[Peer]:
-        """A snapshot of every peer known now."""
+        """A snapshot of every peer known now (none before start); :class:`StoppedError`
+        once stopped."""
         return [Peer._from_native(p) for p in self._native.peers()]
 
 
@@ -48,18 +51,20 @@ class Monitor(_PeerView):
     ``dead`` (nothing heard within the detector's bound), ``left`` (a graceful goodbye).
 
     ``with Monitor(...) as m:`` starts and stops it. ``metrics_addr`` (``"ip:port"``) also
-    serves Prometheus ``/metrics`` there.
+    serves Prometheus ``/metrics`` there. ``options`` passes any other engine option as
+    text (see :class:`Client`), after the keyword arguments.
     """
 
     def __init__(
         self,
-        listen: Union[str, Sequence[str]],
+        listen: Union[str, Sequence[str], None] = None,
         *,
         auth_key: Union[str, bytes, None] = None,
         detector: Optional[str] = None,
         max_peers: Optional[int] = None,
         metrics_addr: Optional[str] = None,
         event_capacity: Optional[int] = None,
+        options: Optional[TextOptions] = None,
     ) -> None:
         super().__init__()
         pairs: _options.Pairs = []
@@ -68,6 +73,7 @@ class Monitor(_PeerView):
         _options.count(pairs, "max_peers", max_peers)
         _options.text(pairs, "metrics_addr", metrics_addr)
         _options.count(pairs, "event_capacity", event_capacity)
+        _options.generic(pairs, options)
         self._native: _heartbeater.Monitor = _heartbeater.Monitor(pairs, _options.secret("auth_key", auth_key))
 
     def __repr__(self) -> str:
@@ -83,12 +89,12 @@ class Watcher(_PeerView):
     """Follows the registrations under an etcd prefix (``etcd://host:port[,host:port]/prefix``):
     ``joined``, ``updated``, ``expired``, ``left`` events and ``peers()``. ``etcd_ca_file``,
     ``etcd_cert_file``/``etcd_key_file`` and ``etcd_username``/``etcd_password`` set TLS and
-    credentials, as for :class:`Client`. ``start()`` lists the prefix, then watches from that
-    revision."""
+    credentials, as for :class:`Client`; ``options`` any other engine option as text.
+    ``start()`` lists the prefix, then watches from that revision."""
 
     def __init__(
         self,
-        endpoint: str,
+        endpoint: Optional[str] = None,
         *,
         connect_timeout: Optional[Seconds] = None,
         event_capacity: Optional[int] = None,
@@ -97,6 +103,7 @@ class Watcher(_PeerView):
         etcd_key_file: Union[str, "os.PathLike[str]", None] = None,
         etcd_username: Optional[str] = None,
         etcd_password: Optional[str] = None,
+        options: Optional[TextOptions] = None,
     ) -> None:
         super().__init__()
         pairs: _options.Pairs = []
@@ -104,6 +111,7 @@ class Watcher(_PeerView):
         _options.seconds(pairs, "connect_timeout", connect_timeout)
         _options.count(pairs, "event_capacity", event_capacity)
         _options.etcd_security(pairs, etcd_ca_file, etcd_cert_file, etcd_key_file, etcd_username, etcd_password)
+        _options.generic(pairs, options)
         self._native: _heartbeater.Watcher = _heartbeater.Watcher(pairs)
 
     def __repr__(self) -> str:
