@@ -21,5 +21,8 @@
 // thread hands each event to a per-handle goroutine without ever blocking; that goroutine
 // runs OnEvent callbacks (a panic in one is recovered, logged and counted) and offers the
 // event to the Events() channel. After Stop returns, no goroutine of this package is left
-// for that handle and the Events() channel is closed.
+// for that handle and the Events() channel is closed (a Stop called while an OnEvent
+// function runs does not wait for it; no later OnEvent call is made). The lifecycle —
+// what each call returns before Start, while running and after Stop — is the engine's,
+// the same in every language; see docs/go.md.
 package heartbeater

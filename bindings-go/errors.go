@@ -4,7 +4,8 @@ import "errors"
 
 // Sentinel errors. Every error this package returns matches exactly one of them with
 // errors.Is, and prints the engine's precise message (which names the field and the
-// accepted form for configuration errors).
+// accepted form for configuration errors) — except the context errors of StartContext
+// and Shutdown, which wrap ctx.Err().
 var (
 	// ErrConfig: an option was rejected (bad endpoint, ttl, label, ...).
 	ErrConfig = errors.New("heartbeater: configuration error")
@@ -14,7 +15,7 @@ var (
 	ErrPermissionDenied = errors.New("heartbeater: permission denied")
 	// ErrNotHolder: fencing says this process can no longer be sure it holds its registration.
 	ErrNotHolder = errors.New("heartbeater: not the holder")
-	// ErrStopped: the handle is stopped (or not started) and cannot do this.
+	// ErrStopped: the handle is stopped (or closed) and cannot do this.
 	ErrStopped = errors.New("heartbeater: stopped")
 	// ErrForked: the handle was made by the parent of a fork; make a new one in the child.
 	ErrForked = errors.New("heartbeater: handle used after fork")
