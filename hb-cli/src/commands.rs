@@ -2,6 +2,7 @@
 //! `Options::set`, starts one hb-core handle, prints events, and on SIGINT/SIGTERM stops it
 //! and exits 0.
 
+use hb_core::config::format_duration;
 use std::io::Write;
 use std::sync::atomic::Ordering;
 
@@ -11,7 +12,7 @@ use crate::cli::{BeatArgs, BenchCommand, Cli, Command, MonitorArgs, RelayArgs, W
 use crate::fail::{runtime, set, usage, CmdResult};
 use crate::impair::Impairment;
 use crate::relay::{udp_addr, Relay, RelaySpec};
-use crate::{bench, demo, show, signals};
+use crate::{bench, demo, signals};
 
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
@@ -110,9 +111,9 @@ fn beat(a: BeatArgs) -> CmdResult {
         cfg.instance_id,
         client.incarnation()?,
         a.endpoint,
-        show::duration(cfg.interval.min),
-        show::duration(cfg.interval.max),
-        show::duration(cfg.ttl)
+        format_duration(cfg.interval.min),
+        format_duration(cfg.interval.max),
+        format_duration(cfg.ttl)
     );
     let sig = signals::wait_forever();
     eprintln!("heartbeater beat: {sig}, leaving");

@@ -6,6 +6,7 @@ use crate::cli::DemoArgs;
 use crate::fail::CmdResult;
 use crate::impair::{self, Impairment};
 use crate::trial::{self, TrialSpec};
+use hb_core::config::format_duration;
 
 pub fn run(a: DemoArgs) -> CmdResult {
     let (jitter_min, jitter_max) = impair::jitter(&a.jitter)?;
@@ -27,7 +28,7 @@ pub fn run(a: DemoArgs) -> CmdResult {
         spec.interval,
         spec.impairment.describe(),
         spec.kill,
-        crate::show::duration(spec.duration)
+        format_duration(spec.duration)
     );
     let report = trial::run(&spec)?;
     trial::print_summary(&spec, &report);

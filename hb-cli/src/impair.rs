@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::cli::ImpairArgs;
 use crate::fail::{usage, CmdResult};
-use crate::show;
+use hb_core::config::format_duration;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Impairment {
@@ -55,9 +55,9 @@ impl Impairment {
     pub fn describe(&self) -> String {
         let mut s = format!(
             "delay {} + jitter {}..{}, loss {:.2}%",
-            show::duration(self.delay),
-            show::duration(self.jitter_min),
-            show::duration(self.jitter_max),
+            format_duration(self.delay),
+            format_duration(self.jitter_min),
+            format_duration(self.jitter_max),
             self.loss * 100.0
         );
         if self.burst > 1.0 {

@@ -9,7 +9,6 @@ mod fail;
 mod impair;
 mod procstat;
 mod relay;
-mod show;
 mod signals;
 mod trial;
 

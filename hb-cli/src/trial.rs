@@ -8,6 +8,7 @@
 //! and cuts it off at the relay too, so not even a late packet of it reaches a monitor
 //! after the kill instant (beats already in flight in the relay still arrive, as they would).
 
+use hb_core::config::format_duration;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -298,7 +299,7 @@ pub fn print_summary(spec: &TrialSpec, r: &TrialReport) {
         "{} peers, {} killed, {} run, interval {}, {}",
         spec.peers,
         spec.kill,
-        crate::show::duration(spec.duration),
+        format_duration(spec.duration),
         spec.interval,
         spec.impairment.describe()
     );

@@ -489,12 +489,14 @@ fn check_ttl(ttl: Duration, text: &str) -> Result<Duration> {
     Ok(ttl)
 }
 
-/// A duration as a person writes it: `250ms`, `15s`, `1.5s`, `2m30s` is `150s`.
+/// A duration as a person writes it: `250ms`, `15s`, `1.5s`. From a millisecond up it is
+/// rounded to the millisecond, so a derived figure such as ttl/3 reads `667ms`, not
+/// `666.666666ms`; shorter ones keep their precision (`500µs`).
 pub fn format_duration(d: Duration) -> String {
-    if d.subsec_nanos() % 1_000_000 != 0 {
-        return format!("{d:?}");
+    if d < Duration::from_millis(1) {
+        return if d.is_zero() { "0ms".to_string() } else { format!("{d:?}") };
     }
-    let ms = d.as_millis();
+    let ms = (d.as_nanos() + 500_000) / 1_000_000;
     if ms < 1000 {
         format!("{ms}ms")
     } else if ms % 1000 == 0 {
@@ -813,6 +815,17 @@ pub fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_typed_and_derived_ones_are_rounded_to_the_millisecond() {
+        assert_eq!(format_duration(Duration::from_secs(2) / 3), "667ms");
+        assert_eq!(format_duration(Duration::from_secs(5) / 3), "1.667s");
+        assert_eq!(format_duration(Duration::from_secs(15)), "15s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(format_duration(Duration::from_millis(200)), "200ms");
+        assert_eq!(format_duration(Duration::ZERO), "0ms");
+        assert_eq!(format_duration(Duration::from_micros(500)), "500µs");
+    }
     use std::collections::HashMap;
 
     fn resolve(opts: &Options, role: Role, env: &[(&str, &str)]) -> Result<Config> {

@@ -156,11 +156,14 @@ impl<R> Lifecycle<R> {
     /// Idempotent: `Ok(None)` when already stopped.
     pub fn begin_stop(&self, wait: Duration) -> Result<Option<R>> {
         self.same_process()?;
-        let deadline = Instant::now() + wait;
+        // An unlimited stop (Duration::MAX) waits for the start without a deadline.
+        let deadline = Instant::now().checked_add(wait);
         let mut slot = self.slot.lock();
         while matches!(*slot, Slot::Starting) {
-            if self.start_done.wait_until(&mut slot, deadline).timed_out() {
-                break;
+            match deadline {
+                Some(d) if self.start_done.wait_until(&mut slot, d).timed_out() => break,
+                Some(_) => {}
+                None => self.start_done.wait(&mut slot),
             }
         }
         Ok(match std::mem::replace(&mut *slot, Slot::Stopped) {

@@ -63,7 +63,7 @@ fn registers_under_a_lease_then_leaves_gracefully() {
     assert!(t0.elapsed() < Duration::from_secs(2));
     assert!(etcd.keys("/services/").is_empty(), "key removed at once by the revoke");
     assert_eq!(m.state().unwrap(), State::Stopped);
-    assert!(matches!(m.check(), Err(Error::NotHolder(_))));
+    assert!(matches!(m.check(), Err(Error::Stopped(_))));
     let ev = wait_event(m.events(), Duration::from_secs(1), "stopped", |e| e.to == State::Stopped).clone();
     assert_eq!(ev.reason, Reason::Deregistered);
 }

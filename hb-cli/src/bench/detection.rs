@@ -6,6 +6,7 @@ use crate::cli::DetectionArgs;
 use crate::fail::CmdResult;
 use crate::impair::{self, Impairment};
 use crate::trial::{self, TrialSpec};
+use hb_core::config::format_duration;
 
 pub fn run(a: DetectionArgs) -> CmdResult {
     let (jitter_min, jitter_max) = impair::jitter(&a.jitter)?;
@@ -27,7 +28,7 @@ pub fn run(a: DetectionArgs) -> CmdResult {
         detectors: vec!["adaptive".into(), "phi".into()],
         live: false,
     };
-    eprintln!("bench detection: running {} with {} peers ...", crate::show::duration(spec.duration), spec.peers);
+    eprintln!("bench detection: running {} with {} peers ...", format_duration(spec.duration), spec.peers);
     let report = trial::run(&spec)?;
     trial::print_summary(&spec, &report);
     let json = serde_json::json!({
