@@ -32,7 +32,8 @@ fn callback_errors() -> u64 {
 
 /// The keys of `Event::to_json()`, the one JSON shape of an event.
 fn event_fields() -> Vec<String> {
-    let sample = hb_core::Event::new("p", "s", hb_core::State::Unknown, hb_core::State::Alive, hb_core::Reason::Registered);
+    let sample =
+        hb_core::Event::new("p", "s", hb_core::State::Unknown, hb_core::State::Alive, hb_core::Reason::Registered);
     sample.to_json().as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
 }
 
