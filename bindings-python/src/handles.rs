@@ -17,7 +17,7 @@ use crate::errors::IntoPyResult;
 use crate::{events, options};
 
 fn seconds(name: &str, value: f64) -> PyResult<Duration> {
-    if value.is_finite() && value >= 0.0 && value < 1e9 {
+    if (0.0..1e9).contains(&value) {
         Ok(Duration::from_secs_f64(value))
     } else {
         Err(PyValueError::new_err(format!("{name} must be a finite number of seconds >= 0, got {value}")))
