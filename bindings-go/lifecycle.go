@@ -182,20 +182,17 @@ func (h *handle) startContext(ctx context.Context, owner any) error {
 // close stops (as Stop) and frees the engine handle; idempotent.
 func (h *handle) close() error {
 	err := h.stop(0)
-	h.mu.Lock()
-	n := h.n
-	h.n, h.closed = nil, true
-	h.mu.Unlock()
-	if n != nil {
-		n.free()
-	}
+	h.release()
 	return err
 }
 
 // finalize is the safety net for a wrapper that became unreachable while holding an
 // engine handle. A started handle is reachable from its pump until it stops, so in
 // practice this frees handles that never ran or were stopped without Close.
-func (h *handle) finalize() {
+func (h *handle) finalize() { h.release() }
+
+// release frees the engine handle once; later calls find it closed.
+func (h *handle) release() {
 	h.mu.Lock()
 	n := h.n
 	h.n, h.closed = nil, true
