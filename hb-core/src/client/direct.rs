@@ -198,7 +198,12 @@ async fn tcp_task(
             backoff.reset();
             let _ = stream.set_nodelay(true);
             if session(stream, &mut b, &mut commands).await == Ended::Stopped {
-                return;
+                if b.leave_acked() {
+                    return;
+                }
+                // The session broke under its LEAVE (a path that just came back can drop
+                // the first connection): one more attempt below, on a fresh one.
+                break;
             }
         }
         b.transport_failed(b.now_ns());
