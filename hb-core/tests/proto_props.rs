@@ -28,11 +28,13 @@ fn valid_frame() -> impl Strategy<Value = Frame> {
         proptest::option::of((0u8..7).prop_map(NackReason::from_u8)),
         proptest::option::of(any::<u32>()),
         proptest::option::of(any::<u64>()),
+        proptest::option::of(any::<u32>()),
+        proptest::option::of(any::<u32>()),
     );
     (fixed, vars).prop_map(
         |(
             (kind, flags, seq, ts_ns, interval_ms, incarnation, stall_ms),
-            (id, service, labels, traceparent, load, nack_reason, rtt_us, incarnation_us),
+            (id, service, labels, traceparent, load, nack_reason, rtt_us, incarnation_us, ttl_ms, promise_ms),
         )| Frame {
             kind,
             flags: Flags(flags & (Flags::KNOWN & !Flags::AUTH)),
@@ -49,6 +51,8 @@ fn valid_frame() -> impl Strategy<Value = Frame> {
             nack_reason,
             rtt_us,
             incarnation_us,
+            ttl_ms,
+            promise_ms,
         },
     )
 }

@@ -73,6 +73,8 @@ pub fn decode<'a>(bytes: &'a [u8], key: Option<&AuthKey>) -> Result<FrameRef<'a>
         nack_reason: exts.nack_reason,
         rtt_us: exts.rtt_us,
         incarnation_us: exts.incarnation_us,
+        ttl_ms: exts.ttl_ms,
+        promise_ms: exts.promise_ms,
         labels_raw: region,
     })
 }

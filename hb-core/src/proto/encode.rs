@@ -58,6 +58,12 @@ pub fn encode(frame: &Frame, key: Option<&AuthKey>, out: &mut Vec<u8>) -> Result
     if let Some(us) = frame.incarnation_us {
         tlv(out, ext::INCARNATION_US, &[&us.to_be_bytes()]);
     }
+    if let Some(ttl_ms) = frame.ttl_ms {
+        tlv(out, ext::TTL_MS, &[&ttl_ms.to_be_bytes()]);
+    }
+    if let Some(promise_ms) = frame.promise_ms {
+        tlv(out, ext::PROMISE_MS, &[&promise_ms.to_be_bytes()]);
+    }
 
     if let Some(key) = key {
         let tag = key.tag(out.get(start..).unwrap_or_default());
@@ -114,6 +120,7 @@ fn check(frame: &Frame) -> Result<usize, EncodeError> {
     if frame.incarnation_us.is_some() {
         ext_len += 2 + 8;
     }
+    ext_len += 6 * (usize::from(frame.ttl_ms.is_some()) + usize::from(frame.promise_ms.is_some()));
     Ok(ext_len)
 }
 

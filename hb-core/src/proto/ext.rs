@@ -19,6 +19,12 @@ pub(super) const RTT_US: u8 = 6;
 /// Value is a u64, network order: the incarnation at full resolution, µs since the Unix
 /// epoch at process start (strictly increasing within the process).
 pub(super) const INCARNATION_US: u8 = 7;
+/// Value is a u32, network order: the client's TTL in ms (BEAT and LEAVE). A monitor that
+/// reads it reports the peer dead no later than this after its last beat.
+pub(super) const TTL_MS: u8 = 8;
+/// Value is a u32, network order (ACK): the monitor will not report the peer dead before
+/// its receive time of the acknowledged beat + this many ms.
+pub(super) const PROMISE_MS: u8 = 9;
 
 /// The singular extensions found in a region; labels stay in the raw region.
 #[derive(Default)]
@@ -29,6 +35,8 @@ pub(super) struct Extensions<'a> {
     pub nack_reason: Option<NackReason>,
     pub rtt_us: Option<u32>,
     pub incarnation_us: Option<u64>,
+    pub ttl_ms: Option<u32>,
+    pub promise_ms: Option<u32>,
 }
 
 /// Reads one TLV, or `None` at the end of the region.
@@ -88,6 +96,18 @@ pub(super) fn parse(region: &[u8]) -> Result<Extensions<'_>, DecodeError> {
                     .try_into()
                     .map_err(|_| DecodeError::BadExtension { ty, reason: "incarnation_us: expected 8 bytes" })?;
                 set_once(&mut out.incarnation_us, u64::from_be_bytes(bytes), ty)?;
+            }
+            TTL_MS => {
+                let bytes: [u8; 4] = value
+                    .try_into()
+                    .map_err(|_| DecodeError::BadExtension { ty, reason: "ttl_ms: expected 4 bytes" })?;
+                set_once(&mut out.ttl_ms, u32::from_be_bytes(bytes), ty)?;
+            }
+            PROMISE_MS => {
+                let bytes: [u8; 4] = value
+                    .try_into()
+                    .map_err(|_| DecodeError::BadExtension { ty, reason: "promise_ms: expected 4 bytes" })?;
+                set_once(&mut out.promise_ms, u32::from_be_bytes(bytes), ty)?;
             }
             _ => {} // Unknown: skipped on purpose (forward compatibility).
         }

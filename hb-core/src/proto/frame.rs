@@ -121,6 +121,12 @@ pub struct Frame {
     /// process start, strictly increasing within the process. When present it orders
     /// incarnations; `incarnation` (tenths of a second) stays for monitors that predate it.
     pub incarnation_us: Option<u64>,
+    /// The client's TTL in ms (BEAT and LEAVE): the monitor reports the peer dead no later
+    /// than this after its last beat arrived.
+    pub ttl_ms: Option<u32>,
+    /// ACK: the monitor's promise, in ms from its receive time of the acknowledged beat,
+    /// not to report the peer dead before then. The client fences on it.
+    pub promise_ms: Option<u32>,
 }
 
 impl Frame {
@@ -147,6 +153,8 @@ impl Frame {
             nack_reason: None,
             rtt_us: None,
             incarnation_us: None,
+            ttl_ms: None,
+            promise_ms: None,
         }
     }
 }
@@ -169,6 +177,8 @@ pub struct FrameRef<'a> {
     pub nack_reason: Option<NackReason>,
     pub rtt_us: Option<u32>,
     pub incarnation_us: Option<u64>,
+    pub ttl_ms: Option<u32>,
+    pub promise_ms: Option<u32>,
     /// The whole (already validated) TLV region; `labels()` walks it lazily so decoding
     /// needs no allocation however many labels there are.
     pub(super) labels_raw: &'a [u8],
@@ -198,6 +208,8 @@ impl<'a> FrameRef<'a> {
             nack_reason: self.nack_reason,
             rtt_us: self.rtt_us,
             incarnation_us: self.incarnation_us,
+            ttl_ms: self.ttl_ms,
+            promise_ms: self.promise_ms,
         }
     }
 }

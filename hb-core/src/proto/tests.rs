@@ -25,6 +25,8 @@ fn full(kind: Kind) -> Frame {
         nack_reason: (kind == Kind::Nack).then_some(NackReason::Replay),
         rtt_us: (kind == Kind::Beat).then_some(0x0001_e240),
         incarnation_us: matches!(kind, Kind::Beat | Kind::Leave).then_some(1_718_000_000_123_456),
+        ttl_ms: matches!(kind, Kind::Beat | Kind::Leave).then_some(15_000),
+        promise_ms: (kind == Kind::Ack).then_some(14_250),
     }
 }
 
@@ -381,4 +383,29 @@ fn flags_helpers() {
     assert!(f.contains(Flags::ACK_REQ) && f.contains(Flags::STALLED) && !f.contains(Flags::AUTH));
     assert!(f.contains(Flags::ACK_REQ | Flags::STALLED));
     assert_eq!(f.without(Flags::ACK_REQ), Flags(Flags::STALLED));
+}
+
+
+#[test]
+fn ttl_and_promise_extensions_are_four_byte_singular_u32s_written_last() {
+    let mut beat = Frame::beat("x");
+    (beat.incarnation_us, beat.ttl_ms) = (Some(1), Some(15_000));
+    assert!(enc(&beat, None).ends_with(&[7, 8, 0, 0, 0, 0, 0, 0, 0, 1, 8, 4, 0, 0, 0x3a, 0x98]), "after incarnation_us");
+    let mut ack = Frame::new(Kind::Ack, "m");
+    ack.promise_ms = Some(14_250);
+    let bytes = enc(&ack, None);
+    assert!(bytes.ends_with(&[0, 6, 9, 4, 0, 0, 0x37, 0xaa]));
+    let got = decode(&bytes, None).unwrap();
+    assert_eq!((got.ttl_ms, got.promise_ms), (None, Some(14_250)));
+    for ty in [8u8, 9] {
+        let one = [ty, 4, 0, 0, 0, 7];
+        let bytes = raw(1, 0, b"x", &one);
+        let f = decode(&bytes, None).unwrap();
+        assert_eq!(if ty == 8 { f.ttl_ms } else { f.promise_ms }, Some(7));
+        let name = if ty == 8 { "ttl_ms: expected 4 bytes" } else { "promise_ms: expected 4 bytes" };
+        let (twice, short, long) = ([one, one].concat(), [ty, 2, 0, 1], [ty, 5, 0, 0, 0, 0, 1]);
+        for (bad, reason) in [(&short[..], name), (&long[..], name), (&twice[..], "duplicate")] {
+            assert_eq!(err(&raw(1, 0, b"x", bad)), DecodeError::BadExtension { ty, reason }, "{bad:?}");
+        }
+    }
 }

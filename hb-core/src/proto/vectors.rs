@@ -53,6 +53,12 @@ pub(super) struct FrameJson {
     /// Absent in vectors written before the extension existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incarnation_us: Option<u64>,
+    /// Absent in vectors written before the extension existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u32>,
+    /// Absent in vectors written before the extension existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promise_ms: Option<u32>,
 }
 
 const KINDS: [(Kind, &str); 4] =
@@ -95,6 +101,8 @@ impl FrameJson {
             nack_reason: f.nack_reason.map(|r| name_of(&NACK_REASONS, r)),
             rtt_us: f.rtt_us,
             incarnation_us: f.incarnation_us,
+            ttl_ms: f.ttl_ms,
+            promise_ms: f.promise_ms,
         }
     }
 
@@ -115,6 +123,8 @@ impl FrameJson {
             nack_reason: self.nack_reason.as_deref().map(|n| value_of(&NACK_REASONS, n)),
             rtt_us: self.rtt_us,
             incarnation_us: self.incarnation_us,
+            ttl_ms: self.ttl_ms,
+            promise_ms: self.promise_ms,
         }
     }
 }
