@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use crate::detect::{Detector, DetectorKind, DetectorParams, FlapDamper, PauseGuard, Verdict};
+use crate::detect::{Detector, DetectorKind, DetectorParams, FlapDamper, PauseGuard};
 use crate::events::{Event, EventHub, Reason, State};
 use crate::metrics;
 use crate::peers::PeerInfo;
@@ -98,8 +98,17 @@ pub struct Source {
 /// What to send back for one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reply {
-    Ack { seq: u32, ts_ns: u64 },
-    Nack { seq: u32, ts_ns: u64, reason: NackReason },
+    /// `promise_ms`: no `dead` before the beat's receive time + this (BEATs only).
+    Ack {
+        seq: u32,
+        ts_ns: u64,
+        promise_ms: Option<u32>,
+    },
+    Nack {
+        seq: u32,
+        ts_ns: u64,
+        reason: NackReason,
+    },
 }
 
 /// One tracked peer. Kept small (see `tests::peer_is_small`): the table is sized for 100k.
@@ -127,6 +136,61 @@ struct Peer {
     /// The `incarnation_us` extension of the current incarnation; `NO_INCARNATION_US` when
     /// the peer does not send it (a client older than the extension).
     incarnation_us: u64,
+    /// The TTL the peer sends (`ttl_ms`): never `dead` later than this after its last beat.
+    /// `NO_TTL` for a client older than the extension.
+    ttl_ms: u32,
+    /// The latest promise given in an ACK, in ms after the last beat: never `dead` before
+    /// then (see `dead_deadline`). A u32 relative to the last beat rather than a u64
+    /// instant keeps the peer record small.
+    promise_ms: u32,
+}
+
+/// `Peer::ttl_ms` of a peer that does not send one: the detector alone decides.
+const NO_TTL: u32 = 0;
+const MS: u64 = 1_000_000;
+
+impl Peer {
+    fn last_beat_ns(&self) -> u64 {
+        self.detector.last_heartbeat_ns()
+    }
+
+    /// No `dead` before this: the latest promise made in an ACK.
+    fn promised_until_ns(&self) -> u64 {
+        self.last_beat_ns().saturating_add(u64::from(self.promise_ms) * MS)
+    }
+
+    /// Keeps the promise made before the last beat moved (`promised_until_ns` is relative
+    /// to it): rounded up, so the kept promise is never shorter than the one made.
+    fn keep_promise(&mut self, promised_until_ns: u64) {
+        let ms = promised_until_ns.saturating_sub(self.last_beat_ns()).div_ceil(MS);
+        self.promise_ms = ms.min(u64::from(u32::MAX)) as u32;
+    }
+
+    /// When the peer is reported `dead` if nothing more is heard: the detector's deadline,
+    /// but no later than TTL after the last beat, and never before a promise already made
+    /// (promises only move out, so every ACK's promise is kept).
+    fn dead_deadline(&self, params: &DetectorParams) -> u64 {
+        let mut dead = self.detector.dead_at(params);
+        if self.ttl_ms != NO_TTL {
+            dead = dead.min(self.last_beat_ns().saturating_add(u64::from(self.ttl_ms) * MS));
+        }
+        dead.max(self.promised_until_ns())
+    }
+
+    /// When the peer becomes `suspect`: the detector's, or `dead_deadline` if that is sooner.
+    fn suspect_deadline(&self, params: &DetectorParams) -> u64 {
+        self.detector.suspect_at(params).min(self.dead_deadline(params))
+    }
+
+    /// The promise for an ACK sent now (the beat just arrived): `dead_deadline` − now,
+    /// remembered so that later beats can only move it out.
+    fn promise(&mut self, now_ns: u64, params: &DetectorParams) -> u32 {
+        let until = self.dead_deadline(params);
+        self.keep_promise(until);
+        // What the peer record can hold (u32 ms after the last beat) bounds what is promised.
+        let kept = until.min(self.promised_until_ns());
+        (kept.saturating_sub(now_ns) / MS).min(u64::from(u32::MAX)) as u32
+    }
 }
 
 /// `Peer::incarnation_us` of a peer that does not send the extension (0 µs since the
@@ -273,7 +337,7 @@ impl PeerTable {
     /// Handles one decoded frame received at `now_ns`; returns the reply to send, if any.
     pub fn ingest(&mut self, f: &FrameRef<'_>, from: Source, now_ns: u64) -> Option<Reply> {
         let wants_ack = f.flags.contains(Flags::ACK_REQ);
-        let ack = Reply::Ack { seq: f.seq, ts_ns: f.ts_ns };
+        let ack = Reply::Ack { seq: f.seq, ts_ns: f.ts_ns, promise_ms: None };
         if !matches!(f.kind, Kind::Beat | Kind::Leave) {
             reject("unexpected_kind");
             return None;
@@ -290,8 +354,8 @@ impl PeerTable {
                 reject("too_many_peers");
                 return Some(Reply::Nack { seq: f.seq, ts_ns: f.ts_ns, reason: NackReason::TooManyPeers });
             }
-            self.insert(f, from, interval_ms, now_ns);
-            return wants_ack.then_some(ack);
+            let slot = self.insert(f, from, interval_ms, now_ns);
+            return wants_ack.then(|| self.ack(slot, f, now_ns));
         };
         let check_replay = self.cfg.check_replay;
         let params = self.cfg.params;
@@ -303,6 +367,9 @@ impl PeerTable {
             reject("stale_incarnation");
             return None;
         }
+        // Promises outlive the beat that moves the detector's clock, and a restart too:
+        // the old process was promised them (it may still be running, cut off).
+        let promised_until_ns = p.promised_until_ns();
         // Replay protection keys on the incarnation too: a new one starts a new seq run.
         let restarted = order == Ordering::Greater;
         if restarted {
@@ -327,6 +394,7 @@ impl PeerTable {
                 p.detector.heartbeat(now_ns, interval_ns, &params);
             }
         }
+        p.keep_promise(promised_until_ns);
         if refresh(p, f, from, interval_ms, restarted, &mut self.interner) {
             self.interner.purge_if_bloated(peers);
         }
@@ -345,10 +413,19 @@ impl PeerTable {
             self.transition(slot, to, reason, now_ns);
         }
         self.schedule_if_earlier(slot);
-        wants_ack.then_some(ack)
+        wants_ack.then(|| self.ack(slot, f, now_ns))
     }
 
-    fn insert(&mut self, f: &FrameRef<'_>, from: Source, interval_ms: u32, now_ns: u64) {
+    /// The ACK for frame `f` of the peer in `slot`, received at `now_ns`: a BEAT's carries
+    /// the promise; a LEAVE's does not (the peer left, nothing is promised).
+    fn ack(&mut self, slot: u32, f: &FrameRef<'_>, now_ns: u64) -> Reply {
+        let params = self.cfg.params;
+        let p = self.slab.get_mut(slot).expect("live slot");
+        let promise_ms = (f.kind == Kind::Beat).then(|| p.promise(now_ns, &params));
+        Reply::Ack { seq: f.seq, ts_ns: f.ts_ns, promise_ms }
+    }
+
+    fn insert(&mut self, f: &FrameRef<'_>, from: Source, interval_ms: u32, now_ns: u64) -> u32 {
         let id: Arc<str> = Arc::from(f.id);
         let interval_ns = u64::from(interval_ms) * 1_000_000;
         let peer = Peer {
@@ -368,6 +445,8 @@ impl PeerTable {
             transport: from.transport,
             state: PeerState::Alive,
             incarnation_us: frame_incarnation_us(f),
+            ttl_ms: f.ttl_ms.unwrap_or(NO_TTL),
+            promise_ms: 0,
         };
         let slot = self.slab.insert(peer);
         self.index.insert(id, slot);
@@ -378,6 +457,7 @@ impl PeerTable {
         let p = self.slab.get(slot).expect("just inserted");
         self.events.emit(event(p, State::Unknown, Reason::Registered));
         self.schedule_if_earlier(slot);
+        slot
     }
 
     fn transition(&mut self, slot: u32, to: PeerState, reason: Reason, now_ns: u64) {
@@ -399,9 +479,9 @@ impl PeerTable {
     fn next_due(&self, p: &Peer) -> u64 {
         let params = &self.cfg.params;
         match p.state {
-            PeerState::Alive => p.detector.suspect_at(params),
+            PeerState::Alive => p.suspect_deadline(params),
             PeerState::Suspect => {
-                let dead = p.detector.dead_at(params);
+                let dead = p.dead_deadline(params);
                 match p.flap.release_at_ns() {
                     Some(release) => dead.min(release),
                     None => dead,
@@ -476,19 +556,17 @@ impl PeerTable {
         loop {
             let p = self.slab.get_mut(slot).expect("live slot");
             match p.state {
-                PeerState::Alive if allow && now_ns >= p.detector.suspect_at(&params) => {
+                PeerState::Alive if allow && now_ns >= p.suspect_deadline(&params) => {
                     p.flap.on_transition(now_ns);
                     let reason = if p.flap.hold_suspect(now_ns) { Reason::Flapping } else { Reason::Timeout };
                     self.transition(slot, PeerState::Suspect, reason, now_ns);
                     changed += 1;
                 }
-                PeerState::Suspect if allow && now_ns >= p.detector.dead_at(&params) => {
+                PeerState::Suspect if allow && now_ns >= p.dead_deadline(&params) => {
                     self.transition(slot, PeerState::Dead, Reason::Timeout, now_ns);
                     changed += 1;
                 }
-                PeerState::Suspect
-                    if !p.flap.hold_suspect(now_ns) && p.detector.verdict(now_ns, &params) == Verdict::Alive =>
-                {
+                PeerState::Suspect if !p.flap.hold_suspect(now_ns) && now_ns < p.suspect_deadline(&params) => {
                     // Heard while held for flapping, and calm long enough now.
                     self.transition(slot, PeerState::Alive, Reason::Recovered, now_ns);
                     changed += 1;
@@ -584,6 +662,9 @@ fn refresh(
         (Some(t), Some(old)) if old[..] == *t.as_bytes() => {}
         (None, None) => {}
         (t, _) => p.traceparent = traceparent(t),
+    }
+    if let Some(ttl_ms) = f.ttl_ms {
+        p.ttl_ms = ttl_ms;
     }
     if f.kind == Kind::Beat {
         p.interval_ms = interval_ms;

@@ -83,7 +83,9 @@ fn rejected(reason: &str) -> u64 {
 fn first_beat_registers_alive_with_metadata_and_acks() {
     let mut t = Fixture::plain();
     let reply = t.send(&beat("a", 1, 7));
-    assert_eq!(reply, Some(Reply::Ack { seq: 1, ts_ns: 1_001 }));
+    // The ACK promises what the detector's deadline is for a new peer (no TTL sent here).
+    let dead = Detector::new(DetectorKind::Adaptive, S, 0).dead_at(&DetectorParams::default());
+    assert_eq!(reply, Some(Reply::Ack { seq: 1, ts_ns: 1_001, promise_ms: Some((dead / MS) as u32) }));
     let ev = t.hub.next_event(Some(std::time::Duration::ZERO)).unwrap().unwrap();
     assert_eq!((ev.from, ev.to, ev.reason), (State::Unknown, State::Alive, Reason::Registered));
     assert_eq!((ev.service.as_str(), ev.incarnation), ("api", 7));
@@ -149,7 +151,7 @@ fn leave_is_reported_at_once_and_late_beats_do_not_resurrect() {
     let mut t = Fixture::plain();
     t.send(&beat("a", 1, 1));
     t.send(&beat("a", 2, 1));
-    assert_eq!(t.send(&leave("a", 3, 1)), Some(Reply::Ack { seq: 3, ts_ns: 1_003 }));
+    assert_eq!(t.send(&leave("a", 3, 1)), Some(Reply::Ack { seq: 3, ts_ns: 1_003, promise_ms: None }));
     let ev = t.events();
     assert_eq!(ev.last().unwrap().2..=ev.last().unwrap().2, State::Left..=State::Left);
     assert_eq!(ev.last().unwrap().3, Reason::Left);
@@ -197,7 +199,7 @@ fn process_starts_one_millisecond_apart_are_a_restart_and_the_old_ones_frames_ar
         t.send(&beat_of("a", seq, old));
     }
     // The restarted process counts seq from 1 again: a new incarnation, not a replay.
-    assert_eq!(t.send(&beat_of("a", 1, new)), Some(Reply::Ack { seq: 1, ts_ns: 1_001 }));
+    assert!(matches!(t.send(&beat_of("a", 1, new)), Some(Reply::Ack { seq: 1, ts_ns: 1_001, promise_ms: Some(_) })));
     let ev = t.events();
     assert_eq!(ev.last(), Some(&("a".into(), State::Alive, State::Alive, Reason::Restarted)), "{ev:?}");
     assert_eq!(t.table.snapshot(t.now, 0)[0].incarnation, new.tenths, "events show the header's value");
@@ -366,7 +368,8 @@ fn dead_and_left_peers_are_reaped_after_the_reap_delay() {
 
 #[test]
 fn peer_is_small_and_many_peers_share_strings() {
-    assert!(std::mem::size_of::<Peer>() <= 144, "{}", std::mem::size_of::<Peer>());
+    // 152: 144 until the TTL and the ACK promise joined the record (two u32s).
+    assert!(std::mem::size_of::<Peer>() <= 152, "{}", std::mem::size_of::<Peer>());
     let mut t = Fixture::new(TableConfig::new(DetectorKind::Adaptive, 1 << 20, false));
     let n = 20_000;
     for i in 0..n {
@@ -437,4 +440,138 @@ fn a_beat_late_from_the_senders_own_pause_is_heard_but_not_learned() {
     let (paused, slow) = (suspect_at(&t, "paused"), suspect_at(&t, "slow"));
     assert!(paused > t.now, "heard: the deadline moved on");
     assert!(paused < slow, "the pause was not learned as a slower rhythm: {paused} vs {slow}");
+}
+
+fn with_ttl(mut f: Frame, ttl_ms: u32) -> Frame {
+    f.ttl_ms = Some(ttl_ms);
+    f
+}
+
+fn promise_of(reply: Option<Reply>) -> u32 {
+    match reply {
+        Some(Reply::Ack { promise_ms: Some(p), .. }) => p,
+        other => panic!("expected an ACK with a promise, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_ttl_bounds_dead_and_the_ack_promises_the_deadline() {
+    let mut t = Fixture::plain();
+    // 1 s beats, 2.5 s TTL: the detector alone would wait ~7 s at warm-up.
+    let mut last_rx = 0;
+    for seq in 1..=10 {
+        last_rx = t.now;
+        let promise = promise_of(t.send(&with_ttl(beat("a", seq, 1), 2_500)));
+        assert_eq!(promise, 2_500, "beat {seq}: the TTL is the earlier deadline");
+        t.run_for(S);
+    }
+    t.events();
+    t.run_for(S + TICK_NS); // now 2 s after the last beat: alive or suspect, not dead
+    assert_ne!(t.state("a"), Some(State::Dead));
+    t.run_for(500 * MS);
+    assert_eq!(t.state("a"), Some(State::Dead));
+    let dead_at = t.since_ns("a");
+    assert!(dead_at <= last_rx + 2_500 * MS + TICK_NS, "dead {} ms after the last beat", (dead_at - last_rx) / MS);
+
+    // A long TTL does not delay the detector: dead on its own deadline, well before 60 s.
+    let mut t = Fixture::plain();
+    for seq in 1..=20 {
+        let promise = promise_of(t.send(&with_ttl(beat("b", seq, 1), 60_000)));
+        assert!(promise < 60_000, "the detector's deadline is the earlier one: {promise} ms");
+        t.run_for(S);
+    }
+    t.run_for(20 * S);
+    assert_eq!(t.state("b"), Some(State::Dead));
+}
+
+#[test]
+fn a_leave_ack_promises_nothing_and_an_old_client_gets_the_detector_deadline() {
+    let mut t = Fixture::plain();
+    let promise = promise_of(t.send(&beat("old", 1, 1)));
+    let dead = Detector::new(DetectorKind::Adaptive, S, 0).dead_at(&DetectorParams::default());
+    assert_eq!(u64::from(promise), dead / MS, "no ttl_ms: the detector decides alone");
+    assert_eq!(t.send(&leave("old", 2, 1)), Some(Reply::Ack { seq: 2, ts_ns: 1_002, promise_ms: None }));
+}
+
+impl Fixture {
+    /// Advances to `at_ns` in sweeper steps; `late` sweeps run `late_ns` after their plan.
+    fn run_until(&mut self, at_ns: u64, late: Option<u64>) {
+        while self.now < at_ns {
+            self.now = (self.now + TICK_NS).min(at_ns);
+            let scheduled = late.map_or(self.now, |l| self.now.saturating_sub(l));
+            self.table.sweep(scheduled, self.now);
+        }
+    }
+
+    /// When peer `id` entered its current state (the sweep that made it dead, say).
+    fn since_ns(&self, id: &str) -> u64 {
+        let slot = self.table.index[id];
+        self.table.slab.get(slot).expect("tracked").since_ns
+    }
+}
+
+/// The promise is never broken, whatever the detector learns between beats: seeded runs
+/// with jitter rising and falling, interval changes, stalled beats, late sweeps (the
+/// pause guard) and flapping. Every `dead` comes at or after every promise made before
+/// it, and (with on-time sweeps) no later than TTL + one wheel tick after the last beat.
+#[test]
+fn promises_are_kept_while_the_detector_relearns() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let mut checked = (0, 0);
+    for seed in 0..60u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let kind = if seed % 3 == 0 { DetectorKind::Phi } else { DetectorKind::Adaptive };
+        let mut t = Fixture::new(TableConfig::new(kind, 100, false));
+        let ttl_ms: Option<u32> = (seed % 4 != 0).then(|| rng.gen_range(300..20_000));
+        let pauses = seed % 5 == 1;
+        let (mut seq, mut promised_until, mut last_rx) = (0u32, 0u64, 0u64);
+        let mut interval_ms: u32 = rng.gen_range(20..2_000);
+        let mut jitter_ms: u32 = 0;
+        for _ in 0..400 {
+            // Change the regime now and then: interval, jitter up or down, a silence.
+            match rng.gen_range(0..20) {
+                0 => interval_ms = rng.gen_range(20..2_000),
+                1 => jitter_ms = rng.gen_range(0..=interval_ms),
+                2 => jitter_ms = 0,
+                _ => {}
+            }
+            let silence = if rng.gen_ratio(1, 15) { rng.gen_range(1..40) * interval_ms } else { interval_ms };
+            let gap = u64::from(silence) * MS + u64::from(rng.gen_range(0..=jitter_ms)) * MS;
+            let late = (pauses && rng.gen_ratio(1, 10)).then(|| rng.gen_range(100..3_000) * MS);
+            let next = t.now + gap.max(MS);
+            let dead_before = t.state("p") == Some(State::Dead);
+            t.run_until(next, late);
+            if !dead_before && t.state("p") == Some(State::Dead) {
+                let dead_at = t.since_ns("p");
+                assert!(dead_at >= promised_until, "seed {seed}: dead at {dead_at}, promised until {promised_until}");
+                if let (Some(ttl), None, false) = (ttl_ms, late, pauses) {
+                    let bound = last_rx + u64::from(ttl) * MS + TICK_NS;
+                    assert!(
+                        dead_at <= bound,
+                        "seed {seed}: dead {} ms after the last beat, ttl {ttl}",
+                        (dead_at - last_rx) / MS
+                    );
+                    checked.1 += 1;
+                }
+                checked.0 += 1;
+            }
+            seq += 1;
+            let mut f = beat("p", seq, 1);
+            f.interval_ms = interval_ms;
+            f.ttl_ms = ttl_ms;
+            if rng.gen_ratio(1, 12) {
+                f.flags = f.flags.with(Flags::STALLED);
+            }
+            last_rx = t.now;
+            if let Some(Reply::Ack { promise_ms: Some(p), .. }) = t.send(&f) {
+                if let Some(ttl) = ttl_ms {
+                    assert!(p <= ttl, "seed {seed}: promise {p} ms beyond the ttl {ttl} ms");
+                }
+                promised_until = promised_until.max(t.now + u64::from(p) * MS);
+            }
+        }
+    }
+    eprintln!("dead transitions checked against promises: {}, against the TTL bound: {}", checked.0, checked.1);
+    assert!(checked.0 > 100 && checked.1 > 30, "the runs must exercise convictions: {checked:?}");
 }
