@@ -385,12 +385,14 @@ fn flags_helpers() {
     assert_eq!(f.without(Flags::ACK_REQ), Flags(Flags::STALLED));
 }
 
-
 #[test]
 fn ttl_and_promise_extensions_are_four_byte_singular_u32s_written_last() {
     let mut beat = Frame::beat("x");
     (beat.incarnation_us, beat.ttl_ms) = (Some(1), Some(15_000));
-    assert!(enc(&beat, None).ends_with(&[7, 8, 0, 0, 0, 0, 0, 0, 0, 1, 8, 4, 0, 0, 0x3a, 0x98]), "after incarnation_us");
+    assert!(
+        enc(&beat, None).ends_with(&[7, 8, 0, 0, 0, 0, 0, 0, 0, 1, 8, 4, 0, 0, 0x3a, 0x98]),
+        "after incarnation_us"
+    );
     let mut ack = Frame::new(Kind::Ack, "m");
     ack.promise_ms = Some(14_250);
     let bytes = enc(&ack, None);
