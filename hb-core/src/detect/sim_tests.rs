@@ -159,7 +159,8 @@ fn gradual_growth_by_the_interval_policy_is_not_suspected() {
     // each new value; every change re-bases the detector.
     let p = DetectorParams::default();
     for kind in KINDS {
-        let mut policy = IntervalPolicy::new(S, 30 * S, 120 * S);
+        // TTL 150 s: 4 beats per TTL at the loss floor leave the 30 s cap in reach.
+        let mut policy = IntervalPolicy::new(S, 30 * S, 150 * S);
         let mut rtt = RttEstimator::new();
         let mut d = Detector::new(kind, policy.current_ns(), 0);
         let mut sent = 0;
