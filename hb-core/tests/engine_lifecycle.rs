@@ -20,7 +20,9 @@ fn alive_then_left_within_half_a_second(scheme: &str) {
     let token = c.fencing_token().unwrap();
     assert_eq!((token.lease_id, token.epoch), (0, 1));
     assert!(c.check().is_ok());
-    assert!(c.remaining().unwrap() > Duration::from_secs(5));
+    // Valid for what the monitor promised: its deadline for a 100 ms beat, under the TTL.
+    let remaining = c.remaining().unwrap();
+    assert!(remaining > Duration::ZERO && remaining < c.config().ttl, "{remaining:?}");
     let peer = m.peers().unwrap().into_iter().find(|p| p.id == id).unwrap();
     assert_eq!(peer.state, State::Alive);
     assert_eq!(peer.interval_ms, 100);
@@ -89,7 +91,8 @@ fn tcp_client_reconnects_after_the_monitor_restarts() {
     wait_transition(&m, "reconnector", State::Alive, DEADLINE);
     m.stop().unwrap();
     drop(m);
-    wait_until("client notices the loss", DEADLINE, || c.state().unwrap() == State::Degraded);
+    // Lost once the monitor's promise runs out, or degraded first if three beats fail sooner.
+    wait_until("client notices the loss", DEADLINE, || matches!(c.state().unwrap(), State::Degraded | State::Lost));
     let m2 = monitor(&format!("tcp://{addr}"), &[]);
     wait_transition(&m2, "reconnector", State::Alive, Duration::from_secs(15));
     wait_until("client healthy again", DEADLINE, || c.state().unwrap() == State::Healthy);

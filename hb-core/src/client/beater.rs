@@ -67,6 +67,8 @@ impl Beater {
         // Both resolutions in every BEAT and LEAVE (the frame is reused for both).
         frame.incarnation = shared.incarnation;
         frame.incarnation_us = Some(shared.incarnation_us);
+        // The TTL travels, so the monitor convicts on it too (no later than TTL of silence).
+        frame.ttl_ms = Some(c.ttl.as_millis().min(u128::from(u32::MAX)) as u32);
         let wants_ack = c.ack;
         let policy = IntervalPolicy::new(
             c.interval.min.as_nanos() as u64,
@@ -204,7 +206,7 @@ impl Beater {
 
     /// The transport could not send (connect refused, reset...).
     pub fn transport_failed(&mut self, now_ns: u64) {
-        self.policy.on_loss();
+        self.policy.on_trouble();
         let ep = self.endpoint;
         self.shared.update_health(|h| h.failed_by(ep, now_ns, Reason::ConnectFailed));
     }
@@ -234,18 +236,20 @@ impl Beater {
                 self.policy.on_ack(rtt_ns, &self.rtt);
                 self.rtt.sample(rtt_ns);
                 let ep = self.endpoint;
+                // A monitor older than the promise extension promises nothing: the TTL.
+                let promise_ns = f.promise_ms.map(|ms| u64::from(ms) * 1_000_000);
                 self.shared.update_health(|h| {
                     if h.epoch() == 0 {
-                        h.registered_by(ep, 0, o.sent_ns)
+                        h.registered_by(ep, 0, o.sent_ns, promise_ns)
                     } else {
-                        h.acked_by(ep, o.sent_ns)
+                        h.acked_by(ep, o.sent_ns, promise_ns)
                     }
                 });
                 Heard::Acked
             }
             Kind::Nack => {
                 let reason = f.nack_reason.unwrap_or(NackReason::Unknown);
-                self.policy.on_loss();
+                self.policy.on_trouble();
                 let ep = self.endpoint;
                 self.shared.update_health(|h| h.failed_by(ep, now_ns, Reason::Rejected));
                 Heard::Refused(reason)

@@ -6,10 +6,18 @@
 //! acknowledged by any endpoint for a whole TTL), → healthy again once every endpoint
 //! succeeds.
 //!
-//! With redundant monitors, each endpoint counts its own failures: an ACK from a healthy
-//! monitor does not hide a dead one. Validity (`remaining`, `check`) comes from whichever
-//! endpoint acknowledged last — that is what redundancy is for — while `degraded` says
-//! that some endpoint is failing and the redundancy is gone.
+//! Validity (`remaining`, `check`) is what the other side has promised: each
+//! acknowledgement keeps us valid until its send time + min(TTL, promise) − margin, where
+//! the promise is the monitor's word that it reports us `dead` no earlier than its
+//! receive time + promise (an etcd lease, or a monitor older than promises: the TTL).
+//! The send time is before the receive time, so our validity ends first.
+//!
+//! With redundant monitors, each endpoint counts its own failures (an ACK from a healthy
+//! monitor does not hide a dead one) and keeps its own validity. We are valid only while
+//! *every* monitor that ever acknowledged us still promises: any one of them could report
+//! us dead, and a failover acting on that report must not meet a holder that still
+//! passes `check()`. So redundancy makes detection and events survive a monitor, not
+//! fencing (docs/states.md). `degraded` says some endpoint is failing.
 
 use std::time::Duration;
 
@@ -29,13 +37,12 @@ pub struct Transition {
 #[derive(Clone, Debug)]
 pub struct Health {
     ttl_ns: u64,
-    margin_ns: u64,
     state: State,
     /// Consecutive failures, per endpoint (index as in the config's endpoint list).
     failures: Vec<u32>,
-    /// Send time of the newest acknowledged beat/keepalive: the other side's TTL started
-    /// no earlier than this, so our validity ends no later than this + TTL.
-    last_acked_sent_ns: Option<u64>,
+    /// Per endpoint: until when its acknowledgements keep us valid; `None` while it has
+    /// never acknowledged us.
+    valid_until_ns: Vec<Option<u64>>,
     lease_id: i64,
     epoch: u64,
 }
@@ -51,10 +58,9 @@ impl Health {
         let ttl_ns = ttl.as_nanos() as u64;
         Health {
             ttl_ns,
-            margin_ns: safety_margin_ns(ttl_ns),
             state: State::Unknown,
             failures: vec![0; endpoints.max(1)],
-            last_acked_sent_ns: None,
+            valid_until_ns: vec![None; endpoints.max(1)],
             lease_id: 0,
             epoch: 0,
         }
@@ -84,35 +90,55 @@ impl Health {
 
     /// A new registration (lease granted and key written): the epoch goes up.
     pub fn registered(&mut self, lease_id: i64, sent_at_ns: u64) -> Option<Transition> {
-        self.registered_by(0, lease_id, sent_at_ns)
+        self.registered_by(0, lease_id, sent_at_ns, None)
     }
 
-    /// `registered`, by endpoint `endpoint`.
-    pub fn registered_by(&mut self, endpoint: usize, lease_id: i64, sent_at_ns: u64) -> Option<Transition> {
+    /// `registered`, by endpoint `endpoint`, with the promise its acknowledgement carried.
+    pub fn registered_by(
+        &mut self,
+        endpoint: usize,
+        lease_id: i64,
+        sent_at_ns: u64,
+        promise_ns: Option<u64>,
+    ) -> Option<Transition> {
         self.lease_id = lease_id;
         self.epoch += 1;
         let reason = if self.epoch == 1 { Reason::Registered } else { Reason::Acked };
-        self.success(endpoint, sent_at_ns, reason)
+        self.success(endpoint, sent_at_ns, promise_ns, reason)
     }
 
-    /// A beat or keepalive sent at `sent_at_ns` was acknowledged.
+    /// A beat or keepalive sent at `sent_at_ns` was acknowledged (etcd: the lease's TTL).
     pub fn acked(&mut self, sent_at_ns: u64) -> Option<Transition> {
-        self.acked_by(0, sent_at_ns)
+        self.acked_by(0, sent_at_ns, None)
     }
 
-    /// `acked`, by endpoint `endpoint`.
-    pub fn acked_by(&mut self, endpoint: usize, sent_at_ns: u64) -> Option<Transition> {
-        self.success(endpoint, sent_at_ns, Reason::Acked)
+    /// `acked`, by endpoint `endpoint`, with the promise its acknowledgement carried
+    /// (`None`: a monitor older than promises, the TTL counts).
+    pub fn acked_by(&mut self, endpoint: usize, sent_at_ns: u64, promise_ns: Option<u64>) -> Option<Transition> {
+        self.success(endpoint, sent_at_ns, promise_ns, Reason::Acked)
     }
 
-    fn success(&mut self, endpoint: usize, sent_at_ns: u64, reason: Reason) -> Option<Transition> {
+    fn success(
+        &mut self,
+        endpoint: usize,
+        sent_at_ns: u64,
+        promise_ns: Option<u64>,
+        reason: Reason,
+    ) -> Option<Transition> {
         if let Some(f) = self.failures.get_mut(endpoint) {
             *f = 0;
         }
-        if self.last_acked_sent_ns.map_or(true, |t| sent_at_ns > t) {
-            self.last_acked_sent_ns = Some(sent_at_ns);
+        let span = promise_ns.map_or(self.ttl_ns, |p| p.min(self.ttl_ns));
+        let until = (sent_at_ns + span).saturating_sub(safety_margin_ns(span));
+        if let Some(v) = self.valid_until_ns.get_mut(endpoint) {
+            // An older ACK arriving late does not shorten what a newer one gave.
+            *v = Some(v.map_or(until, |old| old.max(until)));
         }
-        // Valid again either way; healthy only when no other endpoint is still failing.
+        if self.remaining_ns(sent_at_ns) == 0 {
+            // Another monitor's promise ran out: it may report us dead, so we stay lost.
+            return None;
+        }
+        // Valid again; healthy only when no other endpoint is still failing.
         let to = if self.any_endpoint_degraded() { State::Degraded } else { State::Healthy };
         self.move_to(to, reason)
     }
@@ -150,21 +176,19 @@ impl Health {
 
     /// The lease is gone for sure (etcd said so); a new registration must follow.
     pub fn lease_lost(&mut self, reason: Reason) -> Option<Transition> {
-        self.last_acked_sent_ns = None;
+        self.valid_until_ns.fill(None);
         self.move_to(State::Lost, reason)
     }
 
     pub fn stopped(&mut self) -> Option<Transition> {
-        self.last_acked_sent_ns = None;
+        self.valid_until_ns.fill(None);
         self.move_to(State::Stopped, Reason::Stopped)
     }
 
-    /// Conservative validity left: (send time of last ack + TTL − margin) − now.
+    /// Conservative validity left: the earliest end among the endpoints that ever
+    /// acknowledged us, minus now (0 if none did).
     pub fn remaining_ns(&self, now_ns: u64) -> u64 {
-        match self.last_acked_sent_ns {
-            Some(sent) => (sent + self.ttl_ns).saturating_sub(self.margin_ns).saturating_sub(now_ns),
-            None => 0,
-        }
+        self.valid_until_ns.iter().flatten().min().map_or(0, |until| until.saturating_sub(now_ns))
     }
 
     pub fn check(&self, now_ns: u64) -> Result<()> {
@@ -175,7 +199,8 @@ impl Health {
             State::Unknown => "not registered yet".to_string(),
             State::Stopped => "stopped".to_string(),
             _ => format!(
-                "no acknowledgement within the last TTL ({} ms); the registration may have expired",
+                "validity ran out: a monitor that acknowledged us may report us dead now (TTL {} ms, \
+                 no acknowledgement still covers us); the registration may have expired",
                 self.ttl_ns / 1_000_000
             ),
         }))
@@ -190,9 +215,12 @@ impl Health {
     }
 }
 
-/// Slack for clock-rate differences and delivery delay: 10% of the TTL, 50 ms .. 1 s.
-fn safety_margin_ns(ttl_ns: u64) -> u64 {
-    (ttl_ns / 10).clamp(50_000_000, 1_000_000_000)
+/// Slack for clock-rate differences between us and the other side, and for the caller's
+/// own latency between `check()` and acting on it: 10% of the span (TTL or promise),
+/// 1 ms .. 1 s. The span itself starts at our send time, before the other side's receive
+/// time, so transit needs no slack.
+fn safety_margin_ns(span_ns: u64) -> u64 {
+    (span_ns / 10).clamp(1_000_000, 1_000_000_000)
 }
 
 #[cfg(test)]
@@ -244,11 +272,11 @@ mod tests {
     #[test]
     fn a_failing_redundant_endpoint_degrades_though_another_acks() {
         let mut h = Health::with_endpoints(Duration::from_secs(3), 2);
-        assert_eq!(h.acked_by(0, S).unwrap().to, State::Healthy);
+        assert_eq!(h.acked_by(0, S, None).unwrap().to, State::Healthy);
         // Endpoint 1 fails every time while endpoint 0 keeps acknowledging in between.
         let mut degraded = None;
         for i in 0..3 {
-            assert_eq!(h.acked_by(0, S + i * 100_000_000), None);
+            assert_eq!(h.acked_by(0, S + i * 100_000_000, None), None);
             if let Some(t) = h.failed_by(1, S + i * 100_000_000, Reason::AckTimeout) {
                 degraded = Some((i, t));
             }
@@ -256,20 +284,58 @@ mod tests {
         let (at, t) = degraded.expect("degraded by endpoint 1's third failure");
         assert_eq!((at, t.from, t.to, t.reason), (2, State::Healthy, State::Degraded, Reason::AckTimeout));
         assert_eq!(h.endpoint_failures(), &[0, 3]);
-        // Still valid thanks to endpoint 0, and endpoint 0's ACKs do not clear the state.
-        assert_eq!(h.acked_by(0, 2 * S), None);
+        // Endpoint 1 never acknowledged us, so it cannot report us dead: endpoint 0's
+        // ACKs keep us valid, and they do not clear the state.
+        assert_eq!(h.acked_by(0, 2 * S, None), None);
         assert_eq!(h.state(), State::Degraded);
         assert!(h.check(2 * S).is_ok());
         // Endpoint 1 comes back: healthy.
-        let t = h.acked_by(1, 2 * S).unwrap();
+        let t = h.acked_by(1, 2 * S, None).unwrap();
         assert_eq!((t.from, t.to, t.reason), (State::Degraded, State::Healthy, Reason::Acked));
-        // Lost only when nothing at all was acknowledged for a TTL; the first ACK after
-        // that, with the other endpoint still failing, is valid again but degraded.
-        for _ in 0..3 {
-            h.failed_by(1, 3 * S, Reason::AckTimeout);
+    }
+
+    #[test]
+    fn with_redundant_monitors_validity_is_the_earliest_promise_of_any_that_acknowledged() {
+        let mut h = Health::with_endpoints(Duration::from_secs(3), 2);
+        h.acked_by(0, S, Some(2 * S));
+        h.acked_by(1, S, None);
+        // Endpoint 0 promised 2 s (margin 200 ms), endpoint 1 the TTL (3 s, margin 300 ms).
+        assert_eq!(h.remaining_ns(S), 1_800_000_000);
+        // Endpoint 1 goes silent (a partition to it): endpoint 0 keeps acknowledging, but
+        // monitor 1 may report us dead 3 s after our last beat reached it.
+        for i in 1..=8 {
+            h.acked_by(0, S + i * 200_000_000, Some(2 * S));
+            h.failed_by(1, S + i * 200_000_000, Reason::AckTimeout);
         }
-        assert_eq!(h.tick(5 * S).unwrap().to, State::Lost);
-        assert_eq!(h.acked_by(0, 6 * S).unwrap().to, State::Degraded);
+        assert_eq!(h.remaining_ns(3 * S), 700_000_000, "endpoint 1's promise ends at 3.7 s");
+        assert!(h.check(3_699_999_999).is_ok());
+        assert!(h.check(3_700_000_000).is_err());
+        assert_eq!(h.tick(3_700_000_000).unwrap().to, State::Lost);
+        // Endpoint 0's ACKs no longer make us valid: monitor 1 may still report us dead.
+        assert_eq!(h.acked_by(0, 4 * S, Some(2 * S)), None);
+        assert!(h.check(4 * S).is_err());
+        // Monitor 1 hears us again: valid, until the earlier of the two promises (endpoint
+        // 0's from 4 s: 5.8 s; endpoint 1's: 5.9 s).
+        assert_eq!(h.acked_by(1, 5 * S, Some(S)).unwrap().to, State::Healthy);
+        assert_eq!(h.remaining_ns(5 * S), 800_000_000);
+    }
+
+    #[test]
+    fn validity_is_the_send_time_plus_the_smaller_of_ttl_and_promise_minus_a_tenth() {
+        let mut h = Health::new(Duration::from_secs(15));
+        h.acked_by(0, 10 * S, Some(6 * S));
+        // 6 s promise, 600 ms margin: valid until 15.4 s, not 24 s (the TTL's 13.5 s + 10).
+        assert_eq!(h.remaining_ns(10 * S), 5_400_000_000);
+        // A longer promise than the TTL is capped at the TTL (1 s margin).
+        h.acked_by(0, 11 * S, Some(40 * S));
+        assert_eq!(h.remaining_ns(11 * S), 14 * S);
+        // A later ACK with a shorter promise does not take back what an earlier one gave.
+        h.acked_by(0, 12 * S, Some(100_000_000));
+        assert_eq!(h.remaining_ns(12 * S), 13 * S);
+        // No promise (an older monitor, or etcd): the TTL.
+        let mut h = Health::new(Duration::from_secs(2));
+        h.acked(0);
+        assert_eq!(h.remaining_ns(0), 1_800_000_000);
     }
 
     #[test]
