@@ -390,4 +390,36 @@ mod tests {
         assert_eq!(b.on_frame(&bytes, clock.now_ns()), Heard::Nothing);
         assert_eq!(b.on_frame(b"garbage", clock.now_ns()), Heard::Nothing);
     }
+
+    fn ack_promising(beat: &Frame, promise_ms: Option<u32>) -> Vec<u8> {
+        let mut f = Frame::new(Kind::Ack, "mon");
+        (f.seq, f.ts_ns, f.promise_ms) = (beat.seq, beat.ts_ns, promise_ms);
+        let mut out = Vec::new();
+        encode(&f, None, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn beats_carry_the_ttl_and_validity_follows_the_acks_promise() {
+        let (mut b, shared, clock) = beater("100ms", "3s");
+        let mut out = Vec::new();
+        assert!(b.on_timer(clock.now_ns(), &mut out));
+        let f = sent(&out).to_owned();
+        assert_eq!(f.ttl_ms, Some(3_000));
+        let sent_ns = clock.now_ns();
+        clock.advance_ns(2 * MS);
+        // The monitor promised 800 ms: valid until send + 800 ms - 80 ms, not the TTL's 2.7 s.
+        assert_eq!(b.on_frame(&ack_promising(&f, Some(800)), clock.now_ns()), Heard::Acked);
+        assert_eq!(shared.health.lock().remaining_ns(sent_ns), 720 * MS);
+        // A monitor older than promises: the TTL.
+        clock.set_ns(b.next_wakeup_ns());
+        assert!(b.on_timer(clock.now_ns(), &mut out));
+        let f = sent(&out).to_owned();
+        let sent_ns = clock.now_ns();
+        assert_eq!(b.on_frame(&ack_promising(&f, None), clock.now_ns() + MS), Heard::Acked);
+        assert_eq!(shared.health.lock().remaining_ns(sent_ns), 2_700 * MS);
+        // The leave carries it too.
+        b.leave(clock.now_ns(), &mut out);
+        assert_eq!(sent(&out).ttl_ms, Some(3_000));
+    }
 }
