@@ -72,6 +72,10 @@ pub struct BeatArgs {
     /// File holding the shared key (the monitor's); every beat and LEAVE carries an HMAC tag
     #[arg(long, value_name = "F")]
     pub auth_key_file: Option<String>,
+    /// Call check() every PERIOD (e.g. 2ms) and print on stdout each time it turns valid or
+    /// invalid, with wall-clock µs: what a fenced worker would have seen
+    #[arg(long, value_name = "PERIOD", allow_hyphen_values = true)]
+    pub watch_fencing: Option<String>,
 }
 
 #[derive(Args, Debug)]

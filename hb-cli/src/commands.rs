@@ -5,6 +5,7 @@
 use hb_core::config::format_duration;
 use std::io::Write;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use hb_core::{Client, Event, Monitor, Options, Watcher};
 
@@ -99,7 +100,9 @@ fn beat(a: BeatArgs) -> CmdResult {
     if let Some(f) = &a.auth_key_file {
         set(&mut o, "auth_key_file", f)?;
     }
-    let client = Client::new(&o)?;
+    let watch_fencing =
+        a.watch_fencing.as_deref().map(|p| hb_core::config::parse_duration("watch_fencing", p)).transpose()?;
+    let client = Arc::new(Client::new(&o)?);
     client
         .events()
         .set_callback(Box::new(|ev| eprintln!("heartbeater beat: {} -> {} ({})", ev.from, ev.to, ev.reason)))?;
@@ -115,12 +118,47 @@ fn beat(a: BeatArgs) -> CmdResult {
         format_duration(cfg.interval.max),
         format_duration(cfg.ttl)
     );
+    if let Some(period) = watch_fencing {
+        let client = Arc::clone(&client);
+        std::thread::spawn(move || watch_fencing_loop(&client, period));
+    }
     let sig = signals::wait_forever();
     eprintln!("heartbeater beat: {sig}, leaving");
     if let Err(e) = client.stop(client.config().stop_timeout) {
         eprintln!("heartbeater beat: stop: {e}");
     }
     Ok(0)
+}
+
+/// `beat --watch-fencing`: polls `check()` and prints each change, stamped on the wall
+/// clock (as monitor events are) in µs. An invalid line carries the last instant a check
+/// was seen passing, read after it returned: a fenced worker acted no later than that.
+fn watch_fencing_loop(client: &Client, period: std::time::Duration) {
+    let unix_us =
+        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    let (mut valid, mut last_valid_us) = (None, 0);
+    loop {
+        let result = client.check();
+        let now_us = unix_us();
+        let ok = result.is_ok();
+        if valid != Some(ok) {
+            let line = match &result {
+                Ok(()) => format!("fencing valid at_unix_us={now_us}"),
+                Err(e) => format!(
+                    "fencing invalid at_unix_us={now_us} last_valid_unix_us={last_valid_us} reason={e:?}",
+                    e = e.to_string()
+                ),
+            };
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+            valid = Some(ok);
+        }
+        if ok {
+            last_valid_us = now_us;
+        }
+        std::thread::sleep(period);
+    }
 }
 
 /// What `watch` takes, in the words of hb-core's Watcher check.
