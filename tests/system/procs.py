@@ -89,10 +89,14 @@ class Proc:
 class MonitorProc(Proc):
     """`heartbeater monitor --json`; `events` are the parsed JSON lines."""
 
-    def __init__(self, bin_path, *extra):
-        super().__init__([bin_path, "monitor", "--listen", "udp://127.0.0.1:0", "--json", *extra])
+    def __init__(self, bin_path, *extra, listen="udp://127.0.0.1:0"):
+        super().__init__([bin_path, "monitor", "--listen", listen, "--json", *extra])
         m = self.stderr_match(r"listening on udp://([\d.]+):(\d+)")
         self.udp_addr = f"{m.group(1)}:{m.group(2)}"
+        self.tcp_addr = None
+        if "tcp://" in listen:
+            m = self.stderr_match(r"listening on tcp://([\d.]+):(\d+)")
+            self.tcp_addr = f"{m.group(1)}:{m.group(2)}"
         self.metrics_url = None
         if "--metrics-addr" in extra:
             m = self.stderr_match(r"metrics on (http://\S+)")
