@@ -1,6 +1,11 @@
 //! Network impairment: one-way delay, uniform jitter, and loss (independent, or bursty
-//! with a Gilbert-Elliott two-state chain). Seeded, so a run can be repeated.
+//! with a Gilbert-Elliott two-state chain per flow), and a blackout switch that drops
+//! everything (a partition). Seeded, so a run can be repeated.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -20,6 +25,37 @@ pub struct Impairment {
     pub loss: f64,
     /// Mean length of a loss burst in packets; 1 means independent (Bernoulli) losses.
     pub burst: f64,
+    /// While on, every packet is dropped (a partition); off by default.
+    pub blackout: Blackout,
+}
+
+/// A switch shared between whoever schedules a partition and the relay that drops.
+#[derive(Clone, Debug, Default)]
+pub struct Blackout(Arc<AtomicBool>);
+
+impl Blackout {
+    pub fn set(&self, on: bool) {
+        self.0.store(on, Ordering::SeqCst);
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl PartialEq for Blackout {
+    /// The same switch, not the same position.
+    fn eq(&self, o: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &o.0)
+    }
+}
+
+/// Which stream a packet belongs to: a loss burst hits one flow's consecutive packets,
+/// not whichever packets of other clients happen to pass the relay at the time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Flow {
+    pub client: SocketAddr,
+    pub up: bool,
 }
 
 impl Impairment {
@@ -30,6 +66,7 @@ impl Impairment {
             jitter_max: Duration::ZERO,
             loss: 0.0,
             burst: 1.0,
+            blackout: Blackout::default(),
         }
     }
 
@@ -44,7 +81,7 @@ impl Impairment {
         if burst > 1.0 && loss >= 1.0 {
             return Err(usage("loss \"100%\": expected less than 100% with --burst"));
         }
-        Ok(Impairment { delay, jitter_min, jitter_max, loss, burst })
+        Ok(Impairment { delay, jitter_min, jitter_max, loss, burst, blackout: Blackout::default() })
     }
 
     /// The spread of the one-way delay (what the physical floor calls J).
@@ -101,8 +138,8 @@ pub fn percent(field: &str, text: &str) -> CmdResult<f64> {
 pub struct Impairer {
     spec: Impairment,
     rng: StdRng,
-    /// Gilbert-Elliott: in the bad state every packet is lost.
-    bad: bool,
+    /// Gilbert-Elliott, one chain per flow: in the bad state every packet is lost.
+    bad: HashMap<Flow, bool>,
     enter_bad: f64,
     leave_bad: f64,
 }
@@ -112,19 +149,29 @@ impl Impairer {
         // Stationary P(bad) = enter / (enter + leave) = loss, mean stay in bad = 1/leave = burst.
         let leave_bad = 1.0 / spec.burst;
         let enter_bad = if spec.loss >= 1.0 { 1.0 } else { spec.loss * leave_bad / (1.0 - spec.loss) };
-        Impairer { spec, rng: StdRng::seed_from_u64(seed), bad: false, enter_bad: enter_bad.min(1.0), leave_bad }
+        Impairer {
+            spec,
+            rng: StdRng::seed_from_u64(seed),
+            bad: HashMap::new(),
+            enter_bad: enter_bad.min(1.0),
+            leave_bad,
+        }
     }
 
-    /// `None`: drop the packet; `Some(d)`: deliver it after `d`.
-    pub fn fate(&mut self) -> Option<Duration> {
+    /// The fate of the next packet of `flow`. `None`: drop it; `Some(d)`: deliver it after `d`.
+    pub fn fate(&mut self, flow: Flow) -> Option<Duration> {
+        if self.spec.blackout.is_on() {
+            return None;
+        }
         let lost = if self.spec.burst <= 1.0 {
             self.spec.loss > 0.0 && self.rng.gen::<f64>() < self.spec.loss
         } else {
-            let flip = if self.bad { self.leave_bad } else { self.enter_bad };
+            let bad = self.bad.entry(flow).or_insert(false);
+            let flip = if *bad { self.leave_bad } else { self.enter_bad };
             if self.rng.gen::<f64>() < flip {
-                self.bad = !self.bad;
+                *bad = !*bad;
             }
-            self.bad
+            *bad
         };
         if lost {
             return None;
@@ -159,13 +206,17 @@ mod tests {
         assert!(jitter("500ms..100ms").is_err());
     }
 
+    fn flow(port: u16) -> Flow {
+        Flow { client: SocketAddr::from(([127, 0, 0, 1], port)), up: true }
+    }
+
     #[test]
     fn bernoulli_loss_rate_and_delay_bounds() {
         let mut imp = Impairer::new(spec(0.05, 1.0), 42);
         let n = 200_000;
         let mut lost = 0;
         for _ in 0..n {
-            match imp.fate() {
+            match imp.fate(flow(1)) {
                 None => lost += 1,
                 Some(d) => assert!(d >= Duration::from_millis(100) && d <= Duration::from_millis(500)),
             }
@@ -174,36 +225,54 @@ mod tests {
         assert!((rate - 0.05).abs() < 0.003, "{rate}");
     }
 
+    /// Long-run loss fraction and mean burst length, measured per flow while 30 flows
+    /// interleave (as 30 clients do through one relay): the bursts must be each flow's.
     #[test]
-    fn gilbert_elliott_keeps_the_rate_and_makes_bursts() {
+    fn gilbert_elliott_keeps_the_rate_and_makes_bursts_per_flow() {
         let mut imp = Impairer::new(spec(0.05, 4.0), 7);
-        let n = 400_000;
-        let (mut lost, mut bursts, mut prev_lost) = (0, 0, false);
-        for _ in 0..n {
-            let l = imp.fate().is_none();
-            if l {
-                lost += 1;
-                if !prev_lost {
-                    bursts += 1;
+        let flows = 30;
+        let rounds = 20_000;
+        let (mut lost, mut bursts) = (0u64, 0u64);
+        let mut prev_lost = vec![false; flows];
+        for _ in 0..rounds {
+            for (f, prev) in prev_lost.iter_mut().enumerate() {
+                let l = imp.fate(flow(f as u16)).is_none();
+                if l {
+                    lost += 1;
+                    if !*prev {
+                        bursts += 1;
+                    }
                 }
+                *prev = l;
             }
-            prev_lost = l;
         }
-        let rate = lost as f64 / n as f64;
+        let rate = lost as f64 / (rounds * flows) as f64;
         let mean_burst = lost as f64 / bursts as f64;
-        assert!((rate - 0.05).abs() < 0.006, "{rate}");
-        assert!((mean_burst - 4.0).abs() < 0.4, "{mean_burst}");
+        assert!((rate - 0.05).abs() < 0.005, "{rate}");
+        assert!((mean_burst - 4.0).abs() < 0.3, "{mean_burst}");
+    }
+
+    #[test]
+    fn blackout_drops_everything_while_on() {
+        let s = spec(0.0, 1.0);
+        let switch = s.blackout.clone();
+        let mut imp = Impairer::new(s, 3);
+        assert!(imp.fate(flow(1)).is_some());
+        switch.set(true);
+        assert!((0..100).all(|_| imp.fate(flow(1)).is_none()));
+        switch.set(false);
+        assert!(imp.fate(flow(1)).is_some());
     }
 
     #[test]
     fn same_seed_same_fates() {
         let a: Vec<_> = {
             let mut i = Impairer::new(spec(0.3, 1.0), 9);
-            (0..100).map(|_| i.fate()).collect()
+            (0..100).map(|_| i.fate(flow(1))).collect()
         };
         let b: Vec<_> = {
             let mut i = Impairer::new(spec(0.3, 1.0), 9);
-            (0..100).map(|_| i.fate()).collect()
+            (0..100).map(|_| i.fate(flow(1))).collect()
         };
         assert_eq!(a, b);
     }

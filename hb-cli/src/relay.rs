@@ -23,7 +23,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::impair::{Impairer, Impairment};
+use crate::impair::{Flow, Impairer, Impairment};
 
 /// Cap on distinct client addresses, so a spoofing sender cannot exhaust our sockets.
 const MAX_SESSIONS: usize = 20_000;
@@ -56,8 +56,8 @@ pub struct Relay {
 }
 
 enum Direction {
-    /// Client to upstream(s), through this client's own socket.
-    Up(Arc<UdpSocket>),
+    /// From this client to the upstream(s), through the client's own socket.
+    Up(SocketAddr, Arc<UdpSocket>),
     /// Upstream back to this client, through the listening socket.
     Down(SocketAddr),
 }
@@ -65,6 +65,16 @@ enum Direction {
 struct Packet {
     data: Vec<u8>,
     dir: Direction,
+}
+
+impl Packet {
+    /// Each client's beats, and the replies to it, are a flow of their own (loss bursts).
+    fn flow(&self) -> Flow {
+        match self.dir {
+            Direction::Up(client, _) => Flow { client, up: true },
+            Direction::Down(client) => Flow { client, up: false },
+        }
+    }
 }
 
 struct Due {
@@ -160,7 +170,7 @@ async fn serve(listen: UdpSocket, spec: RelaySpec, shared: Arc<Shared>, mut shut
                     shared.stats.cut.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                match impairer.fate() {
+                match impairer.fate(packet.flow()) {
                     None => { shared.stats.lost.fetch_add(1, Ordering::Relaxed); }
                     Some(delay) => {
                         order += 1;
@@ -188,7 +198,7 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 fn is_cut(shared: &Shared, packet: &Packet) -> bool {
-    if !matches!(packet.dir, Direction::Up(_)) {
+    if !matches!(packet.dir, Direction::Up(..)) {
         return false;
     }
     let cut = shared.cut_ids.lock();
@@ -205,7 +215,7 @@ fn is_cut(shared: &Shared, packet: &Packet) -> bool {
 fn deliver(listen: &UdpSocket, upstreams: &[SocketAddr], shared: &Shared, packet: Packet) {
     // try_send: a UDP send only fails when the socket buffer is full, which is a loss too.
     match packet.dir {
-        Direction::Up(session) => {
+        Direction::Up(_, session) => {
             for up in upstreams {
                 let _ = session.try_send_to(&packet.data, *up);
             }
@@ -237,7 +247,7 @@ async fn read_clients(listen: Arc<UdpSocket>, primary: SocketAddr, tx: mpsc::Unb
                 sock
             }
         };
-        if tx.send(Packet { data: buf[..n].to_vec(), dir: Direction::Up(session) }).is_err() {
+        if tx.send(Packet { data: buf[..n].to_vec(), dir: Direction::Up(client, session) }).is_err() {
             return;
         }
     }
