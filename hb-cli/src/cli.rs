@@ -153,7 +153,8 @@ pub enum BenchCommand {
     Ingest(IngestArgs),
     /// RSS and CPU of a process holding 0, 1, 10, 100, 1000 clients
     Footprint(FootprintArgs),
-    /// Detection quality (T_D, mistakes) of the adaptive and phi detectors on the same traffic
+    /// Detection quality: recorded traces replayed through heartbeater's and reference
+    /// detectors (--profile, --replay), or two live monitors on the same traffic
     Detection(DetectionArgs),
     #[command(hide = true)]
     FootprintChild(FootprintChildArgs),
@@ -211,10 +212,26 @@ pub struct FootprintChildArgs {
 
 #[derive(Args, Debug)]
 pub struct DetectionArgs {
-    #[arg(long, default_value_t = 50)]
-    pub peers: usize,
-    #[arg(long, default_value = "60s")]
-    pub duration: String,
+    /// Record a trace per network profile (lan, wan, burst, partition or all) and replay
+    /// it through heartbeater's and the reference detectors; without it (and without
+    /// --replay), the live comparison of two monitors on the same traffic
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Replay a recorded trace (repeatable) instead of recording
+    #[arg(long, value_name = "FILE")]
+    pub replay: Vec<String>,
+    /// Where the traces go (and the figures, without --figures)
+    #[arg(long, value_name = "DIR", default_value = "target/bench/detection")]
+    pub out: String,
+    /// Where the frontier's SVG, markdown table and JSON go
+    #[arg(long, value_name = "DIR")]
+    pub figures: Option<String>,
+    /// Peers (profile default, or 50 live)
+    #[arg(long)]
+    pub peers: Option<usize>,
+    /// Length of the run after warm-up (profile default, or 60s live)
+    #[arg(long)]
+    pub duration: Option<String>,
     #[arg(long, default_value = "100ms..500ms")]
     pub jitter: String,
     #[arg(long, default_value = "5%")]
@@ -223,8 +240,9 @@ pub struct DetectionArgs {
     pub burst: Option<f64>,
     #[arg(long, default_value = "1s")]
     pub interval: String,
-    #[arg(long, default_value_t = 5)]
-    pub kill: usize,
+    /// Peers crashed during the run (profile default, or 5 live)
+    #[arg(long)]
+    pub kill: Option<usize>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     #[arg(long, value_name = "FILE")]

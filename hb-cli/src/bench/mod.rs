@@ -3,7 +3,14 @@
 pub mod detection;
 pub mod flood;
 pub mod footprint;
+mod frontier;
 pub mod ingest;
+mod model;
+mod record;
+mod reference;
+mod replay;
+mod svg;
+mod trace;
 
 use crate::fail::{runtime, usage, CmdResult};
 
