@@ -575,3 +575,32 @@ fn promises_are_kept_while_the_detector_relearns() {
     eprintln!("dead transitions checked against promises: {}, against the TTL bound: {}", checked.0, checked.1);
     assert!(checked.0 > 100 && checked.1 > 30, "the runs must exercise convictions: {checked:?}");
 }
+
+/// Issue 10's promise to users: with the defaults (interval 1s..30s, TTL 15 s) a peer that
+/// goes silent is dead within 15 s, and growing the interval to its cap is not suspected.
+#[test]
+fn the_default_configuration_detects_a_silent_peer_within_its_ttl() {
+    use crate::detect::{IntervalPolicy, RttEstimator};
+    let mut policy = IntervalPolicy::new(S, 30 * S, 15 * S);
+    let mut rtt = RttEstimator::new();
+    let mut t = Fixture::plain();
+    let mut last_rx = 0;
+    for seq in 1..=100 {
+        // A beat announces the gap until the next one; ACKs may grow the one after.
+        let gap = policy.current_ns();
+        let mut f = with_ttl(beat("d", seq, 1), 15_000);
+        f.interval_ms = (gap / MS) as u32;
+        last_rx = t.now;
+        t.send(&f);
+        policy.on_ack(5 * MS, &rtt);
+        rtt.sample(5 * MS);
+        t.run_for(gap);
+    }
+    assert_eq!(policy.current_ns(), 3 * S, "the cap for 15 s at the 1 % loss floor");
+    let ev = t.events();
+    assert_eq!(ev.len(), 1, "registered, and nothing else while the interval grew: {ev:?}");
+    t.run_for(16 * S);
+    assert_eq!(t.state("d"), Some(State::Dead));
+    let dead_after = t.since_ns("d") - last_rx;
+    assert!(dead_after <= 15 * S + TICK_NS, "dead {} ms after the last beat", dead_after / MS);
+}
