@@ -33,8 +33,11 @@ pub const DEFAULT_MAX_INTERVAL_MS: u32 = 30_000;
 pub const DEFAULT_REAP_AFTER_NS: u64 = 600 * 1_000_000_000;
 /// Shortest interval taken from a beat (a 0 or absurdly small announcement is clamped).
 const MIN_INTERVAL_MS: u32 = 10;
-/// A sweep later than this means the monitor itself was paused.
+/// A sweep later than this always means the monitor itself was paused (shorter lateness
+/// does when it exceeds a live peer's slack, see `PauseGuard`).
 pub const SWEEP_MAX_LATENESS_NS: u64 = 500_000_000;
+/// Lateness below this is timer noise, never a pause (two wheel ticks).
+const SWEEP_MIN_LATENESS_NS: u64 = 2 * super::wheel::TICK_NS;
 
 #[derive(Clone, Debug)]
 pub struct TableConfig {
@@ -288,8 +291,6 @@ pub struct PeerTable {
     counts: [usize; 4],
     gauges: [prometheus::IntGauge; 4],
     due: Vec<(u32, u32)>,
-    /// Longest interval announced so far: how long "every peer heard again" takes.
-    longest_interval_ns: u64,
     reaped_since_purge: usize,
     /// When the sweeper plans to run next (see `plan_sweep`).
     sweep_planned_ns: u64,
@@ -305,12 +306,11 @@ impl PeerTable {
             index: HashMap::new(),
             interner: Interner::new(),
             wheel: TimingWheel::new(now_ns),
-            guard: PauseGuard::new(SWEEP_MAX_LATENESS_NS),
+            guard: PauseGuard::new(SWEEP_MIN_LATENESS_NS, SWEEP_MAX_LATENESS_NS),
             events,
             counts: [0; 4],
             gauges,
             due: Vec::new(),
-            longest_interval_ns: 1_000_000_000,
             reaped_since_purge: 0,
             sweep_planned_ns: u64::MAX,
             sweep_sooner: false,
@@ -398,7 +398,6 @@ impl PeerTable {
         if refresh(p, f, from, interval_ms, restarted, &mut self.interner) {
             self.interner.purge_if_bloated(peers);
         }
-        self.longest_interval_ns = self.longest_interval_ns.max(interval_ns);
         let target = match (f.kind, p.state) {
             (Kind::Leave, PeerState::Left) => None,
             (Kind::Leave, _) => Some((PeerState::Left, Reason::Left)),
@@ -411,6 +410,11 @@ impl PeerTable {
         };
         if let Some((to, reason)) = target {
             self.transition(slot, to, reason, now_ns);
+        }
+        if f.kind == Kind::Beat {
+            let p = self.slab.get(slot).expect("live slot");
+            let expected_ns = p.last_beat_ns().saturating_add(interval_ns);
+            self.guard.observe_slack(p.suspect_deadline(&params).saturating_sub(expected_ns), now_ns);
         }
         self.schedule_if_earlier(slot);
         wants_ack.then(|| self.ack(slot, f, now_ns))
@@ -450,7 +454,6 @@ impl PeerTable {
         };
         let slot = self.slab.insert(peer);
         self.index.insert(id, slot);
-        self.longest_interval_ns = self.longest_interval_ns.max(interval_ns);
         self.counts[PeerState::Alive as usize] += 1;
         self.gauges[PeerState::Alive as usize].inc();
         metrics::get().transitions.with_label_values(&[Reason::Registered.as_str()]).inc();
@@ -475,13 +478,22 @@ impl PeerTable {
         self.events.emit(event(p, from.public(), reason));
     }
 
+    /// When the peer becomes suspect if nothing more is heard, our own last pause allowed for.
+    fn suspect_due(&self, p: &Peer) -> u64 {
+        self.guard.after_pause(p.suspect_deadline(&self.cfg.params), p.last_beat_ns())
+    }
+
+    /// When the peer is dead if nothing more is heard, our own last pause allowed for.
+    fn dead_due(&self, p: &Peer) -> u64 {
+        self.guard.after_pause(p.dead_deadline(&self.cfg.params), p.last_beat_ns())
+    }
+
     /// When this peer next needs the sweeper's attention.
     fn next_due(&self, p: &Peer) -> u64 {
-        let params = &self.cfg.params;
         match p.state {
-            PeerState::Alive => p.suspect_deadline(params),
+            PeerState::Alive => self.suspect_due(p),
             PeerState::Suspect => {
-                let dead = p.dead_deadline(params);
+                let dead = self.dead_due(p);
                 match p.flap.release_at_ns() {
                     Some(release) => dead.min(release),
                     None => dead,
@@ -527,10 +539,7 @@ impl PeerTable {
     /// One sweeper pass, scheduled for `scheduled_ns` and running at `now_ns`. Returns the
     /// number of transitions it made.
     pub fn sweep(&mut self, scheduled_ns: u64, now_ns: u64) -> usize {
-        let was_allowed = self.guard.allows_conviction(scheduled_ns.min(now_ns));
-        self.guard.set_hold_ns(self.longest_interval_ns.saturating_mul(2).clamp(1_000_000_000, 60_000_000_000));
-        let allow = self.guard.on_sweep(scheduled_ns, now_ns);
-        if !allow && was_allowed {
+        if self.guard.on_sweep(scheduled_ns, now_ns) {
             metrics::get().sweeper_pauses.inc();
         }
         let mut due = std::mem::take(&mut self.due);
@@ -538,7 +547,7 @@ impl PeerTable {
         let mut changed = 0;
         for &(slot, tick) in &due {
             if self.slab.get(slot).is_some_and(|p| p.wheel_tick == tick) {
-                changed += self.evaluate(slot, now_ns, allow);
+                changed += self.evaluate(slot, now_ns);
             }
         }
         due.clear();
@@ -550,23 +559,24 @@ impl PeerTable {
         changed
     }
 
-    fn evaluate(&mut self, slot: u32, now_ns: u64, allow: bool) -> usize {
-        let params = self.cfg.params;
+    fn evaluate(&mut self, slot: u32, now_ns: u64) -> usize {
         let mut changed = 0;
         loop {
+            let p = self.slab.get(slot).expect("live slot");
+            let (suspect_due, dead_due) = (self.suspect_due(p), self.dead_due(p));
             let p = self.slab.get_mut(slot).expect("live slot");
             match p.state {
-                PeerState::Alive if allow && now_ns >= p.suspect_deadline(&params) => {
+                PeerState::Alive if now_ns >= suspect_due => {
                     p.flap.on_transition(now_ns);
                     let reason = if p.flap.hold_suspect(now_ns) { Reason::Flapping } else { Reason::Timeout };
                     self.transition(slot, PeerState::Suspect, reason, now_ns);
                     changed += 1;
                 }
-                PeerState::Suspect if allow && now_ns >= p.dead_deadline(&params) => {
+                PeerState::Suspect if now_ns >= dead_due => {
                     self.transition(slot, PeerState::Dead, Reason::Timeout, now_ns);
                     changed += 1;
                 }
-                PeerState::Suspect if !p.flap.hold_suspect(now_ns) && now_ns < p.suspect_deadline(&params) => {
+                PeerState::Suspect if !p.flap.hold_suspect(now_ns) && now_ns < suspect_due => {
                     // Heard while held for flapping, and calm long enough now.
                     self.transition(slot, PeerState::Alive, Reason::Recovered, now_ns);
                     changed += 1;
@@ -579,10 +589,7 @@ impl PeerTable {
             }
         }
         let p = self.slab.get(slot).expect("live slot");
-        let mut due = self.next_due(p).max(now_ns + 1);
-        if !allow && matches!(p.state, PeerState::Alive | PeerState::Suspect) {
-            due = due.max(self.guard.resume_at_ns());
-        }
+        let due = self.next_due(p).max(now_ns + 1);
         let tick = self.wheel.insert(slot, due);
         self.slab.get_mut(slot).expect("live slot").wheel_tick = tick;
         changed

@@ -604,3 +604,91 @@ fn the_default_configuration_detects_a_silent_peer_within_its_ttl() {
     let dead_after = t.since_ns("d") - last_rx;
     assert!(dead_after <= 15 * S + TICK_NS, "dead {} ms after the last beat", dead_after / MS);
 }
+
+/// Issue 11's pause-guard gap: the monitor itself stalls (SIGSTOP, GC) for 0.1 .. 3 s while
+/// 19 peers keep beating into its socket; on resume the sweeper runs before the listeners
+/// have read what queued up (the worst order). No live peer is suspected, and a peer
+/// killed just before the stall is dead within one deadline after it.
+#[test]
+fn own_stalls_convict_nobody_and_a_peer_killed_before_one_is_still_convicted() {
+    for interval_ms in [50u64, 200] {
+        for stall_ms in [100u64, 250, 450, 490, 1_000, 3_000] {
+            let interval = interval_ms * MS;
+            let mut t = Fixture::plain();
+            let ids: Vec<String> = (0..20).map(|i| format!("p{i}")).collect();
+            // Each peer beats every interval, offset so that arrivals spread over the cycle.
+            let mut next: Vec<u64> = (0..20).map(|i| i * interval / 20).collect();
+            let mut seq = [0u32; 20];
+            let beat_of = |id: &str, seq: u32| {
+                let mut f = with_ttl(beat(id, seq, 1), 15_000);
+                f.interval_ms = interval_ms as u32;
+                f
+            };
+            let stall_at = 30 * S + 7 * MS;
+            let victim = 19;
+            let mut victim_last = 0;
+            let mut victim_span = 0;
+            // Normal running up to the stall: beats and on-time sweeps, tick by tick.
+            while t.now < stall_at {
+                for i in 0..20 {
+                    let killed = i == victim && next[i] >= stall_at - interval / 2;
+                    while next[i] <= t.now && !killed {
+                        seq[i] += 1;
+                        t.send(&beat_of(&ids[i], seq[i]));
+                        next[i] += interval;
+                        if i == victim {
+                            let p = t.table.slab.get(t.table.index[ids[i].as_str()]).unwrap();
+                            victim_last = t.now;
+                            victim_span = p.dead_deadline(&DetectorParams::default()) - p.last_beat_ns();
+                        }
+                    }
+                }
+                t.now += TICK_NS;
+                t.table.sweep(t.now, t.now);
+            }
+            t.events();
+            // The stall: nothing read, no sweep; the live peers' beats queue up.
+            let resume = stall_at + stall_ms * MS;
+            let mut queued = Vec::new();
+            for i in 0..victim {
+                while next[i] <= resume {
+                    seq[i] += 1;
+                    queued.push(beat_of(&ids[i], seq[i]));
+                    next[i] += interval;
+                }
+            }
+            // Resume: the sweep planned a tick into the stall runs first, then the backlog.
+            t.now = resume;
+            t.table.sweep(stall_at + TICK_NS, resume);
+            for f in &queued {
+                t.send(f);
+            }
+            // Then normal running again for a few seconds.
+            let end = resume + 5 * S;
+            while t.now < end {
+                for i in 0..victim {
+                    while next[i] <= t.now {
+                        seq[i] += 1;
+                        t.send(&beat_of(&ids[i], seq[i]));
+                        next[i] += interval;
+                    }
+                }
+                t.now += TICK_NS;
+                t.table.sweep(t.now, t.now);
+            }
+            let what = format!("{interval_ms} ms peers, {stall_ms} ms stall");
+            let events = t.events();
+            let false_alarms: Vec<_> = events.iter().filter(|e| e.0 != ids[victim]).collect();
+            assert!(false_alarms.is_empty(), "{what}: {false_alarms:?}");
+            assert_eq!(t.state(&ids[victim]), Some(State::Dead), "{what}");
+            let dead_at = t.since_ns(&ids[victim]);
+            let bound = (victim_last + victim_span).max(resume + victim_span) + TICK_NS;
+            assert!(
+                dead_at <= bound,
+                "{what}: victim dead {} ms after the stall, its deadline span is {} ms",
+                (dead_at.saturating_sub(resume)) / MS,
+                victim_span / MS
+            );
+        }
+    }
+}
