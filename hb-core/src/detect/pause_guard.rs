@@ -7,8 +7,11 @@
 //! "Late" is relative to the peers' slack, not a fixed bound: a stall shorter than every
 //! live peer's slack (the time between a peer's expected next beat and its suspect
 //! deadline) cannot convict anyone falsely, since each beat it delayed was due before the
-//! stall began. So the threshold is the shortest slack seen lately, floored at
-//! `min_lateness_ns` (timer noise) and capped at `max_lateness_ns`.
+//! stall began. A stall is seen as the lateness of the first sweep after it, which is the
+//! stall minus however long before the planned wake-up it began. So the sweeper wakes at
+//! least every `threshold_ns` (half the shortest slack seen lately, floored at
+//! `min_lateness_ns` for timer noise and capped at `max_lateness_ns`), and lateness of at
+//! least that is a pause: every stall as long as a peer's slack is then caught.
 
 /// The shortest slack is taken over the last one or two windows of this length, so a
 /// short-deadline peer that left stops lowering the threshold within 20 s.
@@ -26,8 +29,8 @@ pub struct PauseGuard {
 }
 
 impl PauseGuard {
-    /// A sweep later than the shortest slack, but at least `min_lateness_ns` and at most
-    /// `max_lateness_ns` late, is a pause.
+    /// A sweep half the shortest slack late, but at least `min_lateness_ns` and at most
+    /// `max_lateness_ns`, is a pause.
     pub fn new(min_lateness_ns: u64, max_lateness_ns: u64) -> Self {
         PauseGuard { min_lateness_ns, max_lateness_ns, slack_ns: [u64::MAX; 2], window_start_ns: 0, pause_end_ns: 0 }
     }
@@ -46,9 +49,10 @@ impl PauseGuard {
         }
     }
 
-    /// How late a sweep may run before it counts as our own pause.
+    /// How late a sweep may run before it counts as our own pause, and the longest the
+    /// sweeper may sleep (so that lateness measures a stall to within this much).
     pub fn threshold_ns(&self) -> u64 {
-        self.slack_ns[0].min(self.slack_ns[1]).clamp(self.min_lateness_ns, self.max_lateness_ns)
+        (self.slack_ns[0].min(self.slack_ns[1]) / 2).clamp(self.min_lateness_ns, self.max_lateness_ns)
     }
 
     /// Called at each sweep with the time it was scheduled for and the actual now; true
@@ -56,7 +60,7 @@ impl PauseGuard {
     /// granularity) is not a pause.
     pub fn on_sweep(&mut self, scheduled_ns: u64, now_ns: u64) -> bool {
         self.roll(now_ns);
-        let paused = now_ns.saturating_sub(scheduled_ns) > self.threshold_ns();
+        let paused = now_ns.saturating_sub(scheduled_ns) >= self.threshold_ns();
         if paused {
             self.pause_end_ns = self.pause_end_ns.max(now_ns);
         }
@@ -87,28 +91,28 @@ mod tests {
 
     #[test]
     fn the_threshold_follows_the_shortest_slack_within_its_bounds() {
-        let mut g = PauseGuard::new(20 * MS, 500 * MS);
-        assert_eq!(g.threshold_ns(), 500 * MS, "no peer: the cap");
+        let mut g = PauseGuard::new(20 * MS, 250 * MS);
+        assert_eq!(g.threshold_ns(), 250 * MS, "no peer: the cap");
         g.observe_slack(2 * S, S);
-        assert_eq!(g.threshold_ns(), 500 * MS);
-        g.observe_slack(120 * MS, S);
-        assert_eq!(g.threshold_ns(), 120 * MS);
+        assert_eq!(g.threshold_ns(), 250 * MS);
+        g.observe_slack(240 * MS, S);
+        assert_eq!(g.threshold_ns(), 120 * MS, "half the shortest slack");
         g.observe_slack(MS, S);
         assert_eq!(g.threshold_ns(), 20 * MS, "the floor: timer noise is not a pause");
         // The short-slack peer is gone: after two windows its figure is forgotten.
         g.observe_slack(300 * MS, 12 * S);
         assert_eq!(g.threshold_ns(), 20 * MS, "still in the previous window");
         g.observe_slack(300 * MS, 23 * S);
-        assert_eq!(g.threshold_ns(), 300 * MS);
+        assert_eq!(g.threshold_ns(), 150 * MS);
     }
 
     #[test]
     fn sweeps_within_the_threshold_are_on_time() {
-        let mut g = PauseGuard::new(20 * MS, 500 * MS);
-        g.observe_slack(100 * MS, 0);
+        let mut g = PauseGuard::new(20 * MS, 250 * MS);
+        g.observe_slack(200 * MS, 0);
         for i in 0..100 {
             let scheduled = i * 10 * MS;
-            assert!(!g.on_sweep(scheduled, scheduled + 100 * MS));
+            assert!(!g.on_sweep(scheduled, scheduled + 99 * MS));
         }
         assert!(!g.on_sweep(10 * S, 10 * S - MS), "an early sweep is not a pause");
         assert_eq!(g.pause_end_ns(), 0);
@@ -116,7 +120,7 @@ mod tests {
 
     #[test]
     fn a_pause_moves_the_deadlines_of_peers_not_heard_since() {
-        let mut g = PauseGuard::new(20 * MS, 500 * MS);
+        let mut g = PauseGuard::new(20 * MS, 250 * MS);
         g.observe_slack(100 * MS, 0);
         // Scheduled at 10 s, ran at 10.45 s: 450 ms is more than any peer's slack.
         assert!(g.on_sweep(10 * S, 10_450 * MS));

@@ -1,7 +1,8 @@
-//! The one sweeper task: it sleeps until the timing wheel's earliest deadline (at most
-//! [`IDLE_SWEEP`] when nothing is due sooner), drains the due peers, and plans again. A
-//! listener that schedules an earlier deadline wakes it to re-plan. So an idle monitor
-//! wakes about once a second, a busy one at most once per wheel tick.
+//! The one sweeper task: it sleeps until the timing wheel's earliest deadline (at most the
+//! pause guard's threshold, 250 ms or less, so that its own lateness measures a stall),
+//! drains the due peers, and plans again. A listener that schedules an earlier deadline
+//! wakes it to re-plan. So an idle monitor wakes four times a second, a busy one at most
+//! once per wheel tick.
 //!
 //! Lateness is measured on the runtime's real timer against the wake-up it planned (our own
 //! scheduling), while deadlines use the monitor's clock, so an injected test clock cannot be

@@ -34,8 +34,9 @@ pub const DEFAULT_REAP_AFTER_NS: u64 = 600 * 1_000_000_000;
 /// Shortest interval taken from a beat (a 0 or absurdly small announcement is clamped).
 const MIN_INTERVAL_MS: u32 = 10;
 /// A sweep later than this always means the monitor itself was paused (shorter lateness
-/// does when it exceeds a live peer's slack, see `PauseGuard`).
-pub const SWEEP_MAX_LATENESS_NS: u64 = 500_000_000;
+/// does when it reaches half a live peer's slack, see `PauseGuard`); the sweeper wakes at
+/// least this often.
+pub const SWEEP_MAX_LATENESS_NS: u64 = 250_000_000;
 /// Lateness below this is timer noise, never a pause (two wheel ticks).
 const SWEEP_MIN_LATENESS_NS: u64 = 2 * super::wheel::TICK_NS;
 
@@ -523,7 +524,8 @@ impl PeerTable {
     /// `now_ns + max_wait_ns`. Remembered, so that a beat scheduling an earlier deadline
     /// can ask for a sooner sweep (`take_sweep_sooner`).
     pub fn plan_sweep(&mut self, now_ns: u64, max_wait_ns: u64) -> u64 {
-        let latest = now_ns.saturating_add(max_wait_ns);
+        // Waking at least every pause threshold is what lets lateness measure a stall.
+        let latest = now_ns.saturating_add(max_wait_ns.min(self.guard.threshold_ns()));
         let at = self.wheel.next_due_ns().map_or(latest, |due| due.min(latest));
         self.sweep_planned_ns = at;
         self.sweep_sooner = false;

@@ -385,20 +385,21 @@ fn peer_is_small_and_many_peers_share_strings() {
 #[test]
 fn the_sweep_plan_follows_the_earliest_deadline_and_asks_for_a_sooner_one() {
     let mut t = Fixture::plain();
-    // Nothing tracked: the idle bound.
-    assert_eq!(t.table.plan_sweep(0, S), S);
+    // Nothing tracked: the pause guard's threshold caps any sleep (so that a sweep's
+    // lateness measures a stall), and a shorter bound from the caller wins.
+    assert_eq!(t.table.plan_sweep(0, S), SWEEP_MAX_LATENESS_NS);
+    assert_eq!(t.table.plan_sweep(0, 100 * MS), 100 * MS);
     t.send(&beat("a", 1, 1));
-    // The first peer's deadline (a few seconds out) is later than the plan: no wake-up.
+    // The first peer's deadline (seconds out) is later than the plan: no wake-up.
     assert!(!t.table.take_sweep_sooner());
-    let due = t.table.plan_sweep(0, 60 * S);
-    assert!(due > S && due < 60 * S, "{due}");
-    assert_eq!(t.table.plan_sweep(0, S), S, "capped by the idle bound");
-    // Planned far out, a new peer's earlier deadline asks for a sooner sweep, once.
-    t.table.plan_sweep(0, 60 * S);
+    assert_eq!(t.table.plan_sweep(0, 60 * S), SWEEP_MAX_LATENESS_NS);
+    // Planned at the cap, a new peer's earlier deadline asks for a sooner sweep, once,
+    // and the next plan follows that deadline.
     t.send(&Frame { interval_ms: 10, ..beat("b", 1, 1) });
     assert!(t.table.take_sweep_sooner());
     assert!(!t.table.take_sweep_sooner());
-    assert!(t.table.plan_sweep(0, 60 * S) < due);
+    let due = t.table.plan_sweep(0, 60 * S);
+    assert!(due > 0 && due < SWEEP_MAX_LATENESS_NS, "{due}");
 }
 
 #[test]
