@@ -10,8 +10,8 @@ use crate::metrics;
 use crate::proto::DecodeError;
 
 /// Reasons the monitor itself gives, besides the decoder's (`DecodeError::REASONS`).
-pub const MONITOR_REASONS: [&str; 5] =
-    ["replay", "stale_incarnation", "too_many_peers", "unexpected_kind", "too_many_connections"];
+pub const MONITOR_REASONS: [&str; 6] =
+    ["replay", "stale_incarnation", "stale_leave", "too_many_peers", "unexpected_kind", "too_many_connections"];
 
 /// Counts a dropped frame by reason.
 pub fn reject(reason: &str) {

@@ -223,6 +223,12 @@ fn frame_incarnation_us(f: &FrameRef<'_>) -> u64 {
     f.incarnation_us.unwrap_or(NO_INCARNATION_US)
 }
 
+/// How long after a LEAVE a beat numbered before it is taken as overtaken by it (UDP
+/// reordering, a LEAVE retried on a fresh TCP connection): three intervals, 100 ms .. 1 s.
+fn overtaken_window_ns(interval_ns: u64) -> u64 {
+    (3 * interval_ns).clamp(100 * MS, 1_000 * MS)
+}
+
 /// `Peer::rtt_us` before the peer reported one (a u32, not an Option, to keep peers small;
 /// 2^32−1 µs is over an hour, never a real report).
 const NO_RTT: u32 = u32::MAX;
@@ -379,9 +385,21 @@ impl PeerTable {
             p.last_seq = f.seq;
             p.detector = Detector::new(kind, interval_ns, now_ns);
         } else {
-            if p.state == PeerState::Left && f.seq <= p.last_seq {
-                // A beat that was overtaken by its own LEAVE: not a resurrection.
+            if f.kind == Kind::Leave && f.seq < p.last_seq {
+                // A client's LEAVE is the last frame it numbers: one older than a beat we
+                // have is stale (or forged: without a key, seq 0 would make a false `left`).
+                reject("stale_leave");
                 return None;
+            }
+            if p.state == PeerState::Left && f.seq <= p.last_seq {
+                // A beat overtaken by its own LEAVE arrives moments after it: not a
+                // resurrection. Later than that the sender is plainly still running (a LEAVE
+                // far ahead in seq, forged without a key, must not silence it until the reap),
+                // so its seq run starts again; with a key such a beat is a replay.
+                if now_ns.saturating_sub(p.since_ns) <= overtaken_window_ns(interval_ns) || check_replay {
+                    return None;
+                }
+                p.last_seq = f.seq;
             }
             if check_replay && f.seq <= p.last_seq {
                 reject("replay");

@@ -693,3 +693,38 @@ fn own_stalls_convict_nobody_and_a_peer_killed_before_one_is_still_convicted() {
         }
     }
 }
+
+/// Without a key anyone can send a LEAVE. One numbered below the last beat is stale and
+/// refused; one far ahead makes a false `left` (unavoidable without a key), but the real
+/// sender's next beats bring the peer back within three intervals, not after the reap.
+#[test]
+fn a_forged_leave_cannot_silence_a_live_peer() {
+    let mut t = Fixture::new(TableConfig::new(DetectorKind::Adaptive, 100, false));
+    for seq in 1..=10 {
+        t.send(&beat("a", seq, 1));
+        t.run_for(S);
+    }
+    t.events();
+    let stale = rejected("stale_leave");
+    assert_eq!(t.send(&leave("a", 0, 1)), None);
+    assert_eq!(rejected("stale_leave"), stale + 1);
+    assert_eq!(t.state("a"), Some(State::Alive));
+    // A LEAVE with seq 2^32 - 1: left at once...
+    t.send(&leave("a", u32::MAX, 1));
+    assert_eq!(t.state("a"), Some(State::Left));
+    // ...and back with the real process's beats once they cannot be overtaken ones.
+    let mut seq = 11;
+    let left_at = t.now;
+    while t.state("a") != Some(State::Alive) {
+        t.run_for(S);
+        t.send(&beat("a", seq, 1));
+        seq += 1;
+        assert!(t.now - left_at <= 3 * S, "shut out for more than three intervals");
+    }
+    let ev = t.events();
+    assert_eq!(ev.last().map(|e| (e.2, e.3)), Some((State::Alive, Reason::Registered)), "{ev:?}");
+    // A LEAVE overtaking its own last beat still ends it: that beat is not a resurrection.
+    t.send(&leave("a", seq + 1, 1));
+    t.send(&beat("a", seq, 1));
+    assert_eq!(t.state("a"), Some(State::Left));
+}
