@@ -4,7 +4,8 @@
 //! sleeps or reads a clock, so every behaviour is tested exactly. See `docs/detection.md`
 //! for the formulas, the defaults and the bounds they give.
 //!
-//! - [`Detector`]: per-peer state, [`Adaptive`] (EWMA) or [`Phi`] (accrual), 24 bytes + tag.
+//! - [`Detector`]: per-peer state, [`Adaptive`] (learned delay tail and bursty loss, deadlines
+//!   placed at a target mistake rate) or [`Phi`] (Akka's accrual), 32 bytes + tag.
 //! - [`PauseGuard`]: no convictions right after our own sweeper was late.
 //! - [`FlapDamper`]: hold a flapping peer in suspect until it calms down.
 //! - [`RttEstimator`], [`IntervalPolicy`]: the client side (ACK timeout, beat interval).
@@ -14,15 +15,17 @@ mod adaptive;
 mod arrivals;
 mod flap;
 mod interval;
+mod loss;
 mod pause_guard;
 mod phi;
 pub mod qos;
 mod rtt;
+mod tail;
 
 #[cfg(test)]
 mod sim_tests;
 
-pub use adaptive::Adaptive;
+pub use adaptive::{Adaptive, Model};
 pub use flap::{FlapDamper, FLAP_HALF_LIFE_NS, FLAP_MAX_PENALTY, FLAP_PENALTY, FLAP_REUSE, FLAP_SUPPRESS};
 pub use interval::{IntervalPolicy, INTERVAL_GROWTH, INTERVAL_GROW_STREAK};
 pub use pause_guard::PauseGuard;
@@ -90,44 +93,63 @@ pub enum Verdict {
     Dead,
 }
 
-/// Tunables shared by both detectors (`Default` = the design's starting points; the reasons
-/// are in `docs/detection.md`). One value per monitor, not per peer, so it is passed by
-/// reference instead of being stored in every [`Detector`].
+/// One false Dead per two peer-years, per second.
+pub const DEFAULT_TARGET_FALSE_DEAD_PER_S: f64 = 1.0 / (2.0 * 365.25 * 86_400.0);
+/// One false Suspect per peer-day, per second.
+pub const DEFAULT_TARGET_FALSE_SUSPECT_PER_S: f64 = 1.0 / 86_400.0;
+
+/// Tunables (`Default` = the documented defaults; the reasons are in `docs/detection.md`).
+/// One value per monitor, not per peer, so it is passed by reference instead of being
+/// stored in every [`Detector`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DetectorParams {
-    /// EWMA weight of the old value (0.85: effective memory ≈ 12 samples).
+    /// Adaptive: the false-Dead rate the Dead deadline is placed for, per peer per second.
+    pub target_false_dead_per_s: f64,
+    /// Adaptive: the false-Suspect rate the Suspect deadline is placed for, per peer per
+    /// second (at least `target_false_dead_per_s`).
+    pub target_false_suspect_per_s: f64,
+    /// Adaptive: floor on the tail scale, as a fraction of the interval (the jitter a quiet
+    /// trace never shows).
+    pub min_tail_fraction: f64,
+    /// Adaptive: loss prior, L̂ = (runs + 1) / (gaps + loss_prior_beats).
+    pub loss_prior_beats: f64,
+    /// Adaptive: prior P(lost | previous lost) before losses are seen.
+    pub burst_prior_continuation: f64,
+    /// Adaptive: weight of that prior, in lost beats.
+    pub burst_prior_weight: f64,
+    /// Phi: EWMA weight of the old value (0.85: effective memory ≈ 12 samples).
     pub alpha: f64,
-    /// Warm-up: samples needed before the learned spread is trusted on its own.
+    /// Phi: warm-up samples needed before the learned spread is trusted on its own.
     pub window: u32,
     /// Phi level at which a peer becomes Suspect.
     pub phi_suspect: f64,
     /// Phi level at which a peer becomes Dead.
     pub phi_dead: f64,
-    /// Floor on the learned spread (scheduling jitter we never see in a quiet trace).
+    /// Phi: floor on the learned spread.
     pub min_sigma_ns: u64,
-    /// Adaptive: Dead comes this many expected intervals after Suspect.
-    pub dead_after_suspect: f64,
-    /// Adaptive: safety margin after the suspect multiplier, in spreads (sigma).
-    pub margin_sigmas: f64,
     /// Phi: silence tolerated on top of the mean, in expected intervals (Akka's
     /// acceptable-heartbeat-pause, relative so it follows the announced interval).
     pub phi_pause_intervals: f64,
-    /// Warm-up spread floor as a fraction of the announced interval (the generous prior).
+    /// Phi: warm-up spread floor as a fraction of the announced interval.
     pub warmup_sigma_fraction: f64,
-    /// A gap longer than this many expected intervals is a lost beat, not a sample.
+    /// Phi: a gap longer than this many expected intervals is a lost beat, not a sample.
     pub loss_gap_factor: f64,
 }
 
 impl Default for DetectorParams {
     fn default() -> Self {
         DetectorParams {
+            target_false_dead_per_s: DEFAULT_TARGET_FALSE_DEAD_PER_S,
+            target_false_suspect_per_s: DEFAULT_TARGET_FALSE_SUSPECT_PER_S,
+            min_tail_fraction: 0.002,
+            loss_prior_beats: 20.0,
+            burst_prior_continuation: 0.0,
+            burst_prior_weight: 0.25,
             alpha: 0.85,
             window: 16,
             phi_suspect: 5.0,
             phi_dead: 8.0,
             min_sigma_ns: 50_000_000,
-            dead_after_suspect: 4.0,
-            margin_sigmas: 4.0,
             phi_pause_intervals: 5.0,
             warmup_sigma_fraction: 0.25,
             loss_gap_factor: 1.5,
@@ -140,6 +162,32 @@ impl DetectorParams {
     /// user input before building a monitor).
     pub fn validate(&self) -> Result<(), &'static str> {
         let finite_pos = |x: f64| x.is_finite() && x > 0.0;
+        let rate = |x: f64| x.is_finite() && (1e-15..=1.0).contains(&x);
+        if !rate(self.target_false_dead_per_s) {
+            return Err(
+                "target_false_dead_per_s must be in [1e-15, 1] per second (default 1.585e-8: one per two peer-years)",
+            );
+        }
+        if !rate(self.target_false_suspect_per_s) {
+            return Err(
+                "target_false_suspect_per_s must be in [1e-15, 1] per second (default 1.157e-5: one per peer-day)",
+            );
+        }
+        if self.target_false_suspect_per_s < self.target_false_dead_per_s {
+            return Err("target_false_suspect_per_s must be >= target_false_dead_per_s (Suspect comes before Dead)");
+        }
+        if !(self.min_tail_fraction.is_finite() && self.min_tail_fraction > 0.0 && self.min_tail_fraction <= 1.0) {
+            return Err("min_tail_fraction must be in (0, 1]");
+        }
+        if !(self.loss_prior_beats.is_finite() && self.loss_prior_beats >= 2.0) {
+            return Err("loss_prior_beats must be >= 2 (the prior loss is 1 / loss_prior_beats)");
+        }
+        if !(self.burst_prior_continuation.is_finite() && (0.0..1.0).contains(&self.burst_prior_continuation)) {
+            return Err("burst_prior_continuation must be in [0, 1)");
+        }
+        if !finite_pos(self.burst_prior_weight) {
+            return Err("burst_prior_weight must be > 0");
+        }
         if !(self.alpha.is_finite() && (0.0..1.0).contains(&self.alpha)) {
             return Err("alpha must be in [0, 1)");
         }
@@ -148,12 +196,6 @@ impl DetectorParams {
         }
         if self.phi_suspect > self.phi_dead {
             return Err("phi_suspect must not exceed phi_dead");
-        }
-        if !(self.dead_after_suspect.is_finite() && self.dead_after_suspect >= 0.0) {
-            return Err("dead_after_suspect must be >= 0");
-        }
-        if !(self.margin_sigmas.is_finite() && self.margin_sigmas >= 0.0) {
-            return Err("margin_sigmas must be >= 0");
         }
         if !(self.phi_pause_intervals.is_finite() && self.phi_pause_intervals >= 0.0) {
             return Err("phi_pause_intervals must be >= 0");
@@ -168,7 +210,7 @@ impl DetectorParams {
     }
 }
 
-/// Per-peer detector state: `Copy`, no heap, 32 bytes (asserted in tests), because the
+/// Per-peer detector state: `Copy`, no heap, 40 bytes (asserted in tests), because the
 /// monitor keeps one per peer for 100k peers.
 #[derive(Clone, Copy, Debug)]
 pub enum Detector {
@@ -205,11 +247,14 @@ impl Detector {
     /// paused. The peer is heard (the deadlines restart from `now_ns`), but the gap is
     /// the sender's pause, not the network's arrival pattern, so it is not learned.
     pub fn heartbeat_after_pause(&mut self, now_ns: u64, announced_interval_ns: u64, params: &DetectorParams) {
-        let a = match self {
-            Detector::Adaptive(d) => &mut d.a,
-            Detector::Phi(d) => &mut d.a,
-        };
-        let _ = a.accept(now_ns, announced_interval_ns, params);
+        match self {
+            Detector::Adaptive(d) => {
+                let _ = d.heard(now_ns, announced_interval_ns);
+            }
+            Detector::Phi(d) => {
+                let _ = d.a.accept(now_ns, announced_interval_ns, params);
+            }
+        }
     }
 
     /// The verdict if nothing more is heard up to `now_ns`. Defined through the deadlines,
@@ -286,7 +331,8 @@ mod tests {
     fn detector_is_small_and_copy() {
         fn assert_copy<T: Copy>() {}
         assert_copy::<Detector>();
-        assert!(std::mem::size_of::<Detector>() <= 32, "{}", std::mem::size_of::<Detector>());
+        assert!(std::mem::size_of::<Detector>() <= 40, "{}", std::mem::size_of::<Detector>());
+        assert_eq!(std::mem::size_of::<Adaptive>(), 32);
         assert!(std::mem::size_of::<FlapDamper>() <= 16);
     }
 
@@ -297,7 +343,19 @@ mod tests {
         assert!(DetectorParams { alpha: 1.0, ..p }.validate().is_err());
         assert!(DetectorParams { phi_suspect: 9.0, ..p }.validate().is_err());
         assert!(DetectorParams { loss_gap_factor: 1.0, ..p }.validate().is_err());
-        assert!(DetectorParams { margin_sigmas: f64::NAN, ..p }.validate().is_err());
+        assert!(DetectorParams { phi_pause_intervals: f64::NAN, ..p }.validate().is_err());
+        let err = |q: DetectorParams| q.validate().unwrap_err();
+        assert!(err(DetectorParams { target_false_dead_per_s: 0.0, ..p }).contains("target_false_dead_per_s"));
+        assert!(err(DetectorParams { target_false_dead_per_s: f64::NAN, ..p }).contains("target_false_dead_per_s"));
+        assert!(err(DetectorParams { target_false_suspect_per_s: 2.0, ..p }).contains("target_false_suspect_per_s"));
+        assert!(err(DetectorParams { target_false_suspect_per_s: 1e-9, ..p }).contains(">= target_false_dead_per_s"));
+        assert!(err(DetectorParams { min_tail_fraction: 0.0, ..p }).contains("min_tail_fraction"));
+        assert!(err(DetectorParams { loss_prior_beats: 1.0, ..p }).contains("loss_prior_beats"));
+        assert!(err(DetectorParams { burst_prior_continuation: 1.0, ..p }).contains("burst_prior_continuation"));
+        assert!(err(DetectorParams { burst_prior_weight: -1.0, ..p }).contains("burst_prior_weight"));
+        // The defaults are the documented rates.
+        assert!((p.target_false_dead_per_s - 1.585e-8).abs() < 1e-11);
+        assert!((p.target_false_suspect_per_s - 1.157e-5).abs() < 1e-8);
     }
 
     #[test]

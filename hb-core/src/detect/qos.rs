@@ -133,27 +133,38 @@ mod tests {
         assert_eq!((r.mistakes, r.false_dead), (0, 0));
         assert_eq!(r.query_accuracy, 1.0);
         assert_eq!(r.observed_ns, 100 * S + 500 * MS);
-        // Steady 1 s peer: dead at last + 6.225 s, i.e. 5.725 s after the crash.
-        assert_eq!(r.detection_time_ns.len(), 1);
-        assert!(r.detection_time_ns[0].abs_diff(5_725 * MS) < MS, "{:?}", r.detection_time_ns);
+        // Steady 1 s peer, 100 gaps without loss: L̂ = 1/120, budget 4 lost beats (L̂^4 < ε),
+        // so dead at last + 4 s + the learned tail, i.e. ≈ 3.6 s after the crash.
+        let mut d = Detector::new(DetectorKind::Adaptive, S, 0);
+        for &t in &arrivals {
+            d.heartbeat(t, S, &p);
+        }
+        assert_eq!(r.detection_time_ns, vec![d.dead_at(&p) - (100 * S + 500 * MS)]);
+        assert!(
+            r.detection_time_ns[0] > 3_500 * MS && r.detection_time_ns[0] < 3_700 * MS,
+            "{:?}",
+            r.detection_time_ns
+        );
     }
 
     #[test]
     fn gaps_are_mistakes_with_duration_and_recurrence() {
-        let p = DetectorParams::default();
+        // Phi with a 1-interval pause: it does not learn from lost beats, so both silences
+        // are judged alike (suspect at 2 s + z(5)·50 ms = 2.206 s, dead at 2.261 s).
+        let p = DetectorParams { phi_pause_intervals: 1.0, ..DetectorParams::default() };
         // Beats every second, except two silences of 4 s (3 lost beats each).
         let arrivals: Vec<u64> =
             (1..=60u64).filter(|i| !(21..=23).contains(i) && !(41..=43).contains(i)).map(|i| i * S).collect();
-        let r = evaluate(DetectorKind::Adaptive, &p, S, 0, &arrivals, None);
-        assert_eq!((r.mistakes, r.false_dead), (2, 0));
-        // suspect at 20 s + 2.225 s, heard at 24 s: T_M = 1.775 s (same for the second).
+        let r = evaluate(DetectorKind::Phi, &p, S, 0, &arrivals, None);
+        assert_eq!((r.mistakes, r.false_dead), (2, 2));
+        // suspect at 20 s + 2.206 s, heard at 24 s: T_M = 1.794 s (same for the second).
         for &tm in &r.mistake_duration_ns {
-            assert!(tm.abs_diff(1_775 * MS) < MS, "{tm}");
+            assert!(tm.abs_diff(1_794 * MS) < MS, "{tm}");
         }
         assert_eq!(r.mistake_recurrence_ns.len(), 1);
         assert!(r.mistake_recurrence_ns[0].abs_diff(20 * S) < MS);
         assert!(r.detection_time_ns.is_empty());
-        let expected = 1.0 - 2.0 * 1.775 / 60.0;
+        let expected = 1.0 - 2.0 * 1.794 / 60.0;
         assert!((r.query_accuracy - expected).abs() < 1e-4, "{}", r.query_accuracy);
         assert!((r.mistake_rate_per_hour() - 120.0).abs() < 1e-9);
 

@@ -1,118 +1,214 @@
-//! Whole-trace simulations with seeded randomness: no false Dead under jitter and loss,
-//! bounded detection of a silent peer, announced interval changes. Exact, no sleeping.
+//! Whole-trace simulations with seeded randomness, exact and without sleeping:
+//! - the named profiles (LAN, WAN, BURST) over many simulated peer-hours: false Dead, false
+//!   Suspect per peer-hour, query accuracy P_A, and the detection time after a kill;
+//! - announced interval changes, registration.
+//!
+//! The figures are printed (`cargo test -p hb-core profile -- --nocapture`).
 
-use super::qos::evaluate;
 use super::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const MS: u64 = 1_000_000;
 const S: u64 = 1_000 * MS;
+const HOUR: u64 = 3_600 * S;
 const KINDS: [DetectorKind; 2] = [DetectorKind::Adaptive, DetectorKind::Phi];
+/// Kills before this are reported apart: the loss window (16k–32k gaps) is still filling.
+const WARM_UP: u64 = 20 * 60 * S;
 
-/// Beats sent every `interval` from time 0, each delayed by uniform [lo, hi] and lost with
-/// probability `loss`. Returns arrival times in order of arrival.
-fn trace(rng: &mut StdRng, interval: u64, lo: u64, hi: u64, loss: f64, duration: u64) -> Vec<u64> {
-    let mut out: Vec<u64> = (1..=duration / interval)
+/// A network profile: beats every `interval`, delay uniform in [lo, hi], loss Gilbert-Elliott
+/// (the bad state loses every beat) with long-run loss `loss` and mean burst `burst` beats
+/// (`burst` = 1 / (1 − loss) is independent loss).
+#[derive(Clone, Copy)]
+struct Profile {
+    name: &'static str,
+    interval: u64,
+    lo: u64,
+    hi: u64,
+    loss: f64,
+    burst: f64,
+}
+
+const LAN: Profile =
+    Profile { name: "LAN", interval: 50 * MS, lo: 500_000, hi: 600_000, loss: 0.001, burst: 1.0 / 0.999 };
+const WAN: Profile = Profile { name: "WAN", interval: S, lo: 300 * MS, hi: 500 * MS, loss: 0.05, burst: 1.0 / 0.95 };
+const BURST: Profile = Profile { name: "BURST", interval: S, lo: 300 * MS, hi: 500 * MS, loss: 0.05, burst: 4.0 };
+
+/// One beat: when it was sent and when it arrived.
+#[derive(Clone, Copy)]
+struct Beat {
+    sent: u64,
+    arrived: u64,
+}
+
+/// The beats of one peer that arrive, sorted by arrival.
+fn trace(rng: &mut StdRng, p: &Profile, duration: u64) -> Vec<Beat> {
+    // Gilbert-Elliott: P(bad → bad) = c, P(good → bad) chosen for the long-run loss.
+    let c = 1.0 - 1.0 / p.burst;
+    let start = p.loss * (1.0 - c) / (1.0 - p.loss);
+    let mut bad = false;
+    let mut out: Vec<Beat> = (1..=duration / p.interval)
         .filter_map(|i| {
-            let delay = rng.gen_range(lo..=hi);
-            (!rng.gen_bool(loss)).then_some(i * interval + delay)
+            bad = rng.gen_bool(if bad { c } else { start });
+            let sent = i * p.interval;
+            (!bad).then(|| Beat { sent, arrived: sent + rng.gen_range(p.lo..=p.hi) })
         })
         .collect();
-    out.sort_unstable();
+    out.sort_unstable_by_key(|b| b.arrived);
     out
 }
 
-struct Outcome {
-    dead_probes: u64,
-    suspect_probes: u64,
-    /// Largest dead_at − last heartbeat seen anywhere in the trace: the worst-case time from
-    /// a crash right after a beat to its conviction.
-    max_dead_span: u64,
+fn quantile(v: &mut [u64], q: f64) -> u64 {
+    v.sort_unstable();
+    v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
-/// Runs one peer's trace, probing the verdict at 8 evenly spaced times in every gap and
-/// just before each arrival (not only at arrivals).
-fn run(kind: DetectorKind, p: &DetectorParams, interval: u64, arrivals: &[u64]) -> Outcome {
-    let mut d = Detector::new(kind, interval, 0);
-    let mut o = Outcome { dead_probes: 0, suspect_probes: 0, max_dead_span: 0 };
-    for &next in arrivals {
-        let last = d.last_heartbeat_ns();
-        o.max_dead_span = o.max_dead_span.max(d.dead_at(p) - last);
-        let probes = (1..=8).map(|k| last + (next - last) * k / 9).chain([next - 1]);
-        for t in probes {
-            match d.verdict(t, p) {
-                Verdict::Dead => o.dead_probes += 1,
-                Verdict::Suspect => o.suspect_probes += 1,
-                Verdict::Alive => {}
-            }
-        }
-        d.heartbeat(next, interval, p);
+#[derive(Default)]
+struct Figures {
+    observed_ns: u64,
+    suspected_ns: u64,
+    false_suspect: u64,
+    false_dead: u64,
+    /// Of which in the warm-up.
+    false_dead_warm: u64,
+    /// Kill at a uniformly random time after the warm-up: kill → Dead / Suspect.
+    kill_dead: Vec<u64>,
+    kill_suspect: Vec<u64>,
+    /// The same for kills during the warm-up (while the loss window fills).
+    warm_kill_dead: Vec<u64>,
+    /// Crash right after a received beat: deadline − last arrival, sampled at every beat.
+    span_dead: Vec<u64>,
+    span_suspect: Vec<u64>,
+}
+
+impl Figures {
+    fn per_hour(&self, n: u64) -> f64 {
+        n as f64 * HOUR as f64 / self.observed_ns as f64
     }
-    o
-}
 
-fn no_false_dead(interval: u64, lo: u64, hi: u64, seed: u64, max_span: u64) {
-    let p = DetectorParams::default();
-    for kind in KINDS {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let (mut dead, mut suspect, mut worst) = (0, 0, 0);
-        for _peer in 0..50 {
-            let arrivals = trace(&mut rng, interval, lo, hi, 0.05, 3600 * S);
-            let o = run(kind, &p, interval, &arrivals);
-            dead += o.dead_probes;
-            suspect += o.suspect_probes;
-            worst = worst.max(o.max_dead_span);
-        }
+    fn accuracy(&self) -> f64 {
+        1.0 - self.suspected_ns as f64 / self.observed_ns as f64
+    }
+
+    fn print(&mut self, label: &str) {
+        let ms = |ns: u64| ns as f64 / 1e6;
         eprintln!(
-            "{kind}: {interval} ns interval: dead probes {dead}, suspect probes {suspect}, worst dead span {worst} ns"
+            "{label}: {:.0} peer-hours, false dead {} ({} in warm-up; {:.2e}/peer-hour), false suspect {} ({:.3}/peer-hour), P_A {:.6}\n  \
+             kill→dead p50 {:.1} ms p99 {:.1} ms | kill→suspect p50 {:.1} ms p99 {:.1} ms ({} kills)\n  \
+             last beat→dead p50 {:.1} ms p99 {:.1} ms | last beat→suspect p50 {:.1} ms p99 {:.1} ms\n  \
+             warm-up (first {} min) kill→dead p50 {:.1} ms p99 {:.1} ms",
+            self.observed_ns as f64 / HOUR as f64,
+            self.false_dead,
+            self.false_dead_warm,
+            self.per_hour(self.false_dead),
+            self.false_suspect,
+            self.per_hour(self.false_suspect),
+            self.accuracy(),
+            ms(quantile(&mut self.kill_dead, 0.5)),
+            ms(quantile(&mut self.kill_dead, 0.99)),
+            ms(quantile(&mut self.kill_suspect, 0.5)),
+            ms(quantile(&mut self.kill_suspect, 0.99)),
+            self.kill_dead.len(),
+            ms(quantile(&mut self.span_dead, 0.5)),
+            ms(quantile(&mut self.span_dead, 0.99)),
+            ms(quantile(&mut self.span_suspect, 0.5)),
+            ms(quantile(&mut self.span_suspect, 0.99)),
+            WARM_UP / (60 * S),
+            ms(quantile(&mut self.warm_kill_dead, 0.5)),
+            ms(quantile(&mut self.warm_kill_dead, 0.99)),
         );
-        assert_eq!(dead, 0, "{kind}: false Dead verdicts");
-        assert!(worst <= max_span, "{kind}: worst dead span {worst} > {max_span}");
     }
 }
 
-#[test]
-fn wan_jitter_and_loss_never_convict_50_peers_for_an_hour() {
-    // 1 s interval, 100–500 ms delay, 5 % loss. Bound: dead within 8.5 s of the last beat
-    // (worst seen over seeds ≈ 7.9 s; floor for k = 6: η + J + 5η = 6.4 s).
-    no_false_dead(S, 100 * MS, 500 * MS, 1, 8_500 * MS);
-}
-
-#[test]
-fn lan_200ms_interval_never_convicts_and_detects_within_1_6_s() {
-    // 200 ms interval, 0–20 ms delay, 5 % loss; dead within 1.6 s (< 2 s) of the last beat
-    // (worst seen over seeds ≈ 1.50 s; floor for k = 6: 6η + J = 1.22 s).
-    no_false_dead(200 * MS, 0, 20 * MS, 2, 1_600 * MS);
-}
-
-#[test]
-fn silent_peer_is_convicted_within_the_bound() {
-    let p = DetectorParams::default();
-    let cases = [(S, 100 * MS, 500 * MS, 8_500 * MS), (200 * MS, 0, 20 * MS, 1_600 * MS)];
-    for kind in KINDS {
-        for (i, &(interval, lo, hi, bound)) in cases.iter().enumerate() {
-            let mut rng = StdRng::seed_from_u64(10 + i as u64);
-            let arrivals = trace(&mut rng, interval, lo, hi, 0.05, 600 * S);
-            let mut d = Detector::new(kind, interval, 0);
-            for &t in &arrivals {
-                d.heartbeat(t, interval, &p);
-            }
-            // The peer crashes right after its last beat.
+/// Runs `peers` peers for `duration` each. At every gap: was the peer (wrongly) suspected
+/// or convicted before the next beat arrived. Every `kill_every` beats, a copy of the
+/// detector sees the peer killed at a uniformly random time in the next interval: beats
+/// already sent still arrive, then nothing.
+fn simulate(kind: DetectorKind, params: &DetectorParams, p: &Profile, peers: u64, duration: u64, seed: u64) -> Figures {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut f = Figures::default();
+    let kill_every = 97;
+    for _ in 0..peers {
+        let beats = trace(&mut rng, p, duration);
+        let mut d = Detector::new(kind, p.interval, 0);
+        for (i, b) in beats.iter().enumerate() {
             let last = d.last_heartbeat_ns();
-            let dead_at = d.dead_at(&p);
-            assert!(dead_at - last <= bound, "{kind}: {} > {bound}", dead_at - last);
-            assert!(d.suspect_at(&p) < dead_at);
-            assert_eq!(d.verdict(last + bound, &p), Verdict::Dead);
-            assert_eq!(d.verdict(dead_at - 1, &p), Verdict::Suspect);
-
-            // The same through the QoS helper: T_D ≤ bound.
-            let crash = last + 1;
-            let r = evaluate(kind, &p, interval, 0, &arrivals, Some(crash));
-            assert_eq!(r.false_dead, 0);
-            assert!(r.detection_time_ns[0] <= bound, "{kind}: T_D {:?}", r.detection_time_ns);
+            let (suspect, dead) = (d.suspect_at(params), d.dead_at(params));
+            f.span_dead.push(dead - last);
+            f.span_suspect.push(suspect - last);
+            if suspect < b.arrived {
+                f.false_suspect += 1;
+                f.suspected_ns += b.arrived - suspect;
+            }
+            if dead < b.arrived {
+                f.false_dead += 1;
+                if last < WARM_UP {
+                    f.false_dead_warm += 1;
+                }
+            }
+            d.heartbeat(b.arrived, p.interval, params);
+            if i % kill_every == 0 {
+                let kill = b.arrived + rng.gen_range(0..p.interval);
+                let mut k = d;
+                for late in beats[i + 1..].iter().take_while(|x| x.sent < kill + p.interval) {
+                    if late.sent < kill {
+                        k.heartbeat(late.arrived, p.interval, params);
+                    }
+                }
+                if kill < WARM_UP {
+                    f.warm_kill_dead.push(k.dead_at(params).saturating_sub(kill));
+                } else {
+                    f.kill_dead.push(k.dead_at(params).saturating_sub(kill));
+                    f.kill_suspect.push(k.suspect_at(params).saturating_sub(kill));
+                }
+            }
         }
+        f.observed_ns += beats.last().map_or(0, |b| b.arrived);
     }
+    f
+}
+
+fn adaptive_profile(p: &Profile, peers: u64, hours: u64, seed: u64) -> Figures {
+    let params = DetectorParams::default();
+    let mut f = simulate(DetectorKind::Adaptive, &params, p, peers, hours * HOUR, seed);
+    f.print(&format!("{} adaptive", p.name));
+    f
+}
+
+#[test]
+fn profile_lan() {
+    let mut f = adaptive_profile(&LAN, 20, 2, 1);
+    assert_eq!(f.false_dead, 0);
+    assert!(f.per_hour(f.false_suspect) <= 1.0, "{} false suspicions", f.false_suspect);
+    assert!(f.accuracy() >= 0.9995);
+    // The median is at the 4-lost-beat budget (≤ 200 ms); the p99 is 6 beats: a peer that
+    // once lost two beats in a row cannot be shown to have independent loss for the next
+    // 16k–32k gaps (see docs/detection.md). The brief's 200 ms p99 is not met.
+    let p50 = quantile(&mut f.kill_dead, 0.5);
+    let p99 = quantile(&mut f.kill_dead, 0.99);
+    assert!(p50 <= 200 * MS, "LAN kill→dead p50 {p50}");
+    assert!(p99 <= 300 * MS, "LAN kill→dead p99 {p99}");
+}
+
+#[test]
+fn profile_wan() {
+    let mut f = adaptive_profile(&WAN, 50, 20, 2);
+    assert_eq!(f.false_dead, 0);
+    assert!(f.per_hour(f.false_suspect) <= 1.0, "{} false suspicions", f.false_suspect);
+    assert!(f.accuracy() >= 0.9995);
+    // At 5 % loss, 6 lost beats in a row (1.56e-8 per gap) sit just under the default target
+    // (1.67e-8 per gap); the learned loss is above 5 % often enough that the budget is 7.
+    // The brief's 6.5 s is not met at the default target.
+    let p99 = quantile(&mut f.span_dead, 0.99);
+    assert!(p99 <= 7_300 * MS, "WAN last beat→dead p99 {p99}");
+}
+
+#[test]
+fn profile_burst() {
+    // After the warm-up: none. During it (loss taken as independent until a burst is seen),
+    // a peer's first long burst can convict it: reported, not hidden (see the report).
+    let f = adaptive_profile(&BURST, 50, 20, 3);
+    assert_eq!(f.false_dead - f.false_dead_warm, 0);
 }
 
 #[test]
