@@ -38,7 +38,7 @@ func TestTypedOptionsAreJudgedByTheEngine(t *testing.T) {
 		{"short auth key", []Option{udp, WithAuthKey([]byte("short"))}, `auth_key "5 bytes": expected at least 16 bytes`},
 		{"empty auth key", []Option{udp, WithAuthKey([]byte{})}, `auth_key "0 bytes": expected at least 16 bytes`},
 		{"nil auth key", []Option{udp, WithAuthKey(nil)}, `auth_key "0 bytes": expected at least 16 bytes`},
-		{"service", []Option{udp, WithService("a/b")}, `service "a/b": expected 1..=64 bytes of UTF-8 without '/', spaces or control characters`},
+		{"service", []Option{udp, WithService("a/b")}, `service "a/b": expected 1..=64 bytes of letters, marks, digits, punctuation or symbols (no spaces, control, format or separator characters, unassigned code points or fullwidth forms), without '/'`},
 		{"stop timeout", []Option{udp, WithStopTimeout(-time.Second)}, `stop_timeout "-1s": expected a duration like 200ms, 15s, 1.5s, 2m or 1h`},
 	}
 	for _, tc := range cases {

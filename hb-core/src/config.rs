@@ -287,16 +287,15 @@ pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<()> {
 }
 
 fn validate_name(field: &str, value: &str) -> Result<()> {
-    let ok = !value.is_empty()
-        && value.len() <= MAX_NAME_LEN
-        && !value.chars().any(|c| c == '/' || c.is_control() || c.is_whitespace());
+    let ok =
+        !value.is_empty() && value.len() <= MAX_NAME_LEN && !value.contains('/') && crate::proto::ident::is_name(value);
     if ok {
         Ok(())
     } else {
         Err(Error::config(
             field,
             value,
-            format!("1..={MAX_NAME_LEN} bytes of UTF-8 without '/', spaces or control characters"),
+            format!("1..={MAX_NAME_LEN} bytes of {}, without '/'", crate::proto::ident::NAME_CHARS),
         ))
     }
 }

@@ -17,11 +17,15 @@ fn traceparent() -> impl Strategy<Value = String> {
 
 /// Any frame within the limits. Sizes are chosen so even the largest fits with a tag
 /// (64 + 82 + 4*53 + 57 + 7 + 30 + 10 + 16 < 512).
+/// Names a monitor accepts (`proto::ident`): ASCII without space, Latin-1 letters, Greek
+/// and some Han, 1..=20 characters.
+const NAME: &str = "[!-~\u{00C0}-\u{00FF}\u{03B1}-\u{03C9}\u{4E00}-\u{4E2F}]{1,20}";
+
 fn valid_frame() -> impl Strategy<Value = Frame> {
     let fixed = (kind(), any::<u8>(), any::<u32>(), any::<u64>(), any::<u32>(), any::<u32>(), any::<u16>());
     let vars = (
-        "\\PC{1,16}", // up to 64 bytes
-        proptest::option::of("\\PC{1,20}"),
+        NAME.prop_map(|s| s.chars().take(16).collect::<String>()), // up to 64 bytes
+        proptest::option::of(NAME),
         proptest::collection::vec(("[a-z_.]{1,10}", "\\PC{0,10}"), 0..4),
         proptest::option::of(traceparent()),
         proptest::option::of(any::<u16>()),

@@ -100,7 +100,7 @@ pub unsafe extern "C" fn hb_config_set_endpoint(
     set_text(config, "endpoint", endpoint, err)
 }
 
-/// The service name (1..=64 bytes, no `/`, spaces or control characters).
+/// The service name (1..=64 bytes of letters, digits, punctuation or symbols, no `/`; see docs/configuration.md).
 #[no_mangle]
 pub unsafe extern "C" fn hb_config_set_service(
     config: *mut hb_config,

@@ -49,7 +49,7 @@ pub fn decode<'a>(bytes: &'a [u8], key: Option<&AuthKey>) -> Result<FrameRef<'a>
     if !(1..=MAX_ID_LEN).contains(&id_len) {
         return Err(DecodeError::BadIdLength(id_len));
     }
-    let id = ext::text(c.take(id_len, "id")?, "id")?;
+    let id = ext::name(c.take(id_len, "id")?, "id")?;
 
     let ext_len = usize::from(c.u16("extensions_len")?);
     let region = c.take(ext_len, "extensions")?;

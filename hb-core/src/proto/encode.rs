@@ -2,6 +2,7 @@
 //! `out` is left exactly as it was.
 
 use super::frame::{Flags, Frame};
+use super::ident;
 use super::{ext, traceparent};
 use super::{AuthKey, EncodeError, MAX_EXT_VALUE_LEN, MAX_FRAME_LEN, MAX_ID_LEN, TAG_LEN};
 use super::{HEADER_LEN, MAGIC, VERSION};
@@ -81,10 +82,10 @@ fn check(frame: &Frame) -> Result<usize, EncodeError> {
     if !(1..=MAX_ID_LEN).contains(&frame.id.len()) {
         return Err(EncodeError::IdLength { len: frame.id.len() });
     }
-    no_control("id", &frame.id)?;
+    name("id", &frame.id)?;
     let mut ext_len = 0;
     if let Some(service) = &frame.service {
-        no_control("service", service)?;
+        name("service", service)?;
         if !(1..=MAX_EXT_VALUE_LEN).contains(&service.len()) {
             return Err(EncodeError::ServiceLength { len: service.len() });
         }
@@ -94,7 +95,7 @@ fn check(frame: &Frame) -> Result<usize, EncodeError> {
         if k.is_empty() || k.contains('=') {
             return Err(EncodeError::LabelKey { index, key: k.clone() });
         }
-        no_control("label key", k)?;
+        name("label key", k)?;
         no_control("label value", v)?;
         let len = k.len() + 1 + v.len();
         if len > MAX_EXT_VALUE_LEN {
@@ -128,6 +129,15 @@ fn check(frame: &Frame) -> Result<usize, EncodeError> {
 fn no_control(field: &'static str, value: &str) -> Result<(), EncodeError> {
     if ext::has_control(value) {
         return Err(EncodeError::ControlChar { field, value: value.to_string() });
+    }
+    Ok(())
+}
+
+/// A name (id, service, label key) must also pass `ident::is_name`, as monitors require.
+fn name(field: &'static str, value: &str) -> Result<(), EncodeError> {
+    no_control(field, value)?;
+    if !ident::is_name(value) {
+        return Err(EncodeError::UnsafeChar { field, value: value.to_string() });
     }
     Ok(())
 }

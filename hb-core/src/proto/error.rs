@@ -23,6 +23,9 @@ pub enum DecodeError {
     /// or escape sequence from the network could forge lines.
     #[error("{field}: contains a control character")]
     ControlChar { field: &'static str },
+    /// Ids, services and label keys are names people read: see `proto::ident`.
+    #[error("{field}: contains a character a name may not hold (a space, format, separator or unassigned character, or a fullwidth form)")]
+    UnsafeChar { field: &'static str },
     #[error("{field}: truncated, the frame ends inside it")]
     Truncated { field: &'static str },
     #[error("extension type {ty}: {reason}")]
@@ -54,6 +57,7 @@ impl DecodeError {
             DecodeError::BadIdLength(_)
             | DecodeError::BadUtf8 { .. }
             | DecodeError::ControlChar { .. }
+            | DecodeError::UnsafeChar { .. }
             | DecodeError::Truncated { .. }
             | DecodeError::BadExtension { .. }
             | DecodeError::BadTraceparent
@@ -79,6 +83,8 @@ pub enum EncodeError {
     LabelLength { index: usize, len: usize },
     #[error("{field} {value:?}: contains a control character, which monitors reject")]
     ControlChar { field: &'static str, value: String },
+    #[error("{field} {value:?}: expected {chars}, which monitors require", chars = super::ident::NAME_CHARS)]
+    UnsafeChar { field: &'static str, value: String },
     #[error("traceparent {value:?}: expected 00-<32 lowercase hex, not all zero>-<16 lowercase hex, not all zero>-<2 lowercase hex>")]
     Traceparent { value: String },
     #[error("flags: {flags:#04x} sets reserved bits, expected only bits of 0x0f")]

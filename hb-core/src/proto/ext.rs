@@ -3,6 +3,7 @@
 //! optional data without a version bump.
 
 use super::cursor::Cursor;
+use super::ident;
 use super::traceparent;
 use super::{DecodeError, NackReason};
 
@@ -57,15 +58,18 @@ pub(super) fn parse(region: &[u8]) -> Result<Extensions<'_>, DecodeError> {
     while let Some((ty, value)) = next(&mut c)? {
         match ty {
             SERVICE => {
-                let s = text(value, "service")?;
+                let s = name(value, "service")?;
                 if s.is_empty() {
                     return Err(DecodeError::BadExtension { ty, reason: "empty service" });
                 }
                 set_once(&mut out.service, s, ty)?;
             }
             LABEL => {
-                split_label(text(value, "label")?)
+                let (key, _) = split_label(text(value, "label")?)
                     .ok_or(DecodeError::BadExtension { ty, reason: "expected key=value with a non-empty key" })?;
+                if !ident::is_name(key) {
+                    return Err(DecodeError::UnsafeChar { field: "label key" });
+                }
             }
             TRACEPARENT => {
                 if !traceparent::is_valid(value) {
@@ -125,6 +129,15 @@ pub(super) fn text<'a>(bytes: &'a [u8], field: &'static str) -> Result<&'a str, 
     let s = utf8(bytes, field)?;
     if has_control(s) {
         return Err(DecodeError::ControlChar { field });
+    }
+    Ok(s)
+}
+
+/// `text` that is also a name (id, service): see `ident`.
+pub(super) fn name<'a>(bytes: &'a [u8], field: &'static str) -> Result<&'a str, DecodeError> {
+    let s = text(bytes, field)?;
+    if !ident::is_name(s) {
+        return Err(DecodeError::UnsafeChar { field });
     }
     Ok(s)
 }

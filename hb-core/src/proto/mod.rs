@@ -11,6 +11,7 @@ mod encode;
 mod error;
 mod ext;
 mod frame;
+pub mod ident;
 pub mod stream;
 mod traceparent;
 

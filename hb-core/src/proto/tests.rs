@@ -411,3 +411,23 @@ fn ttl_and_promise_extensions_are_four_byte_singular_u32s_written_last() {
         }
     }
 }
+
+#[test]
+fn names_that_are_not_shown_as_themselves_are_refused_both_ways() {
+    for (field, bad) in [("id", "evil\u{202e}gnp"), ("service", "check\u{a0}out"), ("label key", "zo\u{200b}ne")] {
+        let mut f = Frame::beat("a");
+        match field {
+            "id" => f.id = bad.into(),
+            "service" => f.service = Some(bad.into()),
+            _ => f.labels = vec![(bad.into(), "v".into())],
+        }
+        let e = encode(&f, None, &mut Vec::new()).unwrap_err();
+        assert_eq!(e, EncodeError::UnsafeChar { field, value: bad.into() });
+        assert!(e.to_string().contains("no spaces, control, format or separator characters"), "{e}");
+    }
+    // Label values are free text: any script, spaces and all (only control characters are refused).
+    let mut f = Frame::beat("a");
+    f.labels = vec![("desc".into(), "caf\u{e9} \u{5e9}\u{5dc}\u{5d5}\u{5dd}".into())];
+    let bytes = enc(&f, None);
+    assert_eq!(decode(&bytes, None).unwrap().labels().next(), Some(("desc", "caf\u{e9} \u{5e9}\u{5dc}\u{5d5}\u{5dd}")));
+}
