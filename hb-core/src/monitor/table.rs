@@ -368,6 +368,7 @@ impl PeerTable {
         let params = self.cfg.params;
         let kind = self.cfg.detector;
         let peers = self.slab.len();
+        let own_pause_end_ns = self.guard.pause_end_ns();
         let p = self.slab.get_mut(slot).expect("index points at a live slot");
         let order = newer_incarnation(p, f);
         if order == Ordering::Less {
@@ -406,8 +407,10 @@ impl PeerTable {
                 return None;
             }
             p.last_seq = p.last_seq.max(f.seq);
-            if f.kind == Kind::Beat && f.flags.contains(Flags::STALLED) {
-                // Late because the sender was paused: heard, but not a sample of arrivals.
+            // Late because the sender was paused, or spanning our own pause: heard, but not
+            // a sample of the path (learning it would read our stall as a burst of loss).
+            let paused = f.flags.contains(Flags::STALLED) || p.last_beat_ns() < own_pause_end_ns;
+            if f.kind == Kind::Beat && paused {
                 p.detector.heartbeat_after_pause(now_ns, interval_ns, &params);
             } else if f.kind == Kind::Beat {
                 p.detector.heartbeat(now_ns, interval_ns, &params);

@@ -278,15 +278,19 @@ fn new_peers_over_the_cap_are_refused_with_a_nack() {
 
 #[test]
 fn a_flapping_peer_is_held_in_suspect_until_calm() {
-    let mut t = Fixture::plain();
+    // The phi detector, whose deadlines do not learn from the silences: the adaptive one
+    // reads each as a burst of loss and soon waits far longer before suspecting again (so
+    // it flaps less), which would make this a test of the detector, not of the damper.
+    let mut t = Fixture::new(TableConfig::new(DetectorKind::Phi, 1000, true));
     let mut seq = 0;
+    // 200 ms beats: three silences long enough to be suspected fit in the damper's ~8 s.
     let mut beat_now = |t: &mut Fixture| {
         seq += 1;
-        t.send(&beat("a", seq, 1));
+        t.send(&Frame { interval_ms: 200, ..beat("a", seq, 1) });
     };
-    for _ in 0..10 {
+    for _ in 0..50 {
         beat_now(&mut t);
-        t.run_for(S);
+        t.run_for(200 * MS);
     }
     t.events();
     let mut reasons = Vec::new();
@@ -308,16 +312,16 @@ fn a_flapping_peer_is_held_in_suspect_until_calm() {
             (State::Suspect, Reason::Flapping),
         ]
     );
-    // Held: beating steadily does not bring it back for a while...
-    for _ in 0..20 {
+    // Held: beating steadily does not bring it back for a while (20 s)...
+    for _ in 0..100 {
         beat_now(&mut t);
-        t.run_for(S);
+        t.run_for(200 * MS);
     }
     assert_eq!(t.state("a"), Some(State::Suspect));
-    // ...but once calm long enough it recovers, and is not declared dead meanwhile.
-    for _ in 0..120 {
+    // ...but once calm long enough (2 more minutes) it recovers, and is not declared dead meanwhile.
+    for _ in 0..600 {
         beat_now(&mut t);
-        t.run_for(S);
+        t.run_for(200 * MS);
     }
     assert_eq!(t.state("a"), Some(State::Alive));
     assert_eq!(t.events(), vec![("a".into(), State::Suspect, State::Alive, Reason::Recovered)]);
@@ -368,8 +372,9 @@ fn dead_and_left_peers_are_reaped_after_the_reap_delay() {
 
 #[test]
 fn peer_is_small_and_many_peers_share_strings() {
-    // 152: 144 until the TTL and the ACK promise joined the record (two u32s).
-    assert!(std::mem::size_of::<Peer>() <= 152, "{}", std::mem::size_of::<Peer>());
+    // 160: 144 until the TTL and the ACK promise joined the record (two u32s), and the
+    // learned detector (loss and tail, issue 11) is 8 bytes more.
+    assert!(std::mem::size_of::<Peer>() <= 160, "{}", std::mem::size_of::<Peer>());
     let mut t = Fixture::new(TableConfig::new(DetectorKind::Adaptive, 1 << 20, false));
     let n = 20_000;
     for i in 0..n {
