@@ -140,7 +140,9 @@ impl Client {
         self.shared.health.lock().check(now)
     }
 
-    /// Conservative time this process may still act as the holder; zero once stopped.
+    /// Conservative time this process may still act as the holder: until no monitor that
+    /// acknowledged it (or etcd) could report it dead yet, from the promises in their
+    /// acknowledgements (docs/states.md, Fencing); zero once stopped.
     pub fn remaining(&self) -> Result<Duration> {
         self.life.same_process()?;
         if self.life.phase() == Phase::Stopped {
