@@ -520,9 +520,11 @@ hb_status hb_config_set(hb_config *config, const char *key, const char *value, h
 hb_status hb_config_set_endpoint(hb_config *config, const char *endpoint, hb_error **err);
 
 /**
- * The service name (1..=64 bytes, no `/`, spaces or control characters).
+ * The service name (1..=64 bytes of letters, digits, punctuation or symbols, no `/`; see docs/configuration.md).
  */
-hb_status hb_config_set_service(hb_config *config, const char *service, hb_error **err);
+hb_status hb_config_set_service(hb_config *config,
+                                const char *service,
+                                hb_error **err);
 
 /**
  * This instance's id (same rules as the service name; default: hostname-pid).

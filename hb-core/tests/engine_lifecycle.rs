@@ -159,13 +159,16 @@ fn start_twice_start_after_stop_and_bind_errors() {
 }
 
 #[test]
-fn an_idle_monitor_sweeps_about_once_a_second_not_every_tick() {
+fn an_idle_monitor_sweeps_four_times_a_second_not_every_tick() {
     let m = monitor("udp://127.0.0.1:0", &[]);
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_millis(1500));
     let sweeps = m.stats().sweeps;
-    // A 10 ms tick would be ~150 passes; sleeping until the next deadline is 1–2.
-    assert!(sweeps <= 4, "{sweeps} sweeps in {:?}", t0.elapsed());
+    let elapsed = t0.elapsed();
+    // A 10 ms tick would be ~150 passes. An idle sweeper still wakes every pause-guard
+    // threshold (250 ms with no peers), so that its lateness measures a stall: ~6 here.
+    let most = (elapsed.as_millis() / 250 + 2) as u64;
+    assert!(sweeps <= most, "{sweeps} sweeps in {elapsed:?}");
     m.stop().unwrap();
 }
 
