@@ -318,15 +318,15 @@ mod tests {
 
     #[test]
     fn new_peer_is_judged_on_the_priors() {
-        // 1 s: 5 % loss prior (1/20), independent (ĉ = L̂), β = 250 ms, q = 0.
+        // 1 s: 5 % loss prior (1/20), the warm-up burst prior ĉ = c0 = 0.07, β = 250 ms, q = 0.
         let p = DetectorParams::default();
         let d = Adaptive::new(S, 0);
         let m = d.model(p.target_false_dead_per_s, &p);
-        assert_eq!((m.loss_start, m.loss_continue, m.q_ns), (0.05, 0.05, 0.0));
+        assert_eq!((m.loss_start, m.loss_continue, m.q_ns), (0.05, 0.07, 0.0));
         assert!((m.beta_ns - 250e6).abs() < 1.0);
         assert!(m.eps > 1.585e-8 && m.eps < 1.75e-8, "{}", m.eps);
-        // 0.05^6 = 1.56e-8 < ε = 1.67e-8 <= 0.05^5.
-        assert_eq!(m.budget(), 6);
+        // 0.05·0.07^6 = 5.9e-9 < ε = 1.67e-8 <= 0.05·0.07^5: 7 beats, dead within 8 s.
+        assert_eq!(m.budget(), 7);
         let (s, x) = (d.suspect_at(&p), d.dead_at(&p));
         assert!(s < x, "{s} {x}");
         assert!((6 * S..=8 * S).contains(&x), "{x}");
@@ -341,7 +341,8 @@ mod tests {
         }
         assert_eq!(d.samples(), 5_000);
         let m = d.model(p.target_false_dead_per_s, &p);
-        // L̂ = 1/5020, ĉ = L̂ (no loss seen): L̂^3 = 7.9e-12 < ε, L̂^2 > ε: budget 3.
+        // L̂ = 1/5020, ĉ = L̂ (no loss seen, the warm-up prior faded after 1024 gaps):
+        // L̂^3 = 7.9e-12 < ε, L̂^2 > ε: budget 3.
         assert!((m.loss_start - 1.0 / 5020.0).abs() < 1e-12);
         assert_eq!(m.beta_ns, 2e6, "floored at 0.2 % of the interval");
         let span = d.dead_at(&p) - d.last_heartbeat_ns();

@@ -113,7 +113,7 @@ pub struct DetectorParams {
     pub min_tail_fraction: f64,
     /// Adaptive: loss prior, L̂ = (runs + 1) / (gaps + loss_prior_beats).
     pub loss_prior_beats: f64,
-    /// Adaptive: prior P(lost | previous lost) before losses are seen.
+    /// Adaptive: warm-up prior P(lost | previous lost), fading over the first 1024 gaps.
     pub burst_prior_continuation: f64,
     /// Adaptive: weight of that prior, in lost beats.
     pub burst_prior_weight: f64,
@@ -143,8 +143,8 @@ impl Default for DetectorParams {
             target_false_suspect_per_s: DEFAULT_TARGET_FALSE_SUSPECT_PER_S,
             min_tail_fraction: 0.002,
             loss_prior_beats: 20.0,
-            burst_prior_continuation: 0.0,
-            burst_prior_weight: 0.25,
+            burst_prior_continuation: 0.07,
+            burst_prior_weight: 1.0,
             alpha: 0.85,
             window: 16,
             phi_suspect: 5.0,

@@ -86,6 +86,11 @@ impl Figures {
         n as f64 * HOUR as f64 / self.observed_ns as f64
     }
 
+    /// Share of the gaps whose last beat→dead span is above `ns`.
+    fn share_dead_over(&self, ns: u64) -> f64 {
+        self.span_dead.iter().filter(|&&x| x > ns).count() as f64 / self.span_dead.len() as f64
+    }
+
     fn accuracy(&self) -> f64 {
         1.0 - self.suspected_ns as f64 / self.observed_ns as f64
     }
@@ -172,6 +177,7 @@ fn adaptive_profile(p: &Profile, peers: u64, hours: u64, seed: u64) -> Figures {
     let params = DetectorParams::default();
     let mut f = simulate(DetectorKind::Adaptive, &params, p, peers, hours * HOUR, seed);
     f.print(&format!("{} adaptive", p.name));
+    eprintln!("  last beat→dead above 6.5 intervals: {:.4} of gaps", f.share_dead_over(p.interval * 13 / 2));
     f
 }
 
@@ -181,13 +187,13 @@ fn profile_lan() {
     assert_eq!(f.false_dead, 0);
     assert!(f.per_hour(f.false_suspect) <= 1.0, "{} false suspicions", f.false_suspect);
     assert!(f.accuracy() >= 0.9995);
-    // The median is at the 4-lost-beat budget (≤ 200 ms); the p99 is 6 beats: a peer that
-    // once lost two beats in a row cannot be shown to have independent loss for the next
-    // 16k–32k gaps (see docs/detection.md). The brief's 200 ms p99 is not met.
+    // 4 lost beats (200 ms) nearly always: a lone double loss is taken as chance, not as a
+    // burst (loss.rs). Measured: p50 167.1 ms, p99 199.9 ms, span above 4 beats 0.6 % of gaps (warm-up included).
     let p50 = quantile(&mut f.kill_dead, 0.5);
     let p99 = quantile(&mut f.kill_dead, 0.99);
-    assert!(p50 <= 200 * MS, "LAN kill→dead p50 {p50}");
-    assert!(p99 <= 300 * MS, "LAN kill→dead p99 {p99}");
+    assert!(p50 <= 170 * MS, "LAN kill→dead p50 {p50}");
+    assert!(p99 <= 200 * MS, "LAN kill→dead p99 {p99}");
+    assert!(f.share_dead_over(210 * MS) < 0.01, "{}", f.share_dead_over(210 * MS));
 }
 
 #[test]
@@ -196,19 +202,25 @@ fn profile_wan() {
     assert_eq!(f.false_dead, 0);
     assert!(f.per_hour(f.false_suspect) <= 1.0, "{} false suspicions", f.false_suspect);
     assert!(f.accuracy() >= 0.9995);
-    // At 5 % loss, 6 lost beats in a row (1.56e-8 per gap) sit just under the default target
-    // (1.67e-8 per gap); the learned loss is above 5 % often enough that the budget is 7.
-    // The brief's 6.5 s is not met at the default target.
+    // At 5 % loss, 6 lost beats in a row (1.56e-8 per gap) sit 6.7 % under the default target
+    // (1.67e-8 per gap): L̂ (±2.8 % over the 16k–32k window, ±17 % on L̂^6) is above the
+    // boundary ≈ 30 % of the time, and then the budget is 7. Measured: kill→dead p50 6.29 s,
+    // p99 7.50 s; last beat→dead p50 6.22 s. The brief's p99 ≤ 6.5 s is NOT met.
+    let p50 = quantile(&mut f.kill_dead, 0.5);
+    assert!(p50 <= 6_400 * MS, "WAN kill→dead p50 {p50}");
     let p99 = quantile(&mut f.span_dead, 0.99);
-    assert!(p99 <= 7_300 * MS, "WAN last beat→dead p99 {p99}");
+    assert!(p99 <= 7_200 * MS, "WAN last beat→dead p99 {p99}");
+    assert!(f.share_dead_over(6_500 * MS) < 0.35, "{}", f.share_dead_over(6_500 * MS));
 }
 
 #[test]
 fn profile_burst() {
-    // After the warm-up: none. During it (loss taken as independent until a burst is seen),
-    // a peer's first long burst can convict it: reported, not hidden (see the report).
+    // After the warm-up: none. During it, a peer's first burst of ≥ 7 beats (0.75^6 = 18 %)
+    // convicts it: the warm-up prior c0 = 0.07 is as bursty as a new 1 s peer dead within
+    // 8 s allows. Measured 16 of 50 (25 with c0 = 0). The brief's 0 in warm-up is NOT met.
     let f = adaptive_profile(&BURST, 50, 20, 3);
     assert_eq!(f.false_dead - f.false_dead_warm, 0);
+    assert!(f.false_dead_warm <= 16, "{} false dead in warm-up", f.false_dead_warm);
 }
 
 #[test]
