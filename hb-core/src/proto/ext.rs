@@ -79,8 +79,7 @@ pub(super) fn parse(region: &[u8]) -> Result<Extensions<'_>, DecodeError> {
                 set_once(&mut out.traceparent, utf8(value, "traceparent")?, ty)?;
             }
             LOAD => {
-                let bytes: [u8; 2] =
-                    value.try_into().map_err(|_| DecodeError::BadExtension { ty, reason: "load: expected 2 bytes" })?;
+                let bytes = fixed::<2>(value, ty, "load: expected 2 bytes")?;
                 set_once(&mut out.load, u16::from_be_bytes(bytes), ty)?;
             }
             NACK_REASON => {
@@ -90,27 +89,19 @@ pub(super) fn parse(region: &[u8]) -> Result<Extensions<'_>, DecodeError> {
                 set_once(&mut out.nack_reason, NackReason::from_u8(*code), ty)?;
             }
             RTT_US => {
-                let bytes: [u8; 4] = value
-                    .try_into()
-                    .map_err(|_| DecodeError::BadExtension { ty, reason: "rtt_us: expected 4 bytes" })?;
+                let bytes = fixed::<4>(value, ty, "rtt_us: expected 4 bytes")?;
                 set_once(&mut out.rtt_us, u32::from_be_bytes(bytes), ty)?;
             }
             INCARNATION_US => {
-                let bytes: [u8; 8] = value
-                    .try_into()
-                    .map_err(|_| DecodeError::BadExtension { ty, reason: "incarnation_us: expected 8 bytes" })?;
+                let bytes = fixed::<8>(value, ty, "incarnation_us: expected 8 bytes")?;
                 set_once(&mut out.incarnation_us, u64::from_be_bytes(bytes), ty)?;
             }
             TTL_MS => {
-                let bytes: [u8; 4] = value
-                    .try_into()
-                    .map_err(|_| DecodeError::BadExtension { ty, reason: "ttl_ms: expected 4 bytes" })?;
+                let bytes = fixed::<4>(value, ty, "ttl_ms: expected 4 bytes")?;
                 set_once(&mut out.ttl_ms, u32::from_be_bytes(bytes), ty)?;
             }
             PROMISE_MS => {
-                let bytes: [u8; 4] = value
-                    .try_into()
-                    .map_err(|_| DecodeError::BadExtension { ty, reason: "promise_ms: expected 4 bytes" })?;
+                let bytes = fixed::<4>(value, ty, "promise_ms: expected 4 bytes")?;
                 set_once(&mut out.promise_ms, u32::from_be_bytes(bytes), ty)?;
             }
             _ => {} // Unknown: skipped on purpose (forward compatibility).
@@ -144,6 +135,11 @@ pub(super) fn name<'a>(bytes: &'a [u8], field: &'static str) -> Result<&'a str, 
 
 pub(super) fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
+}
+
+/// The value of a fixed-size extension, or `BadExtension` with `reason` (its size).
+fn fixed<const N: usize>(value: &[u8], ty: u8, reason: &'static str) -> Result<[u8; N], DecodeError> {
+    value.try_into().map_err(|_| DecodeError::BadExtension { ty, reason })
 }
 
 fn set_once<T>(slot: &mut Option<T>, value: T, ty: u8) -> Result<(), DecodeError> {
