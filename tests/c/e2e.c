@@ -94,7 +94,10 @@ static void test_monitor_and_three_clients(void) {
   EXPECT(seen == HB_STATE_HEALTHY);
   hb_state st = HB_STATE_UNKNOWN;
   MUST(hb_client_state(clients[0], &st, &err));
-  EXPECT(st == HB_STATE_HEALTHY || st == HB_STATE_DEGRADED);
+  /* A running state. Lost too: validity is the monitor's promise (a few 50 ms intervals, not
+   * the 3 s TTL), and under valgrind on a busy machine an ACK can come back after it ran out
+   * (scripts/stress saw it); the client is healthy again with the next ACK. */
+  EXPECT(st == HB_STATE_HEALTHY || st == HB_STATE_DEGRADED || st == HB_STATE_LOST);
 
   /* Peers snapshot, with all three alive. Under valgrind on a busy machine a 50 ms peer
    * can be suspect for a moment, so wait for the condition rather than judge the first one. */
