@@ -131,13 +131,16 @@ fn beat(a: BeatArgs) -> CmdResult {
 }
 
 /// `beat --watch-fencing`: polls `check()` and prints each change, stamped on the wall
-/// clock (as monitor events are) in µs. An invalid line carries the last instant a check
-/// was seen passing, read after it returned: a fenced worker acted no later than that.
+/// clock (as monitor events are) in µs. An invalid line carries when the last passing check
+/// began (read just before calling it): a check that began at or after a monitor's `dead`
+/// and passed is a fencing violation; one that spans it cannot be judged from outside (a
+/// SIGSTOP may land inside it), but the checks after it can.
 fn watch_fencing_loop(client: &Client, period: std::time::Duration) {
     let unix_us =
         || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
     let (mut valid, mut last_valid_us) = (None, 0);
     loop {
+        let began_us = unix_us();
         let result = client.check();
         let now_us = unix_us();
         let ok = result.is_ok();
@@ -155,7 +158,7 @@ fn watch_fencing_loop(client: &Client, period: std::time::Duration) {
             valid = Some(ok);
         }
         if ok {
-            last_valid_us = now_us;
+            last_valid_us = began_us;
         }
         std::thread::sleep(period);
     }
