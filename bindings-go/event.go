@@ -50,6 +50,7 @@ const (
 	ReasonRejected        Reason = "rejected"
 	ReasonFlapping        Reason = "flapping"
 	ReasonStopped         Reason = "stopped"
+	ReasonConflict        Reason = "conflict"
 )
 
 // Event is one transition, copied into Go memory: it stays valid forever.

@@ -111,6 +111,9 @@ named_enum! {
         Flapping = "flapping",
         /// The handle was stopped.
         Stopped = "stopped",
+        /// Two processes beat under one id (a duplicate, or a forgery without a key): the
+        /// one tracked keeps it; or the one a forged restart displaced took it back.
+        Conflict = "conflict",
     }
 }
 

@@ -79,6 +79,8 @@ pub enum hb_reason {
     Flapping = 15,
     /// The handle was stopped.
     Stopped = 16,
+    /// Two processes beat under one id; the tracked one keeps it.
+    Conflict = 17,
 }
 
 impl From<State> for hb_state {
@@ -121,6 +123,7 @@ impl From<Reason> for hb_reason {
             Reason::Rejected => hb_reason::Rejected,
             Reason::Flapping => hb_reason::Flapping,
             Reason::Stopped => hb_reason::Stopped,
+            Reason::Conflict => hb_reason::Conflict,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! Tasks on the engine runtime: one per UDP listener, one per TCP listener (plus one per
 //! connection), and one sweeper for the whole peer table — never a timer per peer.
 
+mod claim;
 mod intern;
 mod mmsg;
 mod rejects;

@@ -10,8 +10,17 @@ use crate::metrics;
 use crate::proto::DecodeError;
 
 /// Reasons the monitor itself gives, besides the decoder's (`DecodeError::REASONS`).
-pub const MONITOR_REASONS: [&str; 6] =
-    ["replay", "stale_incarnation", "stale_leave", "too_many_peers", "unexpected_kind", "too_many_connections"];
+pub const MONITOR_REASONS: [&str; 9] = [
+    "replay",
+    "stale_incarnation",
+    "stale_leave",
+    "too_many_peers",
+    "unexpected_kind",
+    "too_many_connections",
+    "conflict",
+    "future_incarnation",
+    "implausible_seq",
+];
 
 /// Counts a dropped frame by reason.
 pub fn reject(reason: &str) {

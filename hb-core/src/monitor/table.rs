@@ -22,6 +22,7 @@ use crate::metrics;
 use crate::peers::PeerInfo;
 use crate::proto::{Flags, FrameRef, Kind, NackReason};
 
+use super::claim::{self, Rival, Tracked, Verdict};
 use super::intern::{to_map, Interner, Meta};
 use super::rejects::reject;
 use super::slab::Slab;
@@ -147,6 +148,8 @@ struct Peer {
     /// then (see `dead_deadline`). A u32 relative to the last beat rather than a u64
     /// instant keeps the peer record small.
     promise_ms: u32,
+    /// Another incarnation claiming this id while this one still beats (see `claim`).
+    rival: Option<Box<Rival>>,
 }
 
 /// `Peer::ttl_ms` of a peer that does not send one: the detector alone decides.
@@ -227,6 +230,22 @@ fn frame_incarnation_us(f: &FrameRef<'_>) -> u64 {
 /// reordering, a LEAVE retried on a fresh TCP connection): three intervals, 100 ms .. 1 s.
 fn overtaken_window_ns(interval_ns: u64) -> u64 {
     (3 * interval_ns).clamp(100 * MS, 1_000 * MS)
+}
+
+/// The tracked process of peer `p`, as a claim on its id is judged.
+fn tracked(p: &Peer) -> Tracked {
+    Tracked {
+        live: matches!(p.state, PeerState::Alive | PeerState::Suspect),
+        last_heard_ns: p.last_beat_ns(),
+        interval_ns: u64::from(p.interval_ms) * MS,
+        ip: p.ip,
+    }
+}
+
+/// The most a sender's seq can have grown in `elapsed_ns` since we last heard it: one a
+/// millisecond (no client beats faster), plus room for a burst.
+fn max_seq_advance(elapsed_ns: u64) -> u32 {
+    (elapsed_ns / MS).saturating_add(1024).min(u64::from(u32::MAX)) as u32
 }
 
 /// `Peer::rtt_us` before the peer reported one (a u32, not an Option, to keep peers small;
@@ -371,21 +390,48 @@ impl PeerTable {
         let own_pause_end_ns = self.guard.pause_end_ns();
         let p = self.slab.get_mut(slot).expect("index points at a live slot");
         let order = newer_incarnation(p, f);
-        if order == Ordering::Less {
-            reject("stale_incarnation");
-            return None;
+        if order != Ordering::Equal {
+            let tracked = tracked(p);
+            match claim::judge(&mut p.rival, f, from.addr.ip(), order, &tracked, check_replay, now_ns) {
+                Verdict::TakeOver => {}
+                Verdict::Refuse(reason) => {
+                    reject(reason);
+                    return None;
+                }
+                Verdict::HoldOff { report } => {
+                    reject("conflict");
+                    if report {
+                        self.report_conflict(slot);
+                    }
+                    return wants_ack.then_some(Reply::Nack { seq: f.seq, ts_ns: f.ts_ns, reason: NackReason::Conflict });
+                }
+            }
         }
         // Promises outlive the beat that moves the detector's clock, and a restart too:
         // the old process was promised them (it may still be running, cut off).
         let promised_until_ns = p.promised_until_ns();
-        // Replay protection keys on the incarnation too: a new one starts a new seq run.
-        let restarted = order == Ordering::Greater;
+        // Another incarnation took the id over: a restart, or (older) the process that a
+        // forged restart had displaced. Replay protection keys on the incarnation too: a
+        // new one starts a new seq run.
+        let took_over = match order {
+            Ordering::Greater => Some(Reason::Restarted),
+            Ordering::Less => Some(Reason::Conflict),
+            Ordering::Equal => None,
+        };
+        let restarted = took_over.is_some();
+        let mut conflict = false;
         if restarted {
             p.incarnation = f.incarnation;
             p.incarnation_us = frame_incarnation_us(f);
             p.last_seq = f.seq;
             p.detector = Detector::new(kind, interval_ns, now_ns);
         } else {
+            if !check_replay && f.seq > p.last_seq.saturating_add(max_seq_advance(now_ns - p.last_beat_ns())) {
+                // Without a key a forged frame far ahead in seq would make the real
+                // sender's LEAVE look stale; no sender counts faster than one a millisecond.
+                reject("implausible_seq");
+                return None;
+            }
             if f.kind == Kind::Leave && f.seq < p.last_seq {
                 // A client's LEAVE is the last frame it numbers: one older than a beat we
                 // have is stale (or forged: without a key, seq 0 would make a false `left`).
@@ -415,6 +461,8 @@ impl PeerTable {
             } else if f.kind == Kind::Beat {
                 p.detector.heartbeat(now_ns, interval_ns, &params);
             }
+            let tracked = tracked(p);
+            conflict = claim::tracked_heard(&mut p.rival, &tracked, now_ns);
         }
         p.keep_promise(promised_until_ns);
         if refresh(p, f, from, interval_ms, restarted, &mut self.interner) {
@@ -423,7 +471,7 @@ impl PeerTable {
         let target = match (f.kind, p.state) {
             (Kind::Leave, PeerState::Left) => None,
             (Kind::Leave, _) => Some((PeerState::Left, Reason::Left)),
-            (_, _) if restarted => Some((PeerState::Alive, Reason::Restarted)),
+            (_, _) if restarted => took_over.map(|reason| (PeerState::Alive, reason)),
             (_, PeerState::Alive) => None,
             (_, PeerState::Suspect) if p.flap.hold_suspect(now_ns) => None,
             // It said goodbye, and now beats again: a new registration (docs/states.md).
@@ -432,6 +480,9 @@ impl PeerTable {
         };
         if let Some((to, reason)) = target {
             self.transition(slot, to, reason, now_ns);
+        }
+        if conflict {
+            self.report_conflict(slot);
         }
         if f.kind == Kind::Beat {
             let p = self.slab.get(slot).expect("live slot");
@@ -473,6 +524,7 @@ impl PeerTable {
             incarnation_us: frame_incarnation_us(f),
             ttl_ms: f.ttl_ms.unwrap_or(NO_TTL),
             promise_ms: 0,
+            rival: None,
         };
         let slot = self.slab.insert(peer);
         self.index.insert(id, slot);
@@ -498,6 +550,13 @@ impl PeerTable {
         }
         metrics::get().transitions.with_label_values(&[reason.as_str()]).inc();
         self.events.emit(event(p, from.public(), reason));
+    }
+
+    /// Two processes beat under this peer's id: the tracked one keeps it (see `claim`).
+    fn report_conflict(&mut self, slot: u32) {
+        let p = self.slab.get(slot).expect("live slot");
+        metrics::get().transitions.with_label_values(&[Reason::Conflict.as_str()]).inc();
+        self.events.emit(event(p, p.state.public(), Reason::Conflict));
     }
 
     /// When the peer becomes suspect if nothing more is heard, our own last pause allowed for.

@@ -47,10 +47,14 @@ impl Fixture {
     }
 
     fn send(&mut self, f: &Frame) -> Option<Reply> {
+        self.send_from(f, "127.0.0.1:4000")
+    }
+
+    fn send_from(&mut self, f: &Frame, addr: &str) -> Option<Reply> {
         let mut bytes = Vec::new();
         encode(f, None, &mut bytes).unwrap();
         let r = decode(&bytes, None).unwrap();
-        self.table.ingest(&r, src(), self.now)
+        self.table.ingest(&r, Source { addr: addr.parse().unwrap(), transport: Transport::Udp }, self.now)
     }
 
     /// Advances time in sweeper-sized steps, sweeping on schedule.
@@ -372,9 +376,10 @@ fn dead_and_left_peers_are_reaped_after_the_reap_delay() {
 
 #[test]
 fn peer_is_small_and_many_peers_share_strings() {
-    // 160: 144 until the TTL and the ACK promise joined the record (two u32s), and the
-    // learned detector (loss and tail, issue 11) is 8 bytes more.
-    assert!(std::mem::size_of::<Peer>() <= 160, "{}", std::mem::size_of::<Peer>());
+    // 168: 144 until the TTL and the ACK promise joined the record (two u32s), the
+    // learned detector (loss and tail, issue 11) is 8 bytes more, and the boxed rival
+    // claim (issue 12) 8 more.
+    assert!(std::mem::size_of::<Peer>() <= 168, "{}", std::mem::size_of::<Peer>());
     let mut t = Fixture::new(TableConfig::new(DetectorKind::Adaptive, 1 << 20, false));
     let n = 20_000;
     for i in 0..n {
@@ -700,8 +705,9 @@ fn own_stalls_convict_nobody_and_a_peer_killed_before_one_is_still_convicted() {
 }
 
 /// Without a key anyone can send a LEAVE. One numbered below the last beat is stale and
-/// refused; one far ahead makes a false `left` (unavoidable without a key), but the real
-/// sender's next beats bring the peer back within three intervals, not after the reap.
+/// refused, one further ahead than the sender could have counted is refused too; one a
+/// little ahead makes a false `left` (unavoidable without a key), but the real sender's
+/// next beats bring the peer back within three intervals, not after the reap.
 #[test]
 fn a_forged_leave_cannot_silence_a_live_peer() {
     let mut t = Fixture::new(TableConfig::new(DetectorKind::Adaptive, 100, false));
@@ -713,9 +719,13 @@ fn a_forged_leave_cannot_silence_a_live_peer() {
     let stale = rejected("stale_leave");
     assert_eq!(t.send(&leave("a", 0, 1)), None);
     assert_eq!(rejected("stale_leave"), stale + 1);
+    let implausible = rejected("implausible_seq");
+    assert_eq!(t.send(&leave("a", u32::MAX, 1)), None);
+    assert_eq!(t.send(&beat("a", u32::MAX, 1)), None, "a beat that far ahead would make the real LEAVE stale");
+    assert_eq!(rejected("implausible_seq"), implausible + 2);
     assert_eq!(t.state("a"), Some(State::Alive));
-    // A LEAVE with seq 2^32 - 1: left at once...
-    t.send(&leave("a", u32::MAX, 1));
+    // A LEAVE 50 ahead: left at once...
+    t.send(&leave("a", 60, 1));
     assert_eq!(t.state("a"), Some(State::Left));
     // ...and back with the real process's beats once they cannot be overtaken ones.
     let mut seq = 11;
@@ -732,4 +742,84 @@ fn a_forged_leave_cannot_silence_a_live_peer() {
     t.send(&leave("a", seq + 1, 1));
     t.send(&beat("a", seq, 1));
     assert_eq!(t.state("a"), Some(State::Left));
+}
+
+/// Another host claims a live peer's id with a newer incarnation (a duplicate process, or a
+/// forgery without a key): held off and reported as a conflict, never a false restart; it
+/// takes over only once the real process has been quiet for two intervals.
+#[test]
+fn a_claim_from_another_host_is_a_conflict_while_the_peer_beats() {
+    let mut t = Fixture::new(TableConfig::new(DetectorKind::Adaptive, 100, false));
+    let mut seq = 1;
+    for _ in 0..5 {
+        t.send(&beat("a", seq, 1));
+        seq += 1;
+        t.run_for(S);
+    }
+    t.events();
+    let held = rejected("conflict");
+    let nack = Some(Reply::Nack { seq: 1, ts_ns: 1_001, reason: NackReason::Conflict });
+    assert_eq!(t.send_from(&beat("a", 1, 2), "127.0.0.2:5000"), nack);
+    assert_eq!(t.events(), vec![], "one frame of a claim is not yet a conflict");
+    // The real process beats on: both are heard, a conflict, reported once per 10 s.
+    for _ in 0..8 {
+        t.run_for(S / 2);
+        t.send(&beat("a", seq, 1));
+        seq += 1;
+        t.run_for(S / 2);
+        assert_eq!(t.send_from(&beat("a", 1, 2), "127.0.0.2:5000"), nack);
+    }
+    assert_eq!(t.events(), vec![("a".into(), State::Alive, State::Alive, Reason::Conflict)]);
+    assert_eq!(rejected("conflict"), held + 9);
+    assert_eq!(t.table.snapshot(t.now, 0)[0].incarnation, 1, "the tracked process keeps the id");
+    // The real process stops beating: two intervals later the claimant has it.
+    t.run_for(2 * S);
+    assert!(matches!(t.send_from(&beat("a", 2, 2), "127.0.0.2:5000"), Some(Reply::Ack { .. })));
+    let ev = t.events();
+    assert_eq!(ev.last(), Some(&("a".into(), State::Alive, State::Alive, Reason::Restarted)), "{ev:?}");
+}
+
+/// A forged restart from the peer's own host (spoofed, without a key) takes over at once,
+/// as a real restart there would; the real process, still beating, takes its id back once
+/// the forger has been quiet for two intervals: shut out for at most three.
+#[test]
+fn a_forged_restart_cannot_lock_the_real_process_out() {
+    let mut t = Fixture::new(TableConfig::new(DetectorKind::Adaptive, 100, false));
+    let mut seq = 1;
+    for _ in 0..5 {
+        t.send(&beat("a", seq, 1));
+        seq += 1;
+        t.run_for(S);
+    }
+    t.events();
+    t.send_from(&beat("a", 1, 2), "127.0.0.1:4999");
+    assert_eq!(t.events(), vec![("a".into(), State::Alive, State::Alive, Reason::Restarted)]);
+    let forged_at = t.now;
+    while t.table.snapshot(t.now, 0)[0].incarnation != 1 {
+        t.run_for(S / 2);
+        t.send(&beat("a", seq, 1));
+        seq += 1;
+        assert!(t.now - forged_at <= 3 * S, "shut out for more than three intervals");
+    }
+    let ev = t.events();
+    assert_eq!(ev.last(), Some(&("a".into(), State::Alive, State::Alive, Reason::Conflict)), "{ev:?}");
+    assert!(!ev.iter().any(|e| e.2 != State::Alive), "never suspect or dead: {ev:?}");
+    // An incarnation from the far future is refused outright, from any host.
+    let future = rejected("future_incarnation");
+    assert_eq!(t.send(&beat("a", 1, u32::MAX)), None);
+    assert_eq!(t.send(&Frame { incarnation_us: Some(u64::MAX), ..beat("a", 1, 3) }), None);
+    assert_eq!(rejected("future_incarnation"), future + 2);
+    assert_eq!(t.table.snapshot(t.now, 0)[0].incarnation, 1);
+}
+
+/// With a key an older incarnation is a replay, never a claim, whoever sends it.
+#[test]
+fn with_a_key_an_older_incarnation_never_takes_over() {
+    let mut t = Fixture::plain();
+    t.send(&beat("a", 1, 1));
+    t.send(&beat("a", 1, 2));
+    t.run_for(30 * S);
+    t.events();
+    assert_eq!(t.send(&beat("a", 2, 1)), None);
+    assert_eq!(t.events(), vec![]);
 }

@@ -74,6 +74,8 @@ pub enum NackReason {
     TooManyPeers = 4,
     IntervalTooLong = 5,
     Malformed = 6,
+    /// Another process is beating under this id (see docs/protocol.md, "Claims").
+    Conflict = 7,
 }
 
 impl NackReason {
@@ -86,6 +88,7 @@ impl NackReason {
             4 => NackReason::TooManyPeers,
             5 => NackReason::IntervalTooLong,
             6 => NackReason::Malformed,
+            7 => NackReason::Conflict,
             _ => NackReason::Unknown,
         }
     }

@@ -64,7 +64,7 @@ pub(super) struct FrameJson {
 const KINDS: [(Kind, &str); 4] =
     [(Kind::Beat, "beat"), (Kind::Ack, "ack"), (Kind::Leave, "leave"), (Kind::Nack, "nack")];
 
-const NACK_REASONS: [(NackReason, &str); 7] = [
+const NACK_REASONS: [(NackReason, &str); 8] = [
     (NackReason::Unknown, "unknown"),
     (NackReason::AuthRequired, "auth_required"),
     (NackReason::BadTag, "bad_tag"),
@@ -72,6 +72,7 @@ const NACK_REASONS: [(NackReason, &str); 7] = [
     (NackReason::TooManyPeers, "too_many_peers"),
     (NackReason::IntervalTooLong, "interval_too_long"),
     (NackReason::Malformed, "malformed"),
+    (NackReason::Conflict, "conflict"),
 ];
 
 fn name_of<T: PartialEq + Copy>(table: &[(T, &'static str)], v: T) -> String {
