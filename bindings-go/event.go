@@ -51,6 +51,7 @@ const (
 	ReasonFlapping        Reason = "flapping"
 	ReasonStopped         Reason = "stopped"
 	ReasonConflict        Reason = "conflict"
+	ReasonEvicted         Reason = "evicted"
 )
 
 // Event is one transition, copied into Go memory: it stays valid forever.

@@ -343,4 +343,4 @@ var goStates = []State{StateUnknown, StateAlive, StateSuspect, StateDead, StateL
 var goReasons = []Reason{ReasonRegistered, ReasonRecovered, ReasonTimeout, ReasonLeft, ReasonRestarted,
 	ReasonLeaseExpired, ReasonLeaseNotFound, ReasonLeaseDeadline, ReasonDeregistered, ReasonUpdated,
 	ReasonAckTimeout, ReasonAcked, ReasonConnectFailed, ReasonKeepaliveFailed, ReasonRejected,
-	ReasonFlapping, ReasonStopped, ReasonConflict}
+	ReasonFlapping, ReasonStopped, ReasonConflict, ReasonEvicted}

@@ -47,6 +47,10 @@ pub struct MonitorArgs {
     /// Failure detector: adaptive or phi
     #[arg(long, allow_hyphen_values = true)]
     pub detector: Option<String>,
+    /// Most peers tracked at once (default 131072); a full table evicts peers heard only
+    /// once, then dead and left ones, before it refuses a newcomer
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub max_peers: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -59,6 +59,9 @@ fn monitor(a: MonitorArgs) -> CmdResult {
     if let Some(d) = &a.detector {
         set(&mut o, "detector", d)?;
     }
+    if let Some(n) = &a.max_peers {
+        set(&mut o, "max_peers", n)?;
+    }
     // Validated by the library, served here (one listener per process).
     let metrics_addr = a.metrics_addr.as_deref().map(hb_core::config::parse_metrics_addr).transpose()?;
     let monitor = Monitor::new(&o)?;
@@ -76,10 +79,43 @@ fn monitor(a: MonitorArgs) -> CmdResult {
         }
         None => None,
     };
-    let sig = signals::wait_forever();
+    let sig = std::thread::scope(|scope| {
+        let done = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let watch = std::sync::Arc::clone(&done);
+        let monitor = &monitor;
+        scope.spawn(move || warn_of_pressure(monitor, &watch));
+        let sig = signals::wait_forever();
+        *done.0.lock().unwrap() = true;
+        done.1.notify_all();
+        sig
+    });
     eprintln!("heartbeater monitor: {sig}, stopping");
     monitor.stop()?;
     Ok(0)
+}
+
+/// Every 5 s, one stderr line if peers were evicted or refused or events dropped since the
+/// last: a flood or an undersized table must not go unnoticed (docs/states.md).
+fn warn_of_pressure(monitor: &Monitor, done: &(std::sync::Mutex<bool>, std::sync::Condvar)) {
+    let mut last = monitor.stats();
+    let mut stopped = done.0.lock().unwrap();
+    while !*stopped {
+        stopped = done.1.wait_timeout(stopped, std::time::Duration::from_secs(5)).unwrap().0;
+        let now = monitor.stats();
+        let (evicted, refused, dropped) = (
+            now.peers_evicted - last.peers_evicted,
+            now.peers_refused - last.peers_refused,
+            now.events_dropped - last.events_dropped,
+        );
+        if evicted + refused + dropped > 0 {
+            eprintln!(
+                "heartbeater monitor: warning: in the last 5 s {evicted} peers evicted, {refused} refused \
+                 (max_peers full), {dropped} events dropped (output too slow); {} new ids on probation",
+                now.on_probation
+            );
+        }
+        last = now;
+    }
 }
 
 fn beat(a: BeatArgs) -> CmdResult {

@@ -114,6 +114,9 @@ named_enum! {
         /// Two processes beat under one id (a duplicate, or a forgery without a key): the
         /// one tracked keeps it; or the one a forged restart displaced took it back.
         Conflict = "conflict",
+        /// Forgotten to make room in a full monitor table (it had beaten only once, or was
+        /// already dead or left): reported `dead`, as the monitor no longer vouches for it.
+        Evicted = "evicted",
     }
 }
 

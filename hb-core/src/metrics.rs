@@ -24,6 +24,7 @@ pub struct Metrics {
     pub transitions: IntCounterVec,
     pub frames_rejected: IntCounterVec,
     pub peers_refused: IntCounter,
+    pub peers_evicted: IntCounter,
     pub keepalives_sent: IntCounter,
     pub lease_keepalive_failures: IntCounter,
     pub reregistrations: IntCounter,
@@ -79,6 +80,11 @@ impl Metrics {
                 &r,
                 "heartbeater_peers_refused_total",
                 "New peers refused because max_peers was reached",
+            ),
+            peers_evicted: counter(
+                &r,
+                "heartbeater_peers_evicted_total",
+                "Peers forgotten to make room for new ones (beaten only once, or dead or left)",
             ),
             keepalives_sent: counter(&r, "heartbeater_lease_keepalives_total", "etcd lease keepalives sent"),
             lease_keepalive_failures: counter(

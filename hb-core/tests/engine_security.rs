@@ -91,10 +91,13 @@ fn peers_over_the_cap_are_refused() {
     let refused = hb_core::metrics::get().peers_refused.get();
     let _a = client(&endpoint(&m, "udp"), "first", &[]);
     wait_transition(&m, "first", State::Alive, DEADLINE);
+    // Heard twice: a peer heard once would be evicted for the newcomer.
+    wait_until("first confirmed", DEADLINE, || m.stats().beats_received >= 2);
     let b = client(&endpoint(&m, "udp"), "second", &[]);
     wait_until("refusal counted", DEADLINE, || hb_core::metrics::get().peers_refused.get() >= refused + 2);
     assert_eq!(m.peers().unwrap().len(), 1);
     assert_ne!(b.state().unwrap(), State::Healthy);
+    assert!(m.stats().peers_refused >= 2);
 }
 
 #[test]

@@ -81,6 +81,8 @@ pub enum hb_reason {
     Stopped = 16,
     /// Two processes beat under one id; the tracked one keeps it.
     Conflict = 17,
+    /// Forgotten to make room in a full monitor table; reported dead.
+    Evicted = 18,
 }
 
 impl From<State> for hb_state {
@@ -124,6 +126,7 @@ impl From<Reason> for hb_reason {
             Reason::Flapping => hb_reason::Flapping,
             Reason::Stopped => hb_reason::Stopped,
             Reason::Conflict => hb_reason::Conflict,
+            Reason::Evicted => hb_reason::Evicted,
         }
     }
 }

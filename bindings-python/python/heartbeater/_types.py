@@ -20,7 +20,7 @@ StateName = Literal[
 ReasonName = Literal[
     "registered", "recovered", "timeout", "left", "restarted", "lease_expired", "lease_not_found",
     "lease_deadline", "deregistered", "updated", "ack_timeout", "acked", "connect_failed",
-    "keepalive_failed", "rejected", "flapping", "stopped", "conflict",
+    "keepalive_failed", "rejected", "flapping", "stopped", "conflict", "evicted",
 ]
 
 #: Where a handle is in its life (``Client.phase``, ``Monitor.phase``, ``Watcher.phase``).

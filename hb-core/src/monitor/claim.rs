@@ -146,7 +146,7 @@ fn report_due(r: &mut Rival, tracked: &Tracked, now_ns: u64) -> bool {
     let both = r.first_ns < tracked.last_heard_ns
         && now_ns.saturating_sub(r.last_ns) < quiet_window_ns(tracked.interval_ns)
         && (r.newer || r.last_ns - r.first_ns >= tracked.interval_ns);
-    let due = r.reported_ns.is_none_or(|t| now_ns.saturating_sub(t) >= REPORT_EVERY_NS);
+    let due = r.reported_ns.map_or(true, |t| now_ns.saturating_sub(t) >= REPORT_EVERY_NS);
     if both && due {
         r.reported_ns = Some(now_ns);
     }
@@ -236,7 +236,10 @@ mod tests {
         let mut buf = Vec::new();
         encode(&f, None, &mut buf).unwrap();
         let r = decode(&buf, None).unwrap();
-        assert_eq!(judge(&mut rival, &r, HOST, Ordering::Less, &t, true, 1_160 * MS), Verdict::Refuse("stale_incarnation"));
+        assert_eq!(
+            judge(&mut rival, &r, HOST, Ordering::Less, &t, true, 1_160 * MS),
+            Verdict::Refuse("stale_incarnation")
+        );
     }
 
     #[test]

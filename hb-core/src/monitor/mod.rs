@@ -4,6 +4,7 @@
 //! Tasks on the engine runtime: one per UDP listener, one per TCP listener (plus one per
 //! connection), and one sweeper for the whole peer table — never a timer per peer.
 
+mod admission;
 mod claim;
 mod intern;
 mod mmsg;
@@ -95,6 +96,15 @@ pub struct MonitorStats {
     pub frames_rejected: u64,
     /// Sweeper passes run so far: about one a second when idle, at most one per 10 ms tick.
     pub sweeps: u64,
+    /// New ids admitted while the table was under pressure, not reported until confirmed
+    /// by a second beat (docs/states.md, "A full table").
+    pub on_probation: usize,
+    /// Peers forgotten to make room for new ones.
+    pub peers_evicted: u64,
+    /// New peers refused: the table was full of confirmed live peers.
+    pub peers_refused: u64,
+    /// Events this monitor dropped because its consumer was slow.
+    pub events_dropped: u64,
 }
 
 struct Running {
@@ -285,6 +295,10 @@ impl Monitor {
             beats_received: self.ingest.stats.beats_received.load(Ordering::Relaxed),
             frames_rejected: self.ingest.stats.frames_rejected.load(Ordering::Relaxed),
             sweeps: self.ingest.stats.sweeps.load(Ordering::Relaxed),
+            on_probation: c.on_probation,
+            peers_evicted: c.evicted,
+            peers_refused: c.refused,
+            events_dropped: self.events.dropped(),
         }
     }
 

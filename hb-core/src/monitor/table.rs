@@ -22,6 +22,7 @@ use crate::metrics;
 use crate::peers::PeerInfo;
 use crate::proto::{Flags, FrameRef, Kind, NackReason};
 
+use super::admission::{self, Admission};
 use super::claim::{self, Rival, Tracked, Verdict};
 use super::intern::{to_map, Interner, Meta};
 use super::rejects::reject;
@@ -50,6 +51,8 @@ pub struct TableConfig {
     pub reap_after_ns: u64,
     /// With an auth key, replayed frames (seq not increasing) are rejected.
     pub check_replay: bool,
+    /// From this many peers on, a new id is admitted on probation (see `Peer::on_probation`).
+    pub probation_at: usize,
 }
 
 impl TableConfig {
@@ -61,7 +64,18 @@ impl TableConfig {
             max_interval_ms: DEFAULT_MAX_INTERVAL_MS,
             reap_after_ns: DEFAULT_REAP_AFTER_NS,
             check_replay,
+            probation_at: probation_at(max_peers),
         }
+    }
+}
+
+/// A table under pressure is half full (a flood of made-up ids fills it fast); a small one
+/// (under 1,024) only when full.
+fn probation_at(max_peers: usize) -> usize {
+    if max_peers >= 1024 {
+        max_peers / 2
+    } else {
+        max_peers
     }
 }
 
@@ -76,6 +90,11 @@ pub enum PeerState {
 
 impl PeerState {
     const ALL: [PeerState; 4] = [PeerState::Alive, PeerState::Suspect, PeerState::Dead, PeerState::Left];
+
+    /// Dead or left: no longer vouched for, kept only to be shown.
+    fn is_gone(self) -> bool {
+        matches!(self, PeerState::Dead | PeerState::Left)
+    }
 
     pub fn public(self) -> State {
         match self {
@@ -150,6 +169,13 @@ struct Peer {
     promise_ms: u32,
     /// Another incarnation claiming this id while this one still beats (see `claim`).
     rival: Option<Box<Rival>>,
+    /// Heard more than once: a peer that beat once and never again is what a flood of
+    /// made-up ids looks like, and the first to go when the table is full.
+    confirmed: bool,
+    /// Admitted while the table was under pressure: not reported (no event, not in
+    /// `peers()` or the counts) until a second beat confirms it; dropped without a word if
+    /// none comes by its suspect deadline or when room is needed.
+    on_probation: bool,
 }
 
 /// `Peer::ttl_ms` of a peer that does not send one: the detector alone decides.
@@ -232,6 +258,11 @@ fn overtaken_window_ns(interval_ns: u64) -> u64 {
     (3 * interval_ns).clamp(100 * MS, 1_000 * MS)
 }
 
+/// True if `slot` holds a peer from `ip` heard only once.
+fn unconfirmed_from(slab: &Slab<Peer>, slot: u32, ip: IpAddr) -> bool {
+    slab.get(slot).is_some_and(|p| !p.confirmed && p.ip == ip)
+}
+
 /// The tracked process of peer `p`, as a claim on its id is judged.
 fn tracked(p: &Peer) -> Tracked {
     Tracked {
@@ -304,6 +335,12 @@ pub struct TableCounts {
     pub suspect: usize,
     pub dead: usize,
     pub left: usize,
+    /// Admitted on probation, not yet confirmed (not in `peers()`).
+    pub on_probation: usize,
+    /// Peers forgotten to make room for new ones, since the table was made.
+    pub evicted: u64,
+    /// New peers refused because the table was full of confirmed live ones.
+    pub refused: u64,
 }
 
 pub struct PeerTable {
@@ -316,6 +353,10 @@ pub struct PeerTable {
     events: Arc<EventHub>,
     counts: [usize; 4],
     gauges: [prometheus::IntGauge; 4],
+    on_probation: usize,
+    evicted: u64,
+    refused: u64,
+    admission: Admission,
     due: Vec<(u32, u32)>,
     reaped_since_purge: usize,
     /// When the sweeper plans to run next (see `plan_sweep`).
@@ -336,6 +377,10 @@ impl PeerTable {
             events,
             counts: [0; 4],
             gauges,
+            on_probation: 0,
+            evicted: 0,
+            refused: 0,
+            admission: Admission::default(),
             due: Vec::new(),
             reaped_since_purge: 0,
             sweep_planned_ns: u64::MAX,
@@ -353,7 +398,15 @@ impl PeerTable {
     }
 
     pub fn counts(&self) -> TableCounts {
-        TableCounts { alive: self.counts[0], suspect: self.counts[1], dead: self.counts[2], left: self.counts[3] }
+        TableCounts {
+            alive: self.counts[0],
+            suspect: self.counts[1],
+            dead: self.counts[2],
+            left: self.counts[3],
+            on_probation: self.on_probation,
+            evicted: self.evicted,
+            refused: self.refused,
+        }
     }
 
     pub fn max_interval_ms(&self) -> u32 {
@@ -375,12 +428,15 @@ impl PeerTable {
                 // Never heard of it: nothing to report.
                 return wants_ack.then_some(ack);
             }
-            if self.slab.len() >= self.cfg.max_peers {
+            let host_full = self.admission.host_full(from.addr.ip(), admission::host_quota(self.cfg.max_peers));
+            let on_probation = host_full || self.slab.len() >= self.cfg.probation_at;
+            if self.slab.len() >= self.cfg.max_peers && !self.evict_one(now_ns) {
+                self.refused += 1;
                 metrics::get().peers_refused.inc();
                 reject("too_many_peers");
                 return Some(Reply::Nack { seq: f.seq, ts_ns: f.ts_ns, reason: NackReason::TooManyPeers });
             }
-            let slot = self.insert(f, from, interval_ms, now_ns);
+            let slot = self.insert(f, from, interval_ms, now_ns, on_probation);
             return wants_ack.then(|| self.ack(slot, f, now_ns));
         };
         let check_replay = self.cfg.check_replay;
@@ -389,6 +445,11 @@ impl PeerTable {
         let peers = self.slab.len();
         let own_pause_end_ns = self.guard.pause_end_ns();
         let p = self.slab.get_mut(slot).expect("index points at a live slot");
+        if p.on_probation && f.kind == Kind::Leave {
+            // Never reported, so its goodbye needs no event either.
+            self.reap(slot);
+            return wants_ack.then_some(ack);
+        }
         let order = newer_incarnation(p, f);
         if order != Ordering::Equal {
             let tracked = tracked(p);
@@ -403,7 +464,11 @@ impl PeerTable {
                     if report {
                         self.report_conflict(slot);
                     }
-                    return wants_ack.then_some(Reply::Nack { seq: f.seq, ts_ns: f.ts_ns, reason: NackReason::Conflict });
+                    return wants_ack.then_some(Reply::Nack {
+                        seq: f.seq,
+                        ts_ns: f.ts_ns,
+                        reason: NackReason::Conflict,
+                    });
                 }
             }
         }
@@ -464,6 +529,11 @@ impl PeerTable {
             let tracked = tracked(p);
             conflict = claim::tracked_heard(&mut p.rival, &tracked, now_ns);
         }
+        let confirms = f.kind == Kind::Beat && !restarted && !p.confirmed;
+        if confirms {
+            p.confirmed = true;
+            self.admission.no_longer_unconfirmed(p.ip);
+        }
         p.keep_promise(promised_until_ns);
         if refresh(p, f, from, interval_ms, restarted, &mut self.interner) {
             self.interner.purge_if_bloated(peers);
@@ -480,6 +550,9 @@ impl PeerTable {
         };
         if let Some((to, reason)) = target {
             self.transition(slot, to, reason, now_ns);
+        }
+        if confirms && self.slab.get(slot).is_some_and(|p| p.on_probation) {
+            self.end_probation(slot);
         }
         if conflict {
             self.report_conflict(slot);
@@ -502,7 +575,7 @@ impl PeerTable {
         Reply::Ack { seq: f.seq, ts_ns: f.ts_ns, promise_ms }
     }
 
-    fn insert(&mut self, f: &FrameRef<'_>, from: Source, interval_ms: u32, now_ns: u64) -> u32 {
+    fn insert(&mut self, f: &FrameRef<'_>, from: Source, interval_ms: u32, now_ns: u64, on_probation: bool) -> u32 {
         let id: Arc<str> = Arc::from(f.id);
         let interval_ns = u64::from(interval_ms) * 1_000_000;
         let peer = Peer {
@@ -525,16 +598,66 @@ impl PeerTable {
             ttl_ms: f.ttl_ms.unwrap_or(NO_TTL),
             promise_ms: 0,
             rival: None,
+            confirmed: false,
+            on_probation,
         };
         let slot = self.slab.insert(peer);
         self.index.insert(id, slot);
+        let slab = &self.slab;
+        self.admission.inserted(slot, from.addr.ip(), slab.len(), |s| slab.get(s).is_some_and(|p| !p.confirmed));
+        if on_probation {
+            self.on_probation += 1;
+        } else {
+            self.report_registered(slot);
+        }
+        self.schedule_if_earlier(slot);
+        slot
+    }
+
+    fn report_registered(&mut self, slot: u32) {
         self.counts[PeerState::Alive as usize] += 1;
         self.gauges[PeerState::Alive as usize].inc();
         metrics::get().transitions.with_label_values(&[Reason::Registered.as_str()]).inc();
-        let p = self.slab.get(slot).expect("just inserted");
+        let p = self.slab.get(slot).expect("live slot");
         self.events.emit(event(p, State::Unknown, Reason::Registered));
-        self.schedule_if_earlier(slot);
-        slot
+    }
+
+    /// A peer on probation beat a second time: from now on it is a peer like any other.
+    fn end_probation(&mut self, slot: u32) {
+        let p = self.slab.get_mut(slot).expect("live slot");
+        p.on_probation = false;
+        p.state = PeerState::Alive;
+        self.on_probation -= 1;
+        self.report_registered(slot);
+    }
+
+    /// Makes room in a full table: the oldest peer never heard twice (of the host holding
+    /// the most of them, if any holds several), else the oldest dead or left one. False when
+    /// every peer is live and confirmed: the newcomer is refused.
+    fn evict_one(&mut self, now_ns: u64) -> bool {
+        let slab = &self.slab;
+        // From the host holding the most first: a flood from one host churns its own ids.
+        let heaviest = self.admission.heaviest_host();
+        let victim = heaviest
+            .and_then(|ip| self.admission.oldest_of_host(ip, |s| unconfirmed_from(slab, s, ip)))
+            .or_else(|| self.admission.oldest_unconfirmed(|s| slab.get(s).is_some_and(|p| !p.confirmed)))
+            .or_else(|| self.admission.oldest_gone(|s| slab.get(s).is_some_and(|p| p.state.is_gone())));
+        if let Some(slot) = victim {
+            self.evict(slot, now_ns);
+        }
+        victim.is_some()
+    }
+
+    /// Forgets a peer to make room. One that was reported and is not dead or left yet is
+    /// reported `dead` (`evicted`): the monitor no longer vouches for it.
+    fn evict(&mut self, slot: u32, now_ns: u64) {
+        let p = self.slab.get(slot).expect("live slot");
+        if !p.on_probation && matches!(p.state, PeerState::Alive | PeerState::Suspect) {
+            self.transition(slot, PeerState::Dead, Reason::Evicted, now_ns);
+        }
+        self.evicted += 1;
+        metrics::get().peers_evicted.inc();
+        self.reap(slot);
     }
 
     fn transition(&mut self, slot: u32, to: PeerState, reason: Reason, now_ns: u64) {
@@ -542,6 +665,9 @@ impl PeerTable {
         let from = p.state;
         p.state = to;
         p.since_ns = now_ns;
+        if p.on_probation {
+            return; // not reported yet: counted and told only once confirmed
+        }
         if from != to {
             self.counts[from as usize] -= 1;
             self.counts[to as usize] += 1;
@@ -550,6 +676,10 @@ impl PeerTable {
         }
         metrics::get().transitions.with_label_values(&[reason.as_str()]).inc();
         self.events.emit(event(p, from.public(), reason));
+        if to.is_gone() {
+            let slab = &self.slab;
+            self.admission.gone(slot, slab.len(), |s| slab.get(s).is_some_and(|p| p.state.is_gone()));
+        }
     }
 
     /// Two processes beat under this peer's id: the tracked one keeps it (see `claim`).
@@ -571,6 +701,9 @@ impl PeerTable {
 
     /// When this peer next needs the sweeper's attention.
     fn next_due(&self, p: &Peer) -> u64 {
+        if p.on_probation {
+            return self.suspect_due(p);
+        }
         match p.state {
             PeerState::Alive => self.suspect_due(p),
             PeerState::Suspect => {
@@ -647,6 +780,11 @@ impl PeerTable {
             let p = self.slab.get(slot).expect("live slot");
             let (suspect_due, dead_due) = (self.suspect_due(p), self.dead_due(p));
             let p = self.slab.get_mut(slot).expect("live slot");
+            if p.on_probation && now_ns >= suspect_due {
+                // Beat once and fell silent: never reported, so dropped without a word.
+                self.reap(slot);
+                return changed;
+            }
             match p.state {
                 PeerState::Alive if now_ns >= suspect_due => {
                     p.flap.on_transition(now_ns);
@@ -680,8 +818,15 @@ impl PeerTable {
     fn reap(&mut self, slot: u32) {
         if let Some(p) = self.slab.remove(slot) {
             self.index.remove(&p.id);
-            self.counts[p.state as usize] -= 1;
-            self.gauges[p.state as usize].dec();
+            if !p.confirmed {
+                self.admission.no_longer_unconfirmed(p.ip);
+            }
+            if p.on_probation {
+                self.on_probation -= 1;
+            } else {
+                self.counts[p.state as usize] -= 1;
+                self.gauges[p.state as usize].dec();
+            }
             self.reaped_since_purge += 1;
         }
     }
@@ -700,6 +845,7 @@ impl PeerTable {
     pub fn rows(&self, now_ns: u64) -> Vec<PeerRow> {
         self.slab
             .iter()
+            .filter(|(_, p)| !p.on_probation)
             .map(|(_, p)| PeerRow {
                 id: Arc::clone(&p.id),
                 meta: Arc::clone(&p.meta),

@@ -7,10 +7,6 @@ use crate::proto::{decode, encode, Frame};
 const MS: u64 = 1_000_000;
 const S: u64 = 1_000 * MS;
 
-fn src() -> Source {
-    Source { addr: "127.0.0.1:4000".parse().unwrap(), transport: Transport::Udp }
-}
-
 fn beat(id: &str, seq: u32, inc: u32) -> Frame {
     let mut f = Frame::beat(id);
     f.flags = Flags(Flags::ACK_REQ);
@@ -270,14 +266,86 @@ fn replays_are_rejected_and_counted_with_a_key() {
 fn new_peers_over_the_cap_are_refused_with_a_nack() {
     let mut t = Fixture::new(TableConfig::new(DetectorKind::Phi, 2, false));
     let refused = metrics::get().peers_refused.get();
-    t.send(&beat("a", 1, 1));
-    t.send(&beat("b", 1, 1));
+    for seq in 1..=2 {
+        t.send(&beat("a", seq, 1));
+        t.send(&beat("b", seq, 1));
+    }
     let r = t.send(&beat("c", 1, 1));
     assert_eq!(r, Some(Reply::Nack { seq: 1, ts_ns: 1_001, reason: NackReason::TooManyPeers }));
     assert!(metrics::get().peers_refused.get() > refused);
     assert_eq!(t.table.len(), 2);
+    assert_eq!(t.table.counts().refused, 1);
     // Known peers keep being served.
-    assert!(matches!(t.send(&beat("a", 2, 1)), Some(Reply::Ack { .. })));
+    assert!(matches!(t.send(&beat("a", 3, 1)), Some(Reply::Ack { .. })));
+}
+
+/// A full table makes room: peers heard only once go first (reported `dead`, `evicted`,
+/// if they were reported), then dead and left ones (silently: they had their last event).
+#[test]
+fn a_full_table_evicts_the_unconfirmed_then_the_gone_before_refusing() {
+    let mut t = Fixture::new(TableConfig::new(DetectorKind::Phi, 3, false));
+    t.send(&beat("once", 1, 1));
+    for seq in 1..=2 {
+        t.send(&beat("live", seq, 1));
+        t.send(&beat("leaving", seq, 1));
+    }
+    t.send(&leave("leaving", 3, 1));
+    t.events();
+    let evicted = metrics::get().peers_evicted.get();
+    assert!(matches!(t.send(&beat("new-1", 1, 1)), Some(Reply::Ack { .. })));
+    assert_eq!(t.events(), vec![("once".into(), State::Alive, State::Dead, Reason::Evicted)]);
+    // Admitted into a full table, new-1 is on probation: reported once it beats again.
+    t.send(&beat("new-1", 2, 1));
+    assert_eq!(t.events(), vec![("new-1".into(), State::Unknown, State::Alive, Reason::Registered)]);
+    // Now the left peer is next.
+    assert!(matches!(t.send(&beat("new-2", 1, 1)), Some(Reply::Ack { .. })));
+    let ev = t.events();
+    assert!(!ev.iter().any(|e| e.0 == "leaving"), "a left peer goes without an event: {ev:?}");
+    assert_eq!(t.state("leaving"), None);
+    assert_eq!(t.table.counts().evicted, 2);
+    assert_eq!(metrics::get().peers_evicted.get(), evicted + 2);
+    // Nothing left to evict but new-2, heard once (on probation: no event): it goes.
+    t.send(&beat("new-3", 1, 1));
+    assert_eq!(t.events(), vec![]);
+    assert_eq!(t.table.len(), 3);
+    assert_eq!(t.table.counts().on_probation, 1);
+}
+
+/// Past `probation_at`, a new id is not reported until its second beat: a flood of made-up
+/// ids (one beat each) makes no events and no rows, and the real newcomer is reported as
+/// soon as it beats again.
+#[test]
+fn under_pressure_a_new_id_is_reported_once_it_beats_twice() {
+    let mut cfg = TableConfig::new(DetectorKind::Adaptive, 100, false);
+    cfg.probation_at = 2;
+    let mut t = Fixture::new(cfg);
+    t.send(&beat("a", 1, 1));
+    t.send(&beat("b", 1, 1));
+    t.events();
+    for i in 0..50 {
+        assert!(t.send(&beat(&format!("flood-{i}"), 1, 1)).is_some(), "acked like any beat");
+    }
+    assert_eq!(t.events(), vec![]);
+    assert_eq!(t.table.snapshot(t.now, 0).len(), 2);
+    assert_eq!(t.table.counts().on_probation, 50);
+    t.send(&beat("flood-7", 2, 1));
+    assert_eq!(t.events(), vec![("flood-7".into(), State::Unknown, State::Alive, Reason::Registered)]);
+    assert_eq!((t.table.counts().alive, t.table.counts().on_probation), (3, 49));
+    // The rest never beat again: dropped without a word by their suspect deadline.
+    for _ in 0..30 {
+        t.send(&beat("a", 2, 1));
+        t.send(&beat("b", 2, 1));
+        t.send(&beat("flood-7", 3, 1));
+        t.run_for(S);
+    }
+    assert_eq!(t.table.counts().on_probation, 0);
+    assert_eq!(t.table.len(), 3);
+    assert!(t.events().iter().all(|e| e.0 != "flood-3"));
+    // A LEAVE from one on probation needs no event either.
+    t.send(&beat("quiet", 1, 1));
+    t.send(&leave("quiet", 2, 1));
+    assert_eq!(t.events(), vec![]);
+    assert_eq!(t.table.len(), 3);
 }
 
 #[test]
@@ -822,4 +890,37 @@ fn with_a_key_an_older_incarnation_never_takes_over() {
     t.events();
     assert_eq!(t.send(&beat("a", 2, 1)), None);
     assert_eq!(t.events(), vec![]);
+}
+
+/// A flood of made-up ids from one host: past the host's share (1/64 of the table, at
+/// least 1,024) its ids go on probation, so the flood is no event flood; in a full table it
+/// churns its own ids, and a newcomer from another host keeps its place until its second
+/// beat confirms it.
+#[test]
+fn one_host_cannot_crowd_out_newcomers_with_ids_it_makes_up() {
+    let mut t = Fixture::new(TableConfig::new(DetectorKind::Adaptive, 4096, false));
+    t.send(&beat("steady", 1, 1));
+    t.send(&beat("steady", 2, 1));
+    t.events();
+    let mut flood = 0;
+    let mut send_flood = |t: &mut Fixture, n: usize| {
+        for _ in 0..n {
+            t.send_from(&beat(&format!("flood-{flood}"), 1, 1), "10.9.9.9:999");
+            flood += 1;
+        }
+    };
+    send_flood(&mut t, 10_000);
+    assert_eq!(t.table.len(), 4096);
+    let ev = t.events();
+    let reported = ev.iter().filter(|e| e.3 == Reason::Registered).count();
+    assert!(reported <= 1024, "at most the host's share reported: {reported}");
+    assert!(ev.iter().all(|e| e.0 != "steady"));
+    // A newcomer from elsewhere, its second beat one interval (and 10,000 flood ids) later.
+    t.send_from(&beat("newcomer", 1, 1), "127.0.0.9:4000");
+    send_flood(&mut t, 10_000);
+    t.send_from(&beat("newcomer", 2, 1), "127.0.0.9:4000");
+    let ev = t.events();
+    assert!(ev.contains(&("newcomer".into(), State::Unknown, State::Alive, Reason::Registered)), "{:?}", ev.last());
+    assert_eq!(t.state("steady"), Some(State::Alive));
+    assert_eq!(t.table.counts().evicted, 20_000 + 2 - 4096, "steady, the newcomer and the flood");
 }
