@@ -69,6 +69,10 @@ impl TableConfig {
     }
 }
 
+/// How long a table stays under pressure after it last was: new ids are admitted on
+/// probation until then.
+const PRESSURE_HOLD_NS: u64 = 10_000 * MS;
+
 /// A table under pressure is half full (a flood of made-up ids fills it fast); a small one
 /// (under 1,024) only when full.
 fn probation_at(max_peers: usize) -> usize {
@@ -356,6 +360,8 @@ pub struct PeerTable {
     on_probation: usize,
     evicted: u64,
     refused: u64,
+    /// Until then new ids are admitted on probation (see `PRESSURE_HOLD_NS`).
+    pressure_until_ns: u64,
     admission: Admission,
     due: Vec<(u32, u32)>,
     reaped_since_purge: usize,
@@ -380,6 +386,7 @@ impl PeerTable {
             on_probation: 0,
             evicted: 0,
             refused: 0,
+            pressure_until_ns: 0,
             admission: Admission::default(),
             due: Vec::new(),
             reaped_since_purge: 0,
@@ -429,7 +436,12 @@ impl PeerTable {
                 return wants_ack.then_some(ack);
             }
             let host_full = self.admission.host_full(from.addr.ip(), admission::host_quota(self.cfg.max_peers));
-            let on_probation = host_full || self.slab.len() >= self.cfg.probation_at;
+            if host_full || self.slab.len() >= self.cfg.probation_at {
+                // Held a while: a flood's ids expiring together must not let the next
+                // thousand through as reported peers.
+                self.pressure_until_ns = now_ns.saturating_add(PRESSURE_HOLD_NS);
+            }
+            let on_probation = now_ns < self.pressure_until_ns;
             if self.slab.len() >= self.cfg.max_peers && !self.evict_one(now_ns) {
                 self.refused += 1;
                 metrics::get().peers_refused.inc();
