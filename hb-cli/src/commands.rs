@@ -158,12 +158,32 @@ fn beat(a: BeatArgs) -> CmdResult {
         let client = Arc::clone(&client);
         std::thread::spawn(move || watch_fencing_loop(&client, period));
     }
+    {
+        let client = Arc::clone(&client);
+        std::thread::spawn(move || say_why_not_registered(&client));
+    }
     let sig = signals::wait_forever();
     eprintln!("heartbeater beat: {sig}, leaving");
     if let Err(e) = client.stop(client.config().stop_timeout) {
         eprintln!("heartbeater beat: stop: {e}");
     }
     Ok(0)
+}
+
+/// Until the first acknowledgement, says once a second what `check()` says if it changed
+/// (e.g. the monitor refused us, and why): a refused `beat` must not sit silent.
+fn say_why_not_registered(client: &Client) {
+    let mut said = String::new();
+    let start = std::time::Instant::now();
+    while client.state().is_ok_and(|s| s == hb_core::events::State::Unknown) {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let Err(e) = client.check() else { break };
+        let now = e.to_string();
+        if now != said && (now.contains("refused") || start.elapsed() >= std::time::Duration::from_secs(5)) {
+            eprintln!("heartbeater beat: {now}");
+            said = now;
+        }
+    }
 }
 
 /// `beat --watch-fencing`: polls `check()` and prints each change, stamped on the wall

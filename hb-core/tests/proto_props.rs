@@ -29,16 +29,29 @@ fn valid_frame() -> impl Strategy<Value = Frame> {
         proptest::collection::vec(("[a-z_.]{1,10}", "\\PC{0,10}"), 0..4),
         proptest::option::of(traceparent()),
         proptest::option::of(any::<u16>()),
-        proptest::option::of((0u8..7).prop_map(NackReason::from_u8)),
+        proptest::option::of((0u8..9).prop_map(NackReason::from_u8)),
         proptest::option::of(any::<u32>()),
         proptest::option::of(any::<u64>()),
         proptest::option::of(any::<u32>()),
         proptest::option::of(any::<u32>()),
+        proptest::option::of(any::<u64>()),
     );
     (fixed, vars).prop_map(
         |(
             (kind, flags, seq, ts_ns, interval_ms, incarnation, stall_ms),
-            (id, service, labels, traceparent, load, nack_reason, rtt_us, incarnation_us, ttl_ms, promise_ms),
+            (
+                id,
+                service,
+                labels,
+                traceparent,
+                load,
+                nack_reason,
+                rtt_us,
+                incarnation_us,
+                ttl_ms,
+                promise_ms,
+                sent_unix_ms,
+            ),
         )| Frame {
             kind,
             flags: Flags(flags & (Flags::KNOWN & !Flags::AUTH)),
@@ -57,6 +70,7 @@ fn valid_frame() -> impl Strategy<Value = Frame> {
             incarnation_us,
             ttl_ms,
             promise_ms,
+            sent_unix_ms,
         },
     )
 }

@@ -6,6 +6,7 @@ docs/states.md, "A full table")."""
 import random
 import socket
 import threading
+import time
 
 import wire
 from procs import MonitorProc, beat, metric_values
@@ -115,3 +116,125 @@ def test_new_peers_register_during_a_random_id_flood(heartbeater_bin, procs):
     assert steady == [], steady
     evicted = metric_values(monitor.metrics(), "heartbeater_peers_evicted_total")
     assert sum(evicted.values()) > 0, evicted
+
+
+def test_the_monitor_is_no_reflector(heartbeater_bin, procs, tmp_path):
+    """An untagged beat to a monitor with a key gets a NACK no larger than itself (its
+    source may be forged), and NACKs to such senders are limited to 1,000 a second."""
+    key = tmp_path / "key"
+    key.write_bytes(b"0123456789abcdef0123456789abcdef\n")
+    monitor = MonitorProc(heartbeater_bin, "--auth-key-file", str(key))
+    procs.append(monitor)
+    with sender("127.0.0.4") as s:
+        smallest = wire.beat("x")
+        assert len(smallest) == 31
+        s.sendto(smallest, target(monitor))
+        typical = wire.beat("web-1", labels=[("zone", "a")], incarnation_us=wire.unix_us())
+        s.sendto(typical, target(monitor))
+        reply = s.recv(2048)
+        assert wire.parse_header(reply)[0::2] == (wire.NACK, 1), reply  # auth_required
+        assert len(reply) <= len(typical), (len(reply), len(typical))
+        try:
+            extra = s.recv(2048)
+            raise AssertionError(f"the 31-byte beat got a reply of {len(extra)} bytes")
+        except socket.timeout:
+            pass
+        # 10,000 beats at about 5,000 a second, paced so the monitor receives them all: at
+        # most a burst of 1,000 plus 1,000 a second are answered.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sent, t0 = 0, time.monotonic()
+        while sent < 10_000:
+            for _ in range(50):
+                s.sendto(typical, target(monitor))
+            sent += 50
+            time.sleep(0.01)
+        elapsed = time.monotonic() - t0
+        answered = 0
+        try:
+            while True:
+                s.recv(2048)
+                answered += 1
+        except socket.timeout:
+            pass
+    print(f"NACKs for {sent} untagged beats in {elapsed:.2f} s: {answered}")
+    assert 100 <= answered <= 1_000 + 1_000 * (elapsed + 0.5), answered
+
+
+def connect(monitor, source):
+    host, port = monitor.tcp_addr.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=10, source_address=(source, 0))
+    s.settimeout(10)
+    return s
+
+
+def read_nack_then_eof(s):
+    """The connection-level NACK's reason code, once the monitor has closed the stream."""
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    assert len(data) >= 2, data
+    kind, seq, reason = wire.parse_header(data[2:])  # after the u16 length prefix
+    assert (kind, seq) == (wire.NACK, 0), data
+    return reason
+
+
+def test_tcp_slots_are_earned(heartbeater_bin, procs):
+    """Connections that send nothing valid cannot keep a real client out: one host holds at
+    most 1,024, the next is told `too_many_connections`; a junk frame closes its connection
+    at once (told `malformed`), an idle one within the 5 s first-frame deadline."""
+    monitor = MonitorProc(heartbeater_bin, listen="udp://127.0.0.1:0,tcp://127.0.0.1:0")
+    procs.append(monitor)
+    hogs = []
+    try:
+        for _ in range(1024):
+            hogs.append(connect(monitor, "127.0.0.5"))
+        with connect(monitor, "127.0.0.5") as refused:
+            assert read_nack_then_eof(refused) == 8  # too_many_connections
+        with connect(monitor, "127.0.0.6") as junk:
+            junk.sendall(b"\x00\x03abc")
+            assert read_nack_then_eof(junk) == 6  # malformed
+        # A real client from another host is served while the hogs hold their slots.
+        procs.append(beat(heartbeater_bin, f"tcp://{monitor.tcp_addr}", "real", "--interval", "100ms"))
+        monitor.wait_all(["real"], "alive", timeout=15)
+        # The hogs never sent a valid frame: closed by the first-frame deadline.
+        t0 = time.monotonic()
+        for s in hogs:
+            s.settimeout(max(0.1, 20 - (time.monotonic() - t0)))
+            assert s.recv(4096) == b"", "an idle connection got data"
+        print(f"1,024 idle connections closed within {time.monotonic() - t0:.1f} s")
+    finally:
+        for s in hogs:
+            s.close()
+    assert monitor.states()["real"] == "alive"
+
+
+def test_a_refused_beat_says_why(heartbeater_bin, procs, tmp_path):
+    key = tmp_path / "key"
+    key.write_bytes(b"0123456789abcdef0123456789abcdef\n")
+    monitor = MonitorProc(heartbeater_bin, "--auth-key-file", str(key))
+    procs.append(monitor)
+    client = beat(heartbeater_bin, f"udp://{monitor.udp_addr}", "keyless", "--interval", "100ms")
+    procs.append(client)
+    client.stderr_match(r"not registered yet: the monitor refused us \(auth_required\)", timeout=15)
+
+
+def test_captured_keyed_frames_do_not_outlive_the_replay_window(heartbeater_bin, procs, tmp_path):
+    """With a key, a frame captured before a monitor restarted (stamped, under the tag,
+    more than 60 s ago) is refused by the new monitor, which remembers nothing of it."""
+    secret = b"0123456789abcdef0123456789abcdef"
+    key = tmp_path / "key"
+    key.write_bytes(secret + b"\n")
+    monitor = MonitorProc(heartbeater_bin, "--auth-key-file", str(key), "--metrics-addr", "127.0.0.1:0")
+    procs.append(monitor)
+    now_ms = wire.unix_us() // 1000
+    with sender("127.0.0.7") as s:
+        for seq in range(1, 6):
+            s.sendto(wire.beat("captured", seq=seq, key=secret, sent_unix_ms=now_ms - 120_000), target(monitor))
+        s.sendto(wire.beat("fresh", key=secret, sent_unix_ms=now_ms), target(monitor))
+        assert wire.parse_header(s.recv(2048))[0] == wire.ACK, "a fresh keyed frame is taken"
+    monitor.wait_all(["fresh"], "alive", timeout=15)
+    assert rejected(monitor).get("outside_window", 0) >= 5
+    assert "captured" not in monitor.states()

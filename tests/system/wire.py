@@ -1,16 +1,20 @@
 """Hand-made heartbeater frames (docs/protocol.md), for tests that play a hostile sender.
 Only what the tests need: BEAT and LEAVE with the extensions a forger would set."""
 
+import hashlib
+import hmac
 import struct
 import time
 
 BEAT, ACK, LEAVE, NACK = 1, 2, 3, 4
 ACK_REQ = 0x01
+AUTH = 0x04
 HEADER = struct.Struct(">2sBBBIQIIH")
 
 
 def frame(kind, peer_id, seq=1, incarnation=1, incarnation_us=None, interval_ms=200, flags=ACK_REQ,
-          labels=()):
+          labels=(), sent_unix_ms=None, key=None):
+    """A frame; with `key` (bytes) tagged as docs/protocol.md, Authentication says."""
     ident = peer_id.encode()
     ext = b""
     for k, v in labels:
@@ -18,8 +22,15 @@ def frame(kind, peer_id, seq=1, incarnation=1, incarnation_us=None, interval_ms=
         ext += bytes([2, len(kv)]) + kv
     if incarnation_us is not None:
         ext += bytes([7, 8]) + struct.pack(">Q", incarnation_us)
+    if sent_unix_ms is not None:
+        ext += bytes([10, 8]) + struct.pack(">Q", sent_unix_ms)
+    if key is not None:
+        flags |= AUTH
     head = HEADER.pack(b"HB", 1, kind, flags, seq, time.monotonic_ns(), interval_ms, incarnation, 0)
-    return head + bytes([len(ident)]) + ident + struct.pack(">H", len(ext)) + ext
+    body = head + bytes([len(ident)]) + ident + struct.pack(">H", len(ext)) + ext
+    if key is not None:
+        body += hmac.new(key, body, hashlib.sha256).digest()[:16]
+    return body
 
 
 def beat(peer_id, **kw):

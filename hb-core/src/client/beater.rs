@@ -92,7 +92,7 @@ impl Beater {
         // Fail at start, naming the cause, if our beat cannot be encoded (e.g. too long),
         // counting the RTT extension that later beats carry.
         let mut probe = Vec::new();
-        let with_rtt = Frame { rtt_us: Some(u32::MAX), ..b.frame.clone() };
+        let with_rtt = Frame { rtt_us: Some(u32::MAX), sent_unix_ms: b.key.as_ref().map(|_| 0), ..b.frame.clone() };
         encode(&with_rtt, b.key.as_ref(), &mut probe)
             .map_err(|e| Error::config("beat frame", &b.frame.id, e.to_string()))?;
         Ok(b)
@@ -134,6 +134,9 @@ impl Beater {
         f.interval_ms = (self.policy.current_ns().min(self.monitor_max_ns).max(1_000_000) / 1_000_000)
             .min(u64::from(u32::MAX)) as u32;
         f.stall_ms = (late_ns / 1_000_000).min(u64::from(u16::MAX)) as u16;
+        // With a key, when it left by our wall clock: a keyed monitor refuses frames
+        // captured long ago, even after it restarted.
+        f.sent_unix_ms = self.key.as_ref().map(|_| crate::events::unix_ms_now());
         // This endpoint's own path RTT, so its monitor can show it.
         f.rtt_us = match kind {
             Kind::Beat => self.rtt.srtt_ns().map(|ns| (ns / 1_000).min(u64::from(u32::MAX)) as u32),
@@ -221,6 +224,16 @@ impl Beater {
             return Heard::Acked;
         }
         let Some(pos) = self.outstanding.iter().position(|o| o.seq == f.seq && o.sent_ns == f.ts_ns) else {
+            if f.kind == Kind::Nack && (f.seq, f.ts_ns) == (0, 0) {
+                // About the connection, not a beat (a TCP monitor refusing it): only noted
+                // for `check()`, since over UDP anyone could send one.
+                let reason = f.nack_reason.unwrap_or(NackReason::Unknown);
+                self.shared.update_health(|h| {
+                    h.refused(reason);
+                    None
+                });
+                return Heard::Refused(reason);
+            }
             return Heard::Nothing;
         };
         let o = self.outstanding.remove(pos);
@@ -251,7 +264,10 @@ impl Beater {
                 let reason = f.nack_reason.unwrap_or(NackReason::Unknown);
                 self.policy.on_trouble();
                 let ep = self.endpoint;
-                self.shared.update_health(|h| h.failed_by(ep, now_ns, Reason::Rejected));
+                self.shared.update_health(|h| {
+                    h.refused(reason);
+                    h.failed_by(ep, now_ns, Reason::Rejected)
+                });
                 Heard::Refused(reason)
             }
             _ => Heard::Nothing,

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::events::{Reason, State};
+use crate::proto::NackReason;
 
 pub const DEGRADED_AFTER: u32 = 3;
 
@@ -45,6 +46,9 @@ pub struct Health {
     valid_until_ns: Vec<Option<u64>>,
     lease_id: i64,
     epoch: u64,
+    /// Why a monitor last refused us (a NACK), until one acknowledges us: what `check()`
+    /// says while we are not registered yet.
+    refused: Option<NackReason>,
 }
 
 impl Health {
@@ -63,6 +67,7 @@ impl Health {
             valid_until_ns: vec![None; endpoints.max(1)],
             lease_id: 0,
             epoch: 0,
+            refused: None,
         }
     }
 
@@ -128,6 +133,7 @@ impl Health {
         if let Some(f) = self.failures.get_mut(endpoint) {
             *f = 0;
         }
+        self.refused = None;
         let span = promise_ns.map_or(self.ttl_ns, |p| p.min(self.ttl_ns));
         let until = (sent_at_ns + span).saturating_sub(safety_margin_ns(span));
         if let Some(v) = self.valid_until_ns.get_mut(endpoint) {
@@ -141,6 +147,12 @@ impl Health {
         // Valid again; healthy only when no other endpoint is still failing.
         let to = if self.any_endpoint_degraded() { State::Degraded } else { State::Healthy };
         self.move_to(to, reason)
+    }
+
+    /// A monitor refused a beat (NACK) or a connection, for `reason`: remembered for
+    /// `check()`'s message until a monitor acknowledges us.
+    pub fn refused(&mut self, reason: NackReason) {
+        self.refused = Some(reason);
     }
 
     /// A beat or keepalive failed (timeout, refused, error).
@@ -196,7 +208,10 @@ impl Health {
             return Ok(());
         }
         Err(Error::NotHolder(match self.state {
-            State::Unknown => "not registered yet".to_string(),
+            State::Unknown => match self.refused {
+                Some(r) => format!("not registered yet: the monitor refused us ({})", r.as_str()),
+                None => "not registered yet".to_string(),
+            },
             State::Stopped => "stopped".to_string(),
             _ => format!(
                 "validity ran out: a monitor that acknowledged us may report us dead now (TTL {} ms, \

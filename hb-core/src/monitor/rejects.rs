@@ -10,7 +10,7 @@ use crate::metrics;
 use crate::proto::DecodeError;
 
 /// Reasons the monitor itself gives, besides the decoder's (`DecodeError::REASONS`).
-pub const MONITOR_REASONS: [&str; 9] = [
+pub const MONITOR_REASONS: [&str; 10] = [
     "replay",
     "stale_incarnation",
     "stale_leave",
@@ -20,6 +20,7 @@ pub const MONITOR_REASONS: [&str; 9] = [
     "conflict",
     "future_incarnation",
     "implausible_seq",
+    "outside_window",
 ];
 
 /// Counts a dropped frame by reason.

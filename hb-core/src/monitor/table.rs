@@ -267,6 +267,17 @@ fn unconfirmed_from(slab: &Slab<Peer>, slot: u32, ip: IpAddr) -> bool {
     slab.get(slot).is_some_and(|p| !p.confirmed && p.ip == ip)
 }
 
+/// How far a keyed frame's `sent_unix_ms` may be from our wall clock: replay protection
+/// that survives a monitor restart or a reap (clocks of keyed hosts must agree this well).
+pub const REPLAY_WINDOW_MS: u64 = 60_000;
+
+/// A keyed frame sent (by its authenticated wall-clock stamp) longer ago than the replay
+/// window, or that far ahead. A frame without the stamp (a client older than it) passes:
+/// only the per-peer seq check protects it.
+fn outside_replay_window(f: &FrameRef<'_>) -> bool {
+    f.sent_unix_ms.is_some_and(|sent| sent.abs_diff(crate::events::unix_ms_now()) > REPLAY_WINDOW_MS)
+}
+
 /// The tracked process of peer `p`, as a claim on its id is judged.
 fn tracked(p: &Peer) -> Tracked {
     Tracked {
@@ -426,6 +437,10 @@ impl PeerTable {
         let ack = Reply::Ack { seq: f.seq, ts_ns: f.ts_ns, promise_ms: None };
         if !matches!(f.kind, Kind::Beat | Kind::Leave) {
             reject("unexpected_kind");
+            return None;
+        }
+        if self.cfg.check_replay && outside_replay_window(f) {
+            reject("outside_window");
             return None;
         }
         let interval_ms = f.interval_ms.clamp(MIN_INTERVAL_MS, self.cfg.max_interval_ms);

@@ -924,3 +924,24 @@ fn one_host_cannot_crowd_out_newcomers_with_ids_it_makes_up() {
     assert_eq!(t.state("steady"), Some(State::Alive));
     assert_eq!(t.table.counts().evicted, 20_000 + 2 - 4096, "steady, the newcomer and the flood");
 }
+
+/// With a key a frame stamped (under the tag) more than the replay window ago is refused,
+/// whatever the table remembers: a capture replayed after a monitor restart brings nobody
+/// back. Unstamped frames (older clients) still pass.
+#[test]
+fn with_a_key_frames_from_outside_the_replay_window_are_refused() {
+    let mut t = Fixture::plain();
+    let now = crate::events::unix_ms_now();
+    let outside = rejected("outside_window");
+    let old = Frame { sent_unix_ms: Some(now - REPLAY_WINDOW_MS - 5_000), ..beat("a", 1, 1) };
+    assert_eq!(t.send(&old), None);
+    let ahead = Frame { sent_unix_ms: Some(now + REPLAY_WINDOW_MS + 5_000), ..beat("a", 1, 1) };
+    assert_eq!(t.send(&ahead), None);
+    assert_eq!(rejected("outside_window"), outside + 2);
+    assert_eq!(t.table.len(), 0);
+    assert!(t.send(&Frame { sent_unix_ms: Some(now), ..beat("a", 1, 1) }).is_some());
+    assert!(t.send(&beat("a", 2, 1)).is_some(), "no stamp: an older client");
+    // Without a key the stamp is not looked at (anyone could forge it).
+    let mut open = Fixture::new(TableConfig::new(DetectorKind::Adaptive, 10, false));
+    assert!(open.send(&old).is_some());
+}

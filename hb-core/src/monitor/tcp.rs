@@ -1,7 +1,14 @@
 //! The TCP listener: frames prefixed by a big-endian u16 length (`proto::stream`), many
 //! concurrent connections, each with a small bounded buffer and an idle timeout.
+//!
+//! A connection slot is earned: the first valid frame must come within
+//! `FIRST_FRAME_TIMEOUT`, the idle timer runs from the last valid frame (junk does not
+//! keep a connection open), one invalid frame closes it, and one host holds at most
+//! `MAX_CONNECTIONS_PER_HOST`. A refused or closed connection is told why first, with a
+//! NACK about the connection (seq 0, ts 0), so its client's `check()` can say so.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,28 +28,70 @@ use super::Ingest;
 
 /// Connections beyond this are closed at once (each costs a task and ~2 KB).
 pub const MAX_CONNECTIONS: usize = 16_384;
+/// Connections one source host may hold: a sixteenth of all.
+pub const MAX_CONNECTIONS_PER_HOST: usize = MAX_CONNECTIONS / 16;
+/// A new connection must deliver a valid frame within this (a client sends its first beat
+/// as soon as it is connected).
+const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
 /// A frame that started must complete within this.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Open connections, in all and per source host.
+#[derive(Default)]
+struct Slots {
+    open: AtomicUsize,
+    by_host: std::sync::Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Slots {
+    /// Takes a slot for a connection from `ip`; false when there is none for it.
+    fn take(&self, ip: IpAddr) -> bool {
+        if self.open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+            return false;
+        }
+        let mut by_host = self.by_host.lock().unwrap_or_else(|e| e.into_inner());
+        let n = by_host.entry(ip).or_insert(0);
+        if *n >= MAX_CONNECTIONS_PER_HOST {
+            return false;
+        }
+        *n += 1;
+        self.open.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    fn give_back(&self, ip: IpAddr) {
+        let mut by_host = self.by_host.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = by_host.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                by_host.remove(&ip);
+            }
+        }
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 pub(super) async fn run(listener: TcpListener, ingest: Arc<Ingest>) {
     // Dropping the set (when this task is aborted by `stop`) aborts every connection.
     let mut conns = JoinSet::new();
-    let open = Arc::new(AtomicUsize::new(0));
+    let slots = Arc::new(Slots::default());
+    let mut encoder = ReplyEncoder::new(&ingest.monitor_id, ingest.key.clone(), ingest.max_interval_ms);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, from)) => {
-                    if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+                    if !slots.take(from.ip()) {
                         reject("too_many_connections");
+                        // Said without waiting: a fresh socket's send buffer is empty.
+                        let _ = stream.try_write(&connection_nack(&mut encoder, NackReason::TooManyConnections));
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
-                    open.fetch_add(1, Ordering::Relaxed);
-                    let (ingest, open) = (Arc::clone(&ingest), Arc::clone(&open));
+                    let (ingest, slots) = (Arc::clone(&ingest), Arc::clone(&slots));
                     conns.spawn(async move {
                         serve(stream, from, &ingest).await;
-                        open.fetch_sub(1, Ordering::Relaxed);
+                        slots.give_back(from.ip());
                     });
                 }
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -62,10 +111,13 @@ async fn serve(stream: TcpStream, from: SocketAddr, ingest: &Ingest) {
     let source = Source { addr: from, transport: Transport::Tcp };
     // When the frame now buffered in part began: it must complete within FRAME_TIMEOUT.
     let mut partial_since: Option<Instant> = None;
+    // Until the first valid frame, the connection has FIRST_FRAME_TIMEOUT; then the idle
+    // timeout runs from the last valid one.
+    let mut idle_deadline = Instant::now() + FIRST_FRAME_TIMEOUT.min(ingest.tcp_idle);
     loop {
         let deadline = match partial_since {
-            Some(t) => t + FRAME_TIMEOUT,
-            None => Instant::now() + ingest.tcp_idle,
+            Some(t) => (t + FRAME_TIMEOUT).min(idle_deadline),
+            None => idle_deadline,
         };
         let n = match timeout_at(deadline, rd.read(&mut chunk)).await {
             Ok(Ok(n)) if n > 0 => n,
@@ -81,18 +133,33 @@ async fn serve(stream: TcpStream, from: SocketAddr, ingest: &Ingest) {
                     // The stream cannot be resynchronised after a bad length.
                     reject(e.reason());
                     ingest.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
+                    out.clear();
+                    stream::put(&connection_nack(&mut encoder, NackReason::Malformed), &mut out);
+                    let _ = timeout(WRITE_TIMEOUT, wr.write_all(&out)).await;
                     return;
                 }
             };
-            let Some(reply) = handle(frame, source, ingest) else { continue };
-            reply_frame.clear();
-            if encoder.encode(&reply, &mut reply_frame) {
-                out.clear();
-                stream::put(&reply_frame, &mut out);
-                match timeout(WRITE_TIMEOUT, wr.write_all(&out)).await {
-                    Ok(Ok(())) => crate::metrics::get().acks_sent.inc(),
-                    _ => return,
+            let (reply, valid) = match handle(frame, source, ingest) {
+                Ok(reply) => (reply, true),
+                Err(refusal) => (Some(refusal), false),
+            };
+            if valid {
+                idle_deadline = Instant::now() + ingest.tcp_idle;
+            }
+            if let Some(reply) = reply {
+                reply_frame.clear();
+                if encoder.encode(&reply, &mut reply_frame) {
+                    out.clear();
+                    stream::put(&reply_frame, &mut out);
+                    match timeout(WRITE_TIMEOUT, wr.write_all(&out)).await {
+                        Ok(Ok(())) => crate::metrics::get().acks_sent.inc(),
+                        _ => return,
+                    }
                 }
+            }
+            if !valid {
+                // One invalid frame and the slot goes to someone else; the client was told.
+                return;
             }
         }
         partial_since = match (inbox.is_partial(), partial_since) {
@@ -103,8 +170,9 @@ async fn serve(stream: TcpStream, from: SocketAddr, ingest: &Ingest) {
     }
 }
 
-/// Decodes one frame and applies it to the table; the reply to send, if any.
-fn handle(frame: &[u8], source: Source, ingest: &Ingest) -> Option<Reply> {
+/// Decodes one frame and applies it to the table: the reply to send, if any; or, for an
+/// invalid frame, the NACK to send before closing.
+fn handle(frame: &[u8], source: Source, ingest: &Ingest) -> Result<Option<Reply>, Reply> {
     match decode(frame, ingest.key.as_ref()) {
         Ok(f) => {
             if f.kind == Kind::Beat {
@@ -112,14 +180,28 @@ fn handle(frame: &[u8], source: Source, ingest: &Ingest) -> Option<Reply> {
                 ingest.stats.beats_received.fetch_add(1, Ordering::Relaxed);
             }
             let now = ingest.clock.now_ns();
-            ingest.with_table(|t| t.ingest(&f, source, now))
+            Ok(ingest.with_table(|t| t.ingest(&f, source, now)))
         }
         Err(e) => {
             reject(e.reason());
             ingest.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
-            auth_required(frame, &e)
+            let reason = match e {
+                DecodeError::Untagged => NackReason::AuthRequired,
+                DecodeError::BadTag => NackReason::BadTag,
+                _ => NackReason::Malformed,
+            };
+            Err(auth_required(frame, &e).unwrap_or(Reply::Nack { seq: 0, ts_ns: 0, reason }))
         }
     }
+}
+
+/// A NACK about the connection rather than a beat (seq 0, ts 0), length-prefixed.
+fn connection_nack(encoder: &mut ReplyEncoder, reason: NackReason) -> Vec<u8> {
+    let (mut frame, mut out) = (Vec::with_capacity(64), Vec::with_capacity(66));
+    if encoder.encode(&Reply::Nack { seq: 0, ts_ns: 0, reason }, &mut frame) {
+        stream::put(&frame, &mut out);
+    }
+    out
 }
 
 /// A well-formed beat without a tag, from a client that was not given the key: answer

@@ -15,8 +15,8 @@ use crate::proto::{decode, DecodeError, FrameRef, Kind};
 
 use super::mmsg::{RecvBatch, BATCH};
 use super::rejects::reject;
-use super::reply::ReplyEncoder;
-use super::table::{Source, Transport};
+use super::reply::{NackBudget, ReplyEncoder};
+use super::table::{Reply, Source, Transport};
 use super::Ingest;
 
 pub(super) async fn run(sock: UdpSocket, ingest: Arc<Ingest>) {
@@ -24,8 +24,9 @@ pub(super) async fn run(sock: UdpSocket, ingest: Arc<Ingest>) {
     let mut encoder = ReplyEncoder::new(&ingest.monitor_id, ingest.key.clone(), ingest.max_interval_ms);
     let mut out = Vec::with_capacity(BATCH * 64);
     let mut replies: Vec<(SocketAddr, Range<usize>)> = Vec::with_capacity(BATCH);
-    let mut spare: Vec<(FrameRef<'static>, SocketAddr)> = Vec::with_capacity(BATCH);
+    let mut spare: Vec<Received<'static>> = Vec::with_capacity(BATCH);
     let mut load = LoadMeter::new();
+    let mut nacks = NackBudget::new();
     loop {
         if sock.readable().await.is_err() {
             continue;
@@ -42,7 +43,8 @@ pub(super) async fn run(sock: UdpSocket, ingest: Arc<Ingest>) {
             };
             received += n;
             let mut frames = recycle(std::mem::take(&mut spare));
-            handle_batch(&sock, &ingest, &batch, n, &mut encoder, &mut out, &mut replies, &mut frames);
+            let mut replier = Replier { encoder: &mut encoder, nacks: &mut nacks, out: &mut out, to: &mut replies };
+            handle_batch(&sock, &ingest, &batch, n, &mut replier, &mut frames);
             spare = recycle(frames);
             if n < BATCH {
                 break;
@@ -93,38 +95,68 @@ impl LoadMeter {
     }
 }
 
+/// A decoded datagram, where it came from and its size (a reply to it may not be larger).
+type Received<'b> = (FrameRef<'b>, SocketAddr, usize);
+
 /// The decoded frames of one batch borrow its buffers, so the Vec holding them cannot
 /// outlive it; this hands its (emptied) allocation on to the next batch's lifetime.
 /// No value crosses lifetimes, and std collects in place since the layout is the same.
-fn recycle<'b>(mut frames: Vec<(FrameRef<'_>, SocketAddr)>) -> Vec<(FrameRef<'b>, SocketAddr)> {
+fn recycle<'b>(mut frames: Vec<Received<'_>>) -> Vec<Received<'b>> {
     frames.clear();
     frames.into_iter().map(|_| unreachable!("emptied above")).collect()
 }
 
+/// Where one batch's replies are encoded, and what bounds them.
+struct Replier<'a> {
+    encoder: &'a mut ReplyEncoder,
+    nacks: &'a mut NackBudget,
+    out: &'a mut Vec<u8>,
+    to: &'a mut Vec<(SocketAddr, Range<usize>)>,
+}
+
+impl Replier<'_> {
+    /// Queues `reply` to a datagram of `request_len` bytes from `from`. `proved`: the frame
+    /// carried a valid tag; any other sender gets replies no larger than its request, and
+    /// NACKs only within the budget (see `reply`).
+    fn queue(&mut self, reply: &Reply, from: SocketAddr, request_len: usize, proved: bool) {
+        let start = self.out.len();
+        let queued = if proved {
+            self.encoder.encode(reply, self.out)
+        } else if matches!(reply, Reply::Nack { .. }) && !self.nacks.take() {
+            false
+        } else {
+            self.encoder.encode_capped(reply, request_len, self.out)
+        };
+        if queued {
+            self.to.push((from, start..self.out.len()));
+        }
+    }
+}
+
 /// Decodes a received batch outside the lock, applies it to the table under one lock,
 /// then sends the replies in one batch. `frames` is empty scratch space.
-#[allow(clippy::too_many_arguments)]
 fn handle_batch<'b>(
     sock: &UdpSocket,
     ingest: &Ingest,
     batch: &'b RecvBatch,
     n: usize,
-    encoder: &mut ReplyEncoder,
-    out: &mut Vec<u8>,
-    replies: &mut Vec<(SocketAddr, Range<usize>)>,
-    frames: &mut Vec<(FrameRef<'b>, SocketAddr)>,
+    replier: &mut Replier<'_>,
+    frames: &mut Vec<Received<'b>>,
 ) {
-    out.clear();
-    replies.clear();
+    replier.out.clear();
+    replier.to.clear();
     for i in 0..n {
         let (bytes, from) = batch.get(i);
         let Some(from) = from else { continue };
         match decode(bytes, ingest.key.as_ref()) {
-            Ok(f) => frames.push((f, from)),
+            Ok(f) => frames.push((f, from, bytes.len())),
             Err(e) => {
                 reject(e.reason());
                 if e == DecodeError::Untagged {
-                    tell_auth_required(bytes, from, encoder, out, replies);
+                    // One small reply per beat, like an ACK, so the client's health shows why.
+                    if let Some(reply) = super::tcp::auth_required(bytes, &e) {
+                        replier.queue(&reply, from, bytes.len(), false);
+                    }
                 }
             }
         }
@@ -133,46 +165,28 @@ fn handle_batch<'b>(
         ingest.stats.frames_rejected.fetch_add((n - frames.len()) as u64, Ordering::Relaxed);
     }
     if frames.is_empty() {
-        if !replies.is_empty() {
-            send(sock, out, replies);
+        if !replier.to.is_empty() {
+            send(sock, replier.out, replier.to);
         }
         return;
     }
     let now = ingest.clock.now_ns();
     let mut beats = 0u64;
+    // With a key every frame that got here carried a valid tag.
+    let proved = ingest.key.is_some();
     ingest.with_table(|table| {
-        for (f, from) in frames.iter() {
+        for &(ref f, from, len) in frames.iter() {
             beats += u64::from(f.kind == Kind::Beat);
-            if let Some(reply) = table.ingest(f, Source { addr: *from, transport: Transport::Udp }, now) {
-                let start = out.len();
-                if encoder.encode(&reply, out) {
-                    replies.push((*from, start..out.len()));
-                }
+            if let Some(reply) = table.ingest(f, Source { addr: from, transport: Transport::Udp }, now) {
+                replier.queue(&reply, from, len, proved);
             }
         }
     });
     crate::metrics::get().beats_received.inc_by(beats);
     ingest.stats.beats_received.fetch_add(beats, Ordering::Relaxed);
-    if !replies.is_empty() {
-        let sent = send(sock, out, replies);
+    if !replier.to.is_empty() {
+        let sent = send(sock, replier.out, replier.to);
         crate::metrics::get().acks_sent.inc_by(sent as u64);
-    }
-}
-
-/// Queues a NACK auth_required for an untagged beat (see `tcp::auth_required`): one small
-/// reply per beat, like an ACK, so a spoofed flood gains no real amplification.
-fn tell_auth_required(
-    bytes: &[u8],
-    from: SocketAddr,
-    encoder: &mut ReplyEncoder,
-    out: &mut Vec<u8>,
-    replies: &mut Vec<(SocketAddr, Range<usize>)>,
-) {
-    if let Some(reply) = super::tcp::auth_required(bytes, &DecodeError::Untagged) {
-        let start = out.len();
-        if encoder.encode(&reply, out) {
-            replies.push((from, start..out.len()));
-        }
     }
 }
 
@@ -217,13 +231,13 @@ mod tests {
 
     #[test]
     fn recycling_keeps_the_allocation() {
-        let v: Vec<(FrameRef<'static>, SocketAddr)> = Vec::with_capacity(BATCH);
+        let v: Vec<Received<'static>> = Vec::with_capacity(BATCH);
         let (ptr, cap) = (v.as_ptr() as usize, v.capacity());
         let mut bytes = Vec::new();
         crate::proto::encode(&crate::proto::Frame::beat("x"), None, &mut bytes).unwrap();
         let mut w = recycle(v);
-        w.push((decode(&bytes, None).unwrap(), "127.0.0.1:1".parse().unwrap()));
-        let w: Vec<(FrameRef<'static>, SocketAddr)> = recycle(w);
+        w.push((decode(&bytes, None).unwrap(), "127.0.0.1:1".parse().unwrap(), bytes.len()));
+        let w: Vec<Received<'static>> = recycle(w);
         assert_eq!((w.as_ptr() as usize, w.capacity()), (ptr, cap));
         assert!(w.is_empty());
     }

@@ -75,6 +75,7 @@ pub fn decode<'a>(bytes: &'a [u8], key: Option<&AuthKey>) -> Result<FrameRef<'a>
         incarnation_us: exts.incarnation_us,
         ttl_ms: exts.ttl_ms,
         promise_ms: exts.promise_ms,
+        sent_unix_ms: exts.sent_unix_ms,
         labels_raw: region,
     })
 }

@@ -65,6 +65,9 @@ pub fn encode(frame: &Frame, key: Option<&AuthKey>, out: &mut Vec<u8>) -> Result
     if let Some(promise_ms) = frame.promise_ms {
         tlv(out, ext::PROMISE_MS, &[&promise_ms.to_be_bytes()]);
     }
+    if let Some(ms) = frame.sent_unix_ms {
+        tlv(out, ext::SENT_UNIX_MS, &[&ms.to_be_bytes()]);
+    }
 
     if let Some(key) = key {
         let tag = key.tag(out.get(start..).unwrap_or_default());
@@ -118,9 +121,7 @@ fn check(frame: &Frame) -> Result<usize, EncodeError> {
     if frame.rtt_us.is_some() {
         ext_len += 2 + 4;
     }
-    if frame.incarnation_us.is_some() {
-        ext_len += 2 + 8;
-    }
+    ext_len += 10 * (usize::from(frame.incarnation_us.is_some()) + usize::from(frame.sent_unix_ms.is_some()));
     ext_len += 6 * (usize::from(frame.ttl_ms.is_some()) + usize::from(frame.promise_ms.is_some()));
     Ok(ext_len)
 }

@@ -26,6 +26,10 @@ pub(super) const TTL_MS: u8 = 8;
 /// Value is a u32, network order (ACK): the monitor will not report the peer dead before
 /// its receive time of the acknowledged beat + this many ms.
 pub(super) const PROMISE_MS: u8 = 9;
+/// Value is a u64, network order (BEAT and LEAVE, with a key): the sender's wall clock at
+/// sending, ms since the Unix epoch. Under the tag, so a monitor can refuse a frame
+/// captured long ago, whatever it remembers (docs/protocol.md, Authentication).
+pub(super) const SENT_UNIX_MS: u8 = 10;
 
 /// The singular extensions found in a region; labels stay in the raw region.
 #[derive(Default)]
@@ -38,6 +42,7 @@ pub(super) struct Extensions<'a> {
     pub incarnation_us: Option<u64>,
     pub ttl_ms: Option<u32>,
     pub promise_ms: Option<u32>,
+    pub sent_unix_ms: Option<u64>,
 }
 
 /// Reads one TLV, or `None` at the end of the region.
@@ -103,6 +108,10 @@ pub(super) fn parse(region: &[u8]) -> Result<Extensions<'_>, DecodeError> {
             PROMISE_MS => {
                 let bytes = fixed::<4>(value, ty, "promise_ms: expected 4 bytes")?;
                 set_once(&mut out.promise_ms, u32::from_be_bytes(bytes), ty)?;
+            }
+            SENT_UNIX_MS => {
+                let bytes = fixed::<8>(value, ty, "sent_unix_ms: expected 8 bytes")?;
+                set_once(&mut out.sent_unix_ms, u64::from_be_bytes(bytes), ty)?;
             }
             _ => {} // Unknown: skipped on purpose (forward compatibility).
         }

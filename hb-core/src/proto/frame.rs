@@ -76,6 +76,8 @@ pub enum NackReason {
     Malformed = 6,
     /// Another process is beating under this id (see docs/protocol.md, "Claims").
     Conflict = 7,
+    /// TCP: the monitor holds as many connections as it takes (from this host, or in all).
+    TooManyConnections = 8,
 }
 
 impl NackReason {
@@ -89,7 +91,23 @@ impl NackReason {
             5 => NackReason::IntervalTooLong,
             6 => NackReason::Malformed,
             7 => NackReason::Conflict,
+            8 => NackReason::TooManyConnections,
             _ => NackReason::Unknown,
+        }
+    }
+
+    /// The reason's name, as docs/protocol.md and the test vectors spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NackReason::Unknown => "unknown",
+            NackReason::AuthRequired => "auth_required",
+            NackReason::BadTag => "bad_tag",
+            NackReason::Replay => "replay",
+            NackReason::TooManyPeers => "too_many_peers",
+            NackReason::IntervalTooLong => "interval_too_long",
+            NackReason::Malformed => "malformed",
+            NackReason::Conflict => "conflict",
+            NackReason::TooManyConnections => "too_many_connections",
         }
     }
 }
@@ -130,6 +148,9 @@ pub struct Frame {
     /// ACK: the monitor's promise, in ms from its receive time of the acknowledged beat,
     /// not to report the peer dead before then. The client fences on it.
     pub promise_ms: Option<u32>,
+    /// BEAT and LEAVE with a key: the sender's wall clock when sending, ms since the Unix
+    /// epoch, so a keyed monitor refuses frames captured long ago.
+    pub sent_unix_ms: Option<u64>,
 }
 
 impl Frame {
@@ -158,6 +179,7 @@ impl Frame {
             incarnation_us: None,
             ttl_ms: None,
             promise_ms: None,
+            sent_unix_ms: None,
         }
     }
 }
@@ -182,6 +204,7 @@ pub struct FrameRef<'a> {
     pub incarnation_us: Option<u64>,
     pub ttl_ms: Option<u32>,
     pub promise_ms: Option<u32>,
+    pub sent_unix_ms: Option<u64>,
     /// The whole (already validated) TLV region; `labels()` walks it lazily so decoding
     /// needs no allocation however many labels there are.
     pub(super) labels_raw: &'a [u8],
@@ -213,6 +236,7 @@ impl<'a> FrameRef<'a> {
             incarnation_us: self.incarnation_us,
             ttl_ms: self.ttl_ms,
             promise_ms: self.promise_ms,
+            sent_unix_ms: self.sent_unix_ms,
         }
     }
 }

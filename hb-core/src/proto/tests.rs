@@ -27,6 +27,7 @@ fn full(kind: Kind) -> Frame {
         incarnation_us: matches!(kind, Kind::Beat | Kind::Leave).then_some(1_718_000_000_123_456),
         ttl_ms: matches!(kind, Kind::Beat | Kind::Leave).then_some(15_000),
         promise_ms: (kind == Kind::Ack).then_some(14_250),
+        sent_unix_ms: matches!(kind, Kind::Beat | Kind::Leave).then_some(1_767_225_600_123),
     }
 }
 

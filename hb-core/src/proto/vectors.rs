@@ -59,20 +59,25 @@ pub(super) struct FrameJson {
     /// Absent in vectors written before the extension existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promise_ms: Option<u32>,
+    /// Absent in vectors written before the extension existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_unix_ms: Option<u64>,
 }
 
 const KINDS: [(Kind, &str); 4] =
     [(Kind::Beat, "beat"), (Kind::Ack, "ack"), (Kind::Leave, "leave"), (Kind::Nack, "nack")];
 
-const NACK_REASONS: [(NackReason, &str); 8] = [
-    (NackReason::Unknown, "unknown"),
-    (NackReason::AuthRequired, "auth_required"),
-    (NackReason::BadTag, "bad_tag"),
-    (NackReason::Replay, "replay"),
-    (NackReason::TooManyPeers, "too_many_peers"),
-    (NackReason::IntervalTooLong, "interval_too_long"),
-    (NackReason::Malformed, "malformed"),
-    (NackReason::Conflict, "conflict"),
+/// Every reason, by its wire code: the vectors name them as `NackReason::as_str` does.
+const NACK_REASONS: [NackReason; 9] = [
+    NackReason::Unknown,
+    NackReason::AuthRequired,
+    NackReason::BadTag,
+    NackReason::Replay,
+    NackReason::TooManyPeers,
+    NackReason::IntervalTooLong,
+    NackReason::Malformed,
+    NackReason::Conflict,
+    NackReason::TooManyConnections,
 ];
 
 fn name_of<T: PartialEq + Copy>(table: &[(T, &'static str)], v: T) -> String {
@@ -99,11 +104,12 @@ impl FrameJson {
             labels: f.labels.clone(),
             traceparent: f.traceparent.clone(),
             load: f.load,
-            nack_reason: f.nack_reason.map(|r| name_of(&NACK_REASONS, r)),
+            nack_reason: f.nack_reason.map(|r| r.as_str().to_owned()),
             rtt_us: f.rtt_us,
             incarnation_us: f.incarnation_us,
             ttl_ms: f.ttl_ms,
             promise_ms: f.promise_ms,
+            sent_unix_ms: f.sent_unix_ms,
         }
     }
 
@@ -121,11 +127,14 @@ impl FrameJson {
             labels: self.labels.clone(),
             traceparent: self.traceparent.clone(),
             load: self.load,
-            nack_reason: self.nack_reason.as_deref().map(|n| value_of(&NACK_REASONS, n)),
+            nack_reason: self.nack_reason.as_deref().map(|n| {
+                *NACK_REASONS.iter().find(|r| r.as_str() == n).unwrap_or_else(|| panic!("unknown nack reason {n:?}"))
+            }),
             rtt_us: self.rtt_us,
             incarnation_us: self.incarnation_us,
             ttl_ms: self.ttl_ms,
             promise_ms: self.promise_ms,
+            sent_unix_ms: self.sent_unix_ms,
         }
     }
 }
