@@ -1,5 +1,6 @@
 # heartbeater: C ABI build, header, install and C/C++ tests.
-#   make lib                     build libheartbeater.{a,so} (release)
+#   make lib                     build libheartbeater.{a,so} and the CLI (release), debug info
+#                                split out into $(CARGO_TARGET_DIR)/release/slim/.debug
 #   make header                  regenerate include/heartbeater.h with the pinned cbindgen
 #   make header-check            regenerate and fail if include/ differs from the commit
 #   make install PREFIX=/usr/local   headers, both libraries, heartbeater.pc, the CMake package,

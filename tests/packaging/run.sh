@@ -21,6 +21,10 @@ VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/Cargo.toml" | head -n1)
 MB=$((1024 * 1024))
 
 step() { echo; echo "== $*"; }
+# logged <cmd...>: run quietly; on failure show what it printed.
+# static <bin>: fails if the program loads libheartbeater.so (`! cmd` would not stop set -e).
+static() { if ldd "$1" | grep -e libheartbeater >/dev/null; then echo "FAIL: $1 is not static"; return 1; fi; }
+logged() { "$@" >"$WORK/log" 2>&1 || { cat "$WORK/log"; echo "FAIL: $*"; return 1; }; }
 budget() { # budget <file> <MB>
   local size
   size=$(stat -c %s "$1")
@@ -31,22 +35,22 @@ budget() { # budget <file> <MB>
 # --- 1. C and C++ against an installed prefix ----------------------------------------------
 PREFIX="$WORK/prefix"
 step "make install PREFIX=$PREFIX"
-make -s -C "$REPO" install PREFIX="$PREFIX" >/dev/null
+logged make -s -C "$REPO" install PREFIX="$PREFIX"
 
 step "size budgets"
 cc -I"$PREFIX/include" "$HERE/hello.c" -o "$WORK/hello-static" \
   $(PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" pkg-config --libs --static heartbeater | sed 's/-lheartbeater/-l:libheartbeater.a/')
-! ldd "$WORK/hello-static" | grep -q libheartbeater
-"$WORK/hello-static" | grep -qx "heartbeater $VERSION"
+static "$WORK/hello-static"
+"$WORK/hello-static" | grep -x -e "heartbeater $VERSION" >/dev/null
 budget "$PREFIX/lib/libheartbeater.so" 8
 budget "$PREFIX/lib/libheartbeater.a" 40
 budget "$WORK/hello-static" 10
 budget "$PREFIX/bin/heartbeater" 10
 # The debug info is beside, not lost: gdb follows .gnu_debuglink into .debug/.
 for f in lib/libheartbeater.so bin/heartbeater; do
-  readelf -S "$PREFIX/$f" | grep -q '\.gnu_debuglink'
-  ! readelf -S "$PREFIX/$f" | grep -q '\.debug_info'
-  readelf -S "$PREFIX/$(dirname $f)/.debug/$(basename $f).debug" 2>/dev/null | grep -q '\.debug_line'
+  readelf -S "$PREFIX/$f" | grep -e '\.gnu_debuglink' >/dev/null
+  if readelf -S "$PREFIX/$f" | grep -e '\.debug_info' >/dev/null; then echo "FAIL: $f has debug info"; exit 1; fi
+  readelf -S "$PREFIX/$(dirname $f)/.debug/$(basename $f).debug" 2>/dev/null | grep -e '\.debug_line' >/dev/null
 done
 
 step "pkg-config, as docs/c-abi.md shows (PKG_CONFIG_PATH; the .pc carries the rpath)"
@@ -59,7 +63,7 @@ c++ -std=c++17 -pthread "$CT/e2e.cpp" -o "$WORK/e2e-cpp-pc" $(pkg-config --cflag
 # shellcheck disable=SC2046
 cc -std=c11 -pthread -DEXPECTED_VERSION="\"$VERSION\"" "$CT/e2e.c" -o "$WORK/e2e-pc-static" \
   $(pkg-config --cflags heartbeater) $(pkg-config --libs --static heartbeater | sed 's/-lheartbeater/-l:libheartbeater.a/')
-! ldd "$WORK/e2e-pc-static" | grep -q libheartbeater
+static "$WORK/e2e-pc-static"
 for b in e2e-pc e2e-cpp-pc e2e-pc-static; do
   echo "   run $b"
   "$WORK/$b" >/dev/null
@@ -67,19 +71,19 @@ done
 unset PKG_CONFIG_PATH
 
 step "CMake find_package(heartbeater) with CMAKE_PREFIX_PATH"
-cmake -S "$HERE/cmake" -B "$WORK/cmake-build" -DCMAKE_PREFIX_PATH="$PREFIX" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$WORK/cmake-build" -j2 >/dev/null
+logged cmake -S "$HERE/cmake" -B "$WORK/cmake-build" -DCMAKE_PREFIX_PATH="$PREFIX" -DCMAKE_BUILD_TYPE=Release
+logged cmake --build "$WORK/cmake-build" -j2
 for kind in shared static; do
   for t in e2e_c e2e_cpp; do
     bin="$WORK/cmake-build/${t}_$kind"
-    if [ $kind = static ]; then ! ldd "$bin" | grep -q libheartbeater; else ldd "$bin" | grep -q "$PREFIX/lib/libheartbeater.so"; fi
+    if [ $kind = static ]; then static "$bin"; else ldd "$bin" | grep -e "$PREFIX/lib/libheartbeater.so" >/dev/null; fi
     echo "   run ${t}_$kind"
     "$bin" >/dev/null
   done
 done
 
 step "the CLI and its completions"
-"$PREFIX/bin/heartbeater" --version | grep -qx "heartbeater $VERSION"
+"$PREFIX/bin/heartbeater" --version | grep -x -e "heartbeater $VERSION" >/dev/null
 bash -c "source '$PREFIX/share/bash-completion/completions/heartbeater' && complete -p heartbeater" >/dev/null
 grep -q '^#compdef heartbeater' "$PREFIX/share/zsh/site-functions/_heartbeater"
 grep -q 'complete -c heartbeater' "$PREFIX/share/fish/vendor_completions.d/heartbeater.fish"
@@ -94,8 +98,8 @@ step "Go consumer module in $WORK/goconsumer"
 GOMOD="$REPO/bindings-go"
 new_consumer() { # new_consumer <dir> <module dir to replace with>
   mkdir -p "$1" && cp "$HERE/goconsumer/main.go" "$1/"
-  (cd "$1" && go mod init example.com/goconsumer >/dev/null 2>&1 &&
-    go mod edit -require heartbeater@v0.0.0 -replace heartbeater="$2" && go mod tidy >/dev/null 2>&1)
+  (cd "$1" && logged go mod init example.com/goconsumer &&
+    go mod edit -require heartbeater@v0.0.0 -replace heartbeater="$2" && logged go mod tidy)
 }
 # A copy of the module directory as git has it (no library yet): one line naming the command.
 mkdir -p "$WORK/module-copy"
@@ -104,11 +108,11 @@ new_consumer "$WORK/consumer-nolib" "$WORK/module-copy"
 if out=$(cd "$WORK/consumer-nolib" && go build -o /dev/null . 2>&1); then
   echo "FAIL: built without libheartbeater.a"; exit 1
 fi
-grep "error: #error" <<<"$out" | grep -q "run 'make -C bindings-go lib'" ||
+grep "error: #error" <<<"$out" | grep -e "run 'make -C bindings-go lib'" >/dev/null ||
   { echo "FAIL: the missing-library message does not name the command:"; echo "$out"; exit 1; }
 echo "   without the library: $(grep 'error: #error' <<<"$out" | sed 's/.*#error //')"
 
-make -s -C "$GOMOD" lib >/dev/null
+logged make -s -C "$GOMOD" lib
 new_consumer "$WORK/goconsumer" "$GOMOD"
 (cd "$WORK/goconsumer" && go build -o consumer . && ./consumer)
 (cd "$WORK/goconsumer" && go mod vendor && test -f vendor/heartbeater/heartbeater.h &&
@@ -118,8 +122,7 @@ echo "   vendored build ran (vendor/heartbeater holds heartbeater.h and libheart
 
 # --- 3. Python: the wheel, without Rust ----------------------------------------------------
 step "scripts/build-wheel"
-DIST="$WORK/dist" "$REPO/scripts/build-wheel" >"$WORK/build-wheel.log" 2>&1 ||
-  { cat "$WORK/build-wheel.log"; echo "FAIL: scripts/build-wheel"; exit 1; }
+DIST="$WORK/dist" logged "$REPO/scripts/build-wheel"
 wheel=$(ls "$WORK"/dist/heartbeater-"$VERSION"-cp39-abi3-manylinux_*_x86_64.whl)
 ls "$WORK/dist/heartbeater-$VERSION.tar.gz" >/dev/null
 echo "   $(basename "$wheel")"
