@@ -1,8 +1,12 @@
 # heartbeater: C ABI build, header, install and C/C++ tests.
-#   make lib                     build libheartbeater.{a,so} (release)
+#   make lib                     build libheartbeater.{a,so} and the CLI (release), debug info
+#                                split out into $(CARGO_TARGET_DIR)/release/slim/.debug
 #   make header                  regenerate include/heartbeater.h with the pinned cbindgen
 #   make header-check            regenerate and fail if include/ differs from the commit
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   headers, both libraries, heartbeater.pc, the CMake package,
+#                                the heartbeater CLI and its shell completions (.debug files for
+#                                the .so and the CLI under lib/.debug and bin/.debug)
+#   make uninstall PREFIX=...    removes exactly what install put there
 #   make c-test                  install into a temp prefix, build tests/c with pkg-config
 #                                (static + dynamic), run them, valgrind memcheck, ASan
 #                                (with a private etcd for the watcher test), then the C and
@@ -13,17 +17,43 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
-LIBDIR := $(CARGO_TARGET_DIR)/release
+RELEASE := $(CARGO_TARGET_DIR)/release
+# `make lib` leaves the shipped artifacts here: debug info moved out into .debug files.
+LIBDIR := $(RELEASE)/slim
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 # System libraries the Rust static library needs (from `rustc --print native-static-libs`).
 NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+comma := ,
+space := $(subst ,, )
+# A prefix the dynamic loader does not search gets an rpath in heartbeater.pc's Libs.
+PC_RPATH := $(if $(filter /usr /usr/local,$(PREFIX)),,-Wl$(comma)-rpath$(comma)$${libdir})
+# Everything install writes, relative to $(DESTDIR)$(PREFIX); uninstall removes these.
+INSTALLED := include/heartbeater.h include/heartbeater.hpp \
+  lib/libheartbeater.a lib/libheartbeater.so lib/.debug/libheartbeater.so.debug \
+  lib/pkgconfig/heartbeater.pc \
+  lib/cmake/heartbeater/heartbeaterConfig.cmake lib/cmake/heartbeater/heartbeaterConfigVersion.cmake \
+  bin/heartbeater bin/.debug/heartbeater.debug \
+  share/bash-completion/completions/heartbeater share/zsh/site-functions/_heartbeater \
+  share/fish/vendor_completions.d/heartbeater.fish
 # Where `make c-test` installs; a fresh temp dir by default.
 TEST_PREFIX ?= $(CARGO_TARGET_DIR)/c-test-prefix
 
-.PHONY: lib header header-check check-cbindgen install c-test clean-c-test
+.PHONY: lib header header-check check-cbindgen install uninstall c-test clean-c-test
 
+# Built with line tables (Cargo.toml); the shipped copies in $(LIBDIR) have them moved into
+# .debug files linked by .gnu_debuglink (gdb finds them in .debug/ beside the file). The
+# archive drops its debug info and the LLVM bitcode that rustc embeds for LTO, which C linkers
+# never read: 127 MB -> about 30 MB. Keep $(RELEASE)/libheartbeater.a to debug a static link.
 lib:
-	$(CARGO) build --release -p hb-ffi
+	$(CARGO) build --release -p hb-ffi -p hb-cli
+	rm -rf $(LIBDIR) && mkdir -p $(LIBDIR)/.debug
+	objcopy --strip-debug --remove-section=.llvmbc --remove-section=.llvmcmd \
+	  --enable-deterministic-archives $(RELEASE)/libheartbeater.a $(LIBDIR)/libheartbeater.a
+	for f in libheartbeater.so heartbeater; do \
+	  objcopy --only-keep-debug $(RELEASE)/$$f $(LIBDIR)/.debug/$$f.debug && \
+	  objcopy --strip-debug --add-gnu-debuglink=$(LIBDIR)/.debug/$$f.debug $(RELEASE)/$$f $(LIBDIR)/$$f \
+	  || exit 1; \
+	done
 
 check-cbindgen:
 	@have="$$(cbindgen --version 2>/dev/null | awk '{print $$2}')"; \
@@ -33,20 +63,40 @@ check-cbindgen:
 	  exit 1; \
 	fi
 
+# The Go module carries its own copy (bindings-go/heartbeater.h) so it builds from its directory alone.
 header: check-cbindgen
 	cbindgen --quiet --config hb-ffi/cbindgen.toml --crate hb-ffi --output include/heartbeater.h
+	cp include/heartbeater.h bindings-go/heartbeater.h
 
 header-check: header
-	@git diff --exit-code -- include/heartbeater.h && [ -z "$$(git status --porcelain -- include/heartbeater.h)" ] || { \
-	  echo "error: include/heartbeater.h is out of date with hb-ffi/src: run 'make header' and commit it."; exit 1; }
+	@git diff --exit-code -- include/heartbeater.h bindings-go/heartbeater.h && \
+	  [ -z "$$(git status --porcelain -- include/heartbeater.h bindings-go/heartbeater.h)" ] || { \
+	  echo "error: include/heartbeater.h or its copy bindings-go/heartbeater.h is out of date with hb-ffi/src: run 'make header' and commit both."; exit 1; }
 
 install: lib
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 include/heartbeater.h include/heartbeater.hpp $(DESTDIR)$(PREFIX)/include/
-	install -m 644 $(LIBDIR)/libheartbeater.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(LIBDIR)/libheartbeater.so $(DESTDIR)$(PREFIX)/lib/
+	D=$(DESTDIR)$(PREFIX); \
+	install -d $$D/include $$D/lib/.debug $$D/lib/pkgconfig $$D/lib/cmake/heartbeater $$D/bin/.debug \
+	  $$D/share/bash-completion/completions $$D/share/zsh/site-functions $$D/share/fish/vendor_completions.d && \
+	install -m 644 include/heartbeater.h include/heartbeater.hpp $$D/include/ && \
+	install -m 644 $(LIBDIR)/libheartbeater.a $$D/lib/ && \
+	install -m 755 $(LIBDIR)/libheartbeater.so $$D/lib/ && \
+	install -m 644 $(LIBDIR)/.debug/libheartbeater.so.debug $$D/lib/.debug/ && \
+	install -m 755 $(LIBDIR)/heartbeater $$D/bin/ && \
+	install -m 644 $(LIBDIR)/.debug/heartbeater.debug $$D/bin/.debug/ && \
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|' \
-	  hb-ffi/heartbeater.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/heartbeater.pc
+	  -e 's|^Libs: .*|& $(PC_RPATH)|' hb-ffi/heartbeater.pc.in > $$D/lib/pkgconfig/heartbeater.pc && \
+	sed -e 's|@CMAKE_NATIVE_LIBS@|$(subst $(space),;,$(patsubst -l%,%,$(NATIVE_LIBS)))|' \
+	  hb-ffi/cmake/heartbeaterConfig.cmake.in > $$D/lib/cmake/heartbeater/heartbeaterConfig.cmake && \
+	sed -e 's|@VERSION@|$(VERSION)|' \
+	  hb-ffi/cmake/heartbeaterConfigVersion.cmake.in > $$D/lib/cmake/heartbeater/heartbeaterConfigVersion.cmake && \
+	$(LIBDIR)/heartbeater completions bash > $$D/share/bash-completion/completions/heartbeater && \
+	$(LIBDIR)/heartbeater completions zsh > $$D/share/zsh/site-functions/_heartbeater && \
+	$(LIBDIR)/heartbeater completions fish > $$D/share/fish/vendor_completions.d/heartbeater.fish
+
+# Removes the files install wrote, then the directories it made if they are now empty.
+uninstall:
+	cd $(DESTDIR)$(PREFIX) && rm -f $(INSTALLED) && \
+	rmdir -p --ignore-fail-on-non-empty $(sort $(dir $(INSTALLED))) 2>/dev/null; true
 
 c-test:
 	rm -rf $(TEST_PREFIX)

@@ -28,6 +28,15 @@ pub enum Command {
     Demo(DemoArgs),
     /// Benchmarks: print a table and write JSON.
     Bench(BenchArgs),
+    /// Print a shell completion script (`make install` writes them; hidden from --help).
+    #[command(hide = true)]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Args, Debug)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use hb_core::{Client, Event, Monitor, Options, Watcher};
 
-use crate::cli::{BeatArgs, BenchCommand, Cli, Command, MonitorArgs, RelayArgs, WatchArgs};
+use crate::cli::{BeatArgs, BenchCommand, Cli, Command, CompletionsArgs, MonitorArgs, RelayArgs, WatchArgs};
 use crate::fail::{runtime, set, usage, CmdResult};
 use crate::impair::Impairment;
 use crate::relay::{udp_addr, Relay, RelaySpec};
@@ -30,7 +30,15 @@ pub fn run(cli: Cli) -> CmdResult {
             BenchCommand::Detection(a) => bench::detection::run(a),
             BenchCommand::Flood(a) => bench::flood::run(a),
         },
+        Command::Completions(a) => completions(a),
     }
+}
+
+/// The completion script for one shell, generated from the same clap definition as --help.
+fn completions(a: CompletionsArgs) -> CmdResult {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(a.shell, &mut cmd, "heartbeater", &mut std::io::stdout());
+    Ok(0)
 }
 
 /// One line per event on stdout, flushed at once so pipes see it live.
