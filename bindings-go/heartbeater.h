@@ -288,6 +288,14 @@ enum hb_reason
    * The handle was stopped.
    */
   HB_REASON_STOPPED = 16,
+  /**
+   * Two processes beat under one id; the tracked one keeps it.
+   */
+  HB_REASON_CONFLICT = 17,
+  /**
+   * Forgotten to make room in a full monitor table; reported dead.
+   */
+  HB_REASON_EVICTED = 18,
 };
 #ifndef __cplusplus
 typedef uint32_t hb_reason;
