@@ -812,11 +812,8 @@ fn a_forged_leave_cannot_silence_a_live_peer() {
     assert_eq!(t.state("a"), Some(State::Left));
 }
 
-/// Another host claims a live peer's id with a newer incarnation (a duplicate process, or a
-/// forgery without a key): held off and reported as a conflict, never a false restart; it
-/// takes over only once the real process has been quiet for two intervals.
-#[test]
-fn a_claim_from_another_host_is_a_conflict_while_the_peer_beats() {
+/// Peer "a" beating once a second for 5 s (events taken), and its next seq.
+fn steady_peer_without_a_key() -> (Fixture, u32) {
     let mut t = Fixture::new(TableConfig::new(DetectorKind::Adaptive, 100, false));
     let mut seq = 1;
     for _ in 0..5 {
@@ -825,6 +822,15 @@ fn a_claim_from_another_host_is_a_conflict_while_the_peer_beats() {
         t.run_for(S);
     }
     t.events();
+    (t, seq)
+}
+
+/// Another host claims a live peer's id with a newer incarnation (a duplicate process, or a
+/// forgery without a key): held off and reported as a conflict, never a false restart; it
+/// takes over only once the real process has been quiet for two intervals.
+#[test]
+fn a_claim_from_another_host_is_a_conflict_while_the_peer_beats() {
+    let (mut t, mut seq) = steady_peer_without_a_key();
     let held = rejected("conflict");
     let nack = Some(Reply::Nack { seq: 1, ts_ns: 1_001, reason: NackReason::Conflict });
     assert_eq!(t.send_from(&beat("a", 1, 2), "127.0.0.2:5000"), nack);
@@ -852,14 +858,7 @@ fn a_claim_from_another_host_is_a_conflict_while_the_peer_beats() {
 /// the forger has been quiet for two intervals: shut out for at most three.
 #[test]
 fn a_forged_restart_cannot_lock_the_real_process_out() {
-    let mut t = Fixture::new(TableConfig::new(DetectorKind::Adaptive, 100, false));
-    let mut seq = 1;
-    for _ in 0..5 {
-        t.send(&beat("a", seq, 1));
-        seq += 1;
-        t.run_for(S);
-    }
-    t.events();
+    let (mut t, mut seq) = steady_peer_without_a_key();
     t.send_from(&beat("a", 1, 2), "127.0.0.1:4999");
     assert_eq!(t.events(), vec![("a".into(), State::Alive, State::Alive, Reason::Restarted)]);
     let forged_at = t.now;
