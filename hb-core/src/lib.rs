@@ -6,7 +6,6 @@
 pub mod backoff;
 pub mod clock;
 pub mod config;
-pub mod delivery;
 pub mod detect;
 pub mod error;
 pub mod events;
