@@ -207,6 +207,10 @@ enum hb_state
    * The handle was stopped.
    */
   HB_STATE_STOPPED = 12,
+  /**
+   * Watcher: a key under the prefix whose value is not a registration.
+   */
+  HB_STATE_INVALID = 13,
 };
 #ifndef __cplusplus
 typedef uint32_t hb_state;
@@ -288,6 +292,18 @@ enum hb_reason
    * The handle was stopped.
    */
   HB_REASON_STOPPED = 16,
+  /**
+   * A graceful stop could not write the `leaving` mark: watchers see `expired`.
+   */
+  HB_REASON_LEAVE_FAILED = 17,
+  /**
+   * Our own key was deleted (by hand, or its lease revoked) while we kept it alive.
+   */
+  HB_REASON_KEY_DELETED = 18,
+  /**
+   * A value under the prefix is not a registration's JSON.
+   */
+  HB_REASON_MALFORMED_VALUE = 19,
 };
 #ifndef __cplusplus
 typedef uint32_t hb_reason;

@@ -71,6 +71,8 @@ named_enum! {
         Reregistered = "reregistered",
         /// The handle was stopped.
         Stopped = "stopped",
+        /// Watcher: a key under the prefix whose value is not a registration (not its JSON).
+        Invalid = "invalid",
     }
 }
 
@@ -111,6 +113,12 @@ named_enum! {
         Flapping = "flapping",
         /// The handle was stopped.
         Stopped = "stopped",
+        /// A graceful stop could not write the `leaving` mark: watchers see `expired`.
+        LeaveFailed = "leave_failed",
+        /// Our own key was deleted (by hand, or its lease revoked) while we kept it alive.
+        KeyDeleted = "key_deleted",
+        /// A value under the prefix is not a registration's JSON.
+        MalformedValue = "malformed_value",
     }
 }
 

@@ -39,6 +39,8 @@ pub enum hb_state {
     Reregistered = 11,
     /// The handle was stopped.
     Stopped = 12,
+    /// Watcher: a key under the prefix whose value is not a registration.
+    Invalid = 13,
 }
 
 /// Why a transition happened (mirrors hb-core's `Reason`). Explicit values, never reused.
@@ -79,6 +81,12 @@ pub enum hb_reason {
     Flapping = 15,
     /// The handle was stopped.
     Stopped = 16,
+    /// A graceful stop could not write the `leaving` mark: watchers see `expired`.
+    LeaveFailed = 17,
+    /// Our own key was deleted (by hand, or its lease revoked) while we kept it alive.
+    KeyDeleted = 18,
+    /// A value under the prefix is not a registration's JSON.
+    MalformedValue = 19,
 }
 
 impl From<State> for hb_state {
@@ -97,6 +105,7 @@ impl From<State> for hb_state {
             State::Expired => hb_state::Expired,
             State::Reregistered => hb_state::Reregistered,
             State::Stopped => hb_state::Stopped,
+            State::Invalid => hb_state::Invalid,
         }
     }
 }
@@ -121,6 +130,9 @@ impl From<Reason> for hb_reason {
             Reason::Rejected => hb_reason::Rejected,
             Reason::Flapping => hb_reason::Flapping,
             Reason::Stopped => hb_reason::Stopped,
+            Reason::LeaveFailed => hb_reason::LeaveFailed,
+            Reason::KeyDeleted => hb_reason::KeyDeleted,
+            Reason::MalformedValue => hb_reason::MalformedValue,
         }
     }
 }
