@@ -354,10 +354,14 @@ async fn watch_key(ctx: &Ctx, conn: &Connection, lease: i64, from: &mut i64) -> 
                     }
                 };
                 asked = None;
-                if resp.canceled() {
+                if resp.canceled() && resp.compact_revision() > 0 {
                     // Compacted past our revision: whether the key is still ours is unknown.
                     key_gone(ctx, lease);
                     return Watched::Gone;
+                }
+                if resp.canceled() {
+                    conn.member_failed(member);
+                    return Watched::Broken;
                 }
                 for event in resp.events() {
                     let Some(kv) = event.kv() else { continue };
