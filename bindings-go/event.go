@@ -27,6 +27,8 @@ const (
 	StateReregistered State = "reregistered"
 	// The handle was stopped.
 	StateStopped State = "stopped"
+	// A watcher: a value under the prefix that is not a registration.
+	StateInvalid State = "invalid"
 )
 
 // Reason says why a transition happened (like BFD's diagnostic code).
@@ -52,6 +54,9 @@ const (
 	ReasonStopped         Reason = "stopped"
 	ReasonConflict        Reason = "conflict"
 	ReasonEvicted         Reason = "evicted"
+	ReasonLeaveFailed     Reason = "leave_failed"
+	ReasonKeyDeleted      Reason = "key_deleted"
+	ReasonMalformedValue  Reason = "malformed_value"
 )
 
 // Event is one transition, copied into Go memory: it stays valid forever.

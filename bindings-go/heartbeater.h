@@ -207,6 +207,10 @@ enum hb_state
    * The handle was stopped.
    */
   HB_STATE_STOPPED = 12,
+  /**
+   * Watcher: a key under the prefix whose value is not a registration.
+   */
+  HB_STATE_INVALID = 13,
 };
 #ifndef __cplusplus
 typedef uint32_t hb_state;
@@ -296,6 +300,18 @@ enum hb_reason
    * Forgotten to make room in a full monitor table; reported dead.
    */
   HB_REASON_EVICTED = 18,
+  /**
+   * A graceful stop could not write the `leaving` mark: watchers see `expired`.
+   */
+  HB_REASON_LEAVE_FAILED = 19,
+  /**
+   * Our own key was deleted (by hand, or its lease revoked) while we kept it alive.
+   */
+  HB_REASON_KEY_DELETED = 20,
+  /**
+   * A value under the prefix is not a registration's JSON.
+   */
+  HB_REASON_MALFORMED_VALUE = 21,
 };
 #ifndef __cplusplus
 typedef uint32_t hb_reason;

@@ -1,6 +1,7 @@
 //! Runs COUNT etcd registrations in one process (one shared connection and keepalive
 //! stream) and reports, as JSON lines on stdout, every change of their fencing check and
-//! every event. Driven by tests/etcd (acceptance 4: frozen client; 5: keepalive load).
+//! every event; with `--holders`, also each client's own check turning (`{"kind": "holder",
+//! "peer", "ok", "t_ms"}`). Driven by tests/etcd (acceptance 4: frozen client; 5: keepalive load).
 //!
 //!   cargo run -p hb-core --example etcd_clients -- etcd://127.0.0.1:2379/services 1000 10s
 //!       [--service svc] [--id-prefix c] [--poll-ms 1]
@@ -36,6 +37,7 @@ fn main() {
     let ttl = &args[2];
     let service = flag("--service").unwrap_or_else(|| "svc".into());
     let id_prefix = flag("--id-prefix").unwrap_or_else(|| "c".into());
+    let holders = args.iter().any(|a| a == "--holders");
     let poll =
         Duration::from_millis(flag("--poll-ms").map(|v| v.parse().expect("--poll-ms N")).unwrap_or(if count <= 10 {
             1
@@ -72,8 +74,17 @@ fn main() {
         let (members, stop) = (members.clone(), stop.clone());
         std::thread::spawn(move || {
             let mut last: Option<(usize, u64, u64)> = None;
+            let mut each: Vec<Option<bool>> = vec![None; members.len()];
             while !stop.load(Ordering::SeqCst) {
-                let ok = members.iter().filter(|m| m.check().is_ok()).count();
+                let checks: Vec<bool> = members.iter().map(|m| m.check().is_ok()).collect();
+                let now = t_ms();
+                for (i, (&ok, seen)) in checks.iter().zip(each.iter_mut()).enumerate() {
+                    if holders && *seen != Some(ok) {
+                        *seen = Some(ok);
+                        say(json!({"kind": "holder", "peer": format!("{id_prefix}{i}"), "ok": ok, "t_ms": now}));
+                    }
+                }
+                let ok = checks.iter().filter(|&&ok| ok).count();
                 let epochs = members.iter().map(|m| token(m).1);
                 let (lo, hi) = epochs.fold((u64::MAX, 0), |(lo, hi), e| (lo.min(e), hi.max(e)));
                 if last != Some((ok, lo, hi)) {

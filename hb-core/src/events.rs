@@ -71,6 +71,8 @@ named_enum! {
         Reregistered = "reregistered",
         /// The handle was stopped.
         Stopped = "stopped",
+        /// Watcher: a key under the prefix whose value is not a registration (not its JSON).
+        Invalid = "invalid",
     }
 }
 
@@ -117,6 +119,12 @@ named_enum! {
         /// Forgotten to make room in a full monitor table (it had beaten only once, or was
         /// already dead or left): reported `dead`, as the monitor no longer vouches for it.
         Evicted = "evicted",
+        /// A graceful stop could not write the `leaving` mark: watchers see `expired`.
+        LeaveFailed = "leave_failed",
+        /// Our own key was deleted (by hand, or its lease revoked) while we kept it alive.
+        KeyDeleted = "key_deleted",
+        /// A value under the prefix is not a registration's JSON.
+        MalformedValue = "malformed_value",
     }
 }
 

@@ -220,6 +220,9 @@ fn stop_is_bounded_when_etcd_is_gone() {
     m.stop(Duration::from_millis(500)).unwrap();
     assert!(t0.elapsed() < Duration::from_millis(1200), "stop took {:?}", t0.elapsed());
     assert_eq!(m.state().unwrap(), State::Stopped);
+    // The `leaving` mark could not be written: watchers will see `expired`, and we say so.
+    let ev = wait_event(m.events(), Duration::from_secs(1), "stopped", |e| e.to == State::Stopped).clone();
+    assert_eq!(ev.reason, Reason::LeaveFailed);
 }
 
 #[test]

@@ -268,3 +268,24 @@ fn etcd_restart_and_wipe_keep_the_view_equal_to_etcd() {
     wait_for(Duration::from_secs(5), "empty view", || w.peers().unwrap().is_empty().then_some(()));
     w.stop().unwrap();
 }
+
+#[test]
+fn a_value_that_is_not_a_registration_is_reported_invalid_not_joined() {
+    if !etcd_support::etcd_installed() {
+        return;
+    }
+    let etcd = Etcd::start();
+    etcd.etcdctl(&["put", "/services/svc/garbage", "not json"]);
+    let w = watcher(&etcd.url("/services"));
+    let ev = wait_event(w.events(), Duration::from_secs(3), "garbage reported", |e| e.peer == "garbage").clone();
+    assert_eq!((ev.from, ev.to, ev.reason), (State::Unknown, State::Invalid, Reason::MalformedValue));
+    assert!(w.peers().unwrap().is_empty(), "not a member");
+    // A member whose value is overwritten with garbage stops being one.
+    etcd.etcdctl(&["put", "/services/svc/m", &value("m", 1, "up")]);
+    wait_event(w.events(), Duration::from_secs(3), "m joined", |e| e.peer == "m" && e.to == State::Joined);
+    etcd.etcdctl(&["put", "/services/svc/m", "{\"id\":"]);
+    let ev = wait_event(w.events(), Duration::from_secs(3), "m invalid", |e| e.peer == "m").clone();
+    assert_eq!((ev.from, ev.to, ev.reason), (State::Joined, State::Invalid, Reason::MalformedValue));
+    assert!(w.peers().unwrap().is_empty());
+    w.stop().unwrap();
+}

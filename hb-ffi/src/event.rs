@@ -39,6 +39,8 @@ pub enum hb_state {
     Reregistered = 11,
     /// The handle was stopped.
     Stopped = 12,
+    /// Watcher: a key under the prefix whose value is not a registration.
+    Invalid = 13,
 }
 
 /// Why a transition happened (mirrors hb-core's `Reason`). Explicit values, never reused.
@@ -83,6 +85,12 @@ pub enum hb_reason {
     Conflict = 17,
     /// Forgotten to make room in a full monitor table; reported dead.
     Evicted = 18,
+    /// A graceful stop could not write the `leaving` mark: watchers see `expired`.
+    LeaveFailed = 19,
+    /// Our own key was deleted (by hand, or its lease revoked) while we kept it alive.
+    KeyDeleted = 20,
+    /// A value under the prefix is not a registration's JSON.
+    MalformedValue = 21,
 }
 
 impl From<State> for hb_state {
@@ -101,6 +109,7 @@ impl From<State> for hb_state {
             State::Expired => hb_state::Expired,
             State::Reregistered => hb_state::Reregistered,
             State::Stopped => hb_state::Stopped,
+            State::Invalid => hb_state::Invalid,
         }
     }
 }
@@ -127,6 +136,9 @@ impl From<Reason> for hb_reason {
             Reason::Stopped => hb_reason::Stopped,
             Reason::Conflict => hb_reason::Conflict,
             Reason::Evicted => hb_reason::Evicted,
+            Reason::LeaveFailed => hb_reason::LeaveFailed,
+            Reason::KeyDeleted => hb_reason::KeyDeleted,
+            Reason::MalformedValue => hb_reason::MalformedValue,
         }
     }
 }

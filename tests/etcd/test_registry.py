@@ -191,3 +191,16 @@ def test_watcher_view_after_churn_and_restart(etcd, procs, heartbeater_bin, clie
     assert all(tos[f"l{i}"][-1] == "left" for i in range(50)), "graceful leaves are `left`"
     assert all(tos[f"d{i}"][-1] == "expired" for i in range(50)), "killed clients are `expired`"
     assert all("expired" not in tos[f"l{i}"] for i in range(50))
+
+
+# Issue 12: a value that is not a registration is reported as such, never as a member ------
+def test_watch_reports_a_non_json_value_as_invalid(etcd, procs, heartbeater_bin):
+    etcd.etcdctl("put", key("junk"), "not json")
+    w = watch(procs, heartbeater_bin, etcd)
+    ev = w.next(10, lambda m: m.get("peer") == "junk", "the junk key reported")
+    assert (ev["to"], ev["reason"]) == ("invalid", "malformed_value"), ev
+    b = beat(procs, heartbeater_bin, etcd, "a")
+    w.next(10, lambda m: m.get("peer") == "a" and m.get("to") == "joined", "a real member joins")
+    assert not [m for m in w.seen if m.get("peer") == "junk" and m.get("to") == "joined"]
+    b.signal(signal.SIGTERM)
+    b.p.wait(timeout=5)

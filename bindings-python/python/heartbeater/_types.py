@@ -14,13 +14,15 @@ StateName = Literal[
     "healthy", "degraded", "lost",  # a client's own health
     "joined", "updated", "expired", "reregistered",  # a watcher's view of etcd
     "stopped",
+    "invalid",  # a watcher: a value under the prefix that is not a registration
 ]
 
 #: Why a transition happened (like BFD's diagnostic codes).
 ReasonName = Literal[
     "registered", "recovered", "timeout", "left", "restarted", "lease_expired", "lease_not_found",
     "lease_deadline", "deregistered", "updated", "ack_timeout", "acked", "connect_failed",
-    "keepalive_failed", "rejected", "flapping", "stopped", "conflict", "evicted",
+    "keepalive_failed", "rejected", "flapping", "stopped", "conflict", "evicted", "leave_failed",
+    "key_deleted", "malformed_value",
 ]
 
 #: Where a handle is in its life (``Client.phase``, ``Monitor.phase``, ``Watcher.phase``).

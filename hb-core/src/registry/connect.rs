@@ -5,6 +5,7 @@
 //! "permission denied" (`Error::PermissionDenied`), so `start()` can tell them apart.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -88,6 +89,12 @@ pub(crate) struct Connection {
     urls: Vec<String>,
     options: ConnectOptions,
     has_user: bool,
+    /// One client per member (made on first use), for the streams that must not stay on a
+    /// frozen member: the balanced channel cannot tell a stopped process from a slow one,
+    /// and may keep handing it new streams.
+    members: Vec<Mutex<Option<Client>>>,
+    /// The member those streams go to now; moved on when one of them stalls.
+    preferred: AtomicUsize,
 }
 
 impl Connection {
@@ -126,6 +133,8 @@ impl Connection {
             client: Mutex::new(client),
             keepalive: KeepaliveMux::spawn(weak.clone()),
             addr,
+            members: urls.iter().map(|_| Mutex::new(None)).collect(),
+            preferred: AtomicUsize::new(0),
             urls,
             options,
             has_user: config.etcd.username.is_some(),
@@ -137,11 +146,40 @@ impl Connection {
         self.client.lock().clone()
     }
 
+    /// The preferred member and a client that talks to it alone, connected (and
+    /// authenticated) within `timeout` if it is the first use.
+    pub async fn member(&self, timeout: Duration) -> Result<(usize, Client)> {
+        let index = self.preferred.load(Ordering::SeqCst) % self.members.len();
+        if let Some(client) = self.members[index].lock().clone() {
+            return Ok((index, client));
+        }
+        let url = &self.urls[index];
+        let client = connect(std::slice::from_ref(url), &self.options, url, timeout).await?;
+        *self.members[index].lock() = Some(client.clone());
+        Ok((index, client))
+    }
+
+    /// A stream on member `index` stalled or failed: streams move to the next member
+    /// (unless another stream has already moved them).
+    pub fn member_failed(&self, index: usize) {
+        let next = (index + 1) % self.members.len();
+        let _ = self.preferred.compare_exchange(index, next, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Like `member_failed`, for the member preferred right now.
+    pub fn member_failed_now(&self) {
+        self.member_failed(self.preferred.load(Ordering::SeqCst) % self.members.len());
+    }
+
     /// Authenticates again: an etcd restart forgets the simple auth tokens it handed out.
     pub async fn reauthenticate(&self, timeout: Duration) -> Result<()> {
         if self.has_user {
             let client = connect(&self.urls, &self.options, &self.addr, timeout).await?;
             *self.client.lock() = client;
+            // The members' clients log in again on their next use.
+            for member in &self.members {
+                member.lock().take();
+            }
         }
         Ok(())
     }

@@ -5,9 +5,12 @@
 //! to whoever asked. Load on etcd is then exactly what the clients ask for: N leases at
 //! TTL/3 each, over one HTTP/2 stream.
 //!
-//! A stream that stops answering without an error (etcd-io/etcd#10821) is caught by a
-//! deadline on every request: the oldest unanswered request past its deadline makes the
-//! task drop the stream, fail everything pending, and open a new one on the next request.
+//! A stream that stops answering without an error (etcd-io/etcd#10821, or a member frozen
+//! by SIGSTOP) is caught by a deadline on every request: the oldest unanswered request past
+//! its deadline makes the task drop the stream, fail everything pending, and open a new one
+//! on the next request — on the next member: the stream talks to one member at a time
+//! (`Connection::member`), and one that stalled or failed is left for the next, so a frozen
+//! leader costs at most one keepalive deadline (TTL/3), well within the lease's TTL.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Weak;
@@ -63,6 +66,8 @@ impl KeepaliveMux {
 }
 
 struct Stream {
+    /// Which member it talks to.
+    member: usize,
     keeper: LeaseKeeper,
     responses: LeaseKeepAliveStream,
 }
@@ -70,7 +75,7 @@ struct Stream {
 async fn run(conn: Weak<Connection>, mut rx: mpsc::UnboundedReceiver<Request>) {
     let mut stream: Option<Stream> = None;
     let mut pending: HashMap<i64, VecDeque<(Instant, Reply)>> = HashMap::new();
-    let mut check = tokio::time::interval(Duration::from_millis(200));
+    let mut check = tokio::time::interval(Duration::from_millis(50));
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -86,6 +91,7 @@ async fn run(conn: Weak<Connection>, mut rx: mpsc::UnboundedReceiver<Request>) {
                         // what multiplexes every lease over this one stream.
                         s.keeper.id = req.lease;
                         if s.keeper.keep_alive().await.is_err() {
+                            leave_member(&conn, s.member);
                             stream = None;
                             fail_all(&mut pending, "keepalive stream broke");
                             let _ = req.reply.send(Err("keepalive stream broke".into()));
@@ -110,11 +116,11 @@ async fn run(conn: Weak<Connection>, mut rx: mpsc::UnboundedReceiver<Request>) {
                     }
                 }
                 Ok(None) => {
-                    stream = None;
+                    drop_stream(&conn, &mut stream);
                     fail_all(&mut pending, "keepalive stream ended");
                 }
                 Err(e) => {
-                    stream = None;
+                    drop_stream(&conn, &mut stream);
                     fail_all(&mut pending, &format!("keepalive stream failed: {}", describe(&e)));
                     if is_token_error(&e) {
                         reauthenticate(&conn).await;
@@ -126,7 +132,7 @@ async fn run(conn: Weak<Connection>, mut rx: mpsc::UnboundedReceiver<Request>) {
                 let stalled = pending.values().any(|q| q.front().is_some_and(|(deadline, _)| *deadline <= now));
                 if stalled {
                     // Silence past a deadline: the stream cannot be trusted any more.
-                    stream = None;
+                    drop_stream(&conn, &mut stream);
                     fail_all(&mut pending, "keepalive stream gave no answer in time");
                 }
             }
@@ -147,13 +153,26 @@ async fn open(conn: &Weak<Connection>, req: Request) -> Option<Stream> {
         let _ = req.reply.send(Err("etcd connection closed".into()));
         return None;
     };
-    let mut lease_client = conn.client().lease_client();
     let budget = req.deadline.saturating_duration_since(Instant::now());
-    match tokio::time::timeout(budget, lease_client.keep_alive(req.lease)).await {
+    let (member, client) = match conn.member(budget).await {
+        Ok(pair) => pair,
+        Err(e) => {
+            let _ = req.reply.send(Err(format!("open keepalive stream: {e}")));
+            return None;
+        }
+    };
+    let mut lease_client = client.lease_client();
+    let budget = req.deadline.saturating_duration_since(Instant::now());
+    let opened = tokio::time::timeout(budget, lease_client.keep_alive(req.lease)).await;
+    // "Lease not found" is an answer; anything else leaves this member for the next.
+    if !matches!(&opened, Ok(Ok(_))) && !matches!(&opened, Ok(Err(e)) if is_lease_not_found(e)) {
+        conn.member_failed(member);
+    }
+    match opened {
         Ok(Ok((keeper, responses))) => {
             // The client library read the first answer itself: TTL > 0, the lease lives.
             let _ = req.reply.send(Ok(Answer::Alive { ttl_s: 1 }));
-            Some(Stream { keeper, responses })
+            Some(Stream { member, keeper, responses })
         }
         Ok(Err(e)) if is_lease_not_found(&e) => {
             let _ = req.reply.send(Ok(Answer::NotFound));
@@ -170,6 +189,19 @@ async fn open(conn: &Weak<Connection>, req: Request) -> Option<Stream> {
             let _ = req.reply.send(Err("open keepalive stream: no answer in time".into()));
             None
         }
+    }
+}
+
+/// Drops the stream and leaves its member for the next one.
+fn drop_stream(conn: &Weak<Connection>, stream: &mut Option<Stream>) {
+    if let Some(s) = stream.take() {
+        leave_member(conn, s.member);
+    }
+}
+
+fn leave_member(conn: &Weak<Connection>, member: usize) {
+    if let Some(conn) = conn.upgrade() {
+        conn.member_failed(member);
     }
 }
 

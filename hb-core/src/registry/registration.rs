@@ -1,6 +1,11 @@
 //! A Client's etcd registration: grant(TTL), put-with-lease, keepalive every TTL/3 over the
 //! connection's shared keepalive stream, re-registration with a higher epoch after a lost
-//! lease, and a graceful leave (mark `leaving`, then revoke).
+//! lease, a watch on our own key, and a graceful leave (mark `leaving`, then revoke).
+//!
+//! The own-key watch is what keeps fencing honest when etcd deletes the key before our
+//! TTL arithmetic says it may: a key deleted by hand, or a lease revoked while we kept it
+//! alive (etcd 3.4's old leader does this after a pause, etcd-io/etcd#15247). `check()`
+//! fails the moment the deletion reaches us, and we register again with a new epoch.
 //!
 //! It never gives up (go-kratos/kratos#3883): every failure is retried with jittered
 //! backoff for as long as the Client runs. Health and fencing follow from what etcd
@@ -10,9 +15,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::PutOptions;
+use etcd_client::{EventType, PutOptions, WatchOptions};
 use parking_lot::Mutex;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -44,6 +49,13 @@ struct Ctx {
     conn: Mutex<Option<Arc<Connection>>>,
     /// The lease currently carrying our key (0: none).
     lease: AtomicI64,
+    /// (lease, revision of our put) of the current registration, for the own-key watch.
+    current: watch::Sender<(i64, i64)>,
+    /// A lease whose key etcd deleted: set (under the health lock) by the own-key watch,
+    /// so that no keepalive answer for it makes us valid again.
+    gone_lease: AtomicI64,
+    /// Wakes the keepalive loop to register again once our key is gone.
+    key_gone: Notify,
     /// Outcomes of registration attempts, for `start` to wait on.
     attempts: crossbeam_channel::Sender<Result<()>>,
 }
@@ -63,6 +75,9 @@ impl Registration {
             started_unix_ms: crate::events::unix_ms_now(),
             conn: Mutex::new(None),
             lease: AtomicI64::new(0),
+            current: watch::Sender::new((0, 0)),
+            gone_lease: AtomicI64::new(0),
+            key_gone: Notify::new(),
             attempts: attempts_tx,
             shared: Arc::clone(&shared),
         });
@@ -72,6 +87,7 @@ impl Registration {
             let ctx2 = Arc::clone(&ctx);
             tokio::select! {
                 _ = keep_registered(&ctx2) => {}
+                _ = watch_own_key(&ctx2) => {}
                 deadline = stop_rx => {
                     if let Ok(deadline) = deadline {
                         leave(&ctx, deadline).await;
@@ -164,7 +180,7 @@ async fn keep_registered(ctx: &Ctx) {
         if !registered {
             let sent_ns = shared.now_ns();
             match register(ctx).await {
-                Ok((lease, _)) => {
+                Ok((lease, _, revision)) => {
                     // Health (so the fencing token) first: a callback handling
                     // `reregistered` must already see the new epoch and pass check().
                     let (again, transition, epoch) = {
@@ -180,6 +196,7 @@ async fn keep_registered(ctx: &Ctx) {
                     if let Some(t) = transition {
                         shared.emit(t.from, t.to, t.reason, epoch);
                     }
+                    ctx.current.send_replace((lease, revision));
                     let _ = ctx.attempts.send(Ok(()));
                     registered = true;
                     backoff.reset();
@@ -195,18 +212,31 @@ async fn keep_registered(ctx: &Ctx) {
             continue;
         }
 
-        wait_ticking(shared, next_keepalive).await;
+        let lease = ctx.lease.load(Ordering::SeqCst);
+        if ctx.gone_lease.load(Ordering::SeqCst) == lease {
+            // Our key was deleted (health is already `lost`): register again.
+            lost_reason = Reason::KeyDeleted;
+            ctx.lease.store(0, Ordering::SeqCst);
+            registered = false;
+            continue;
+        }
+        tokio::select! {
+            _ = wait_ticking(shared, next_keepalive) => {}
+            _ = ctx.key_gone.notified() => continue,
+        }
         let Some(conn) = ctx.conn.lock().clone() else {
             registered = false;
             continue;
         };
-        let lease = ctx.lease.load(Ordering::SeqCst);
         let sent_ns = shared.now_ns();
         let sent = Instant::now();
         match conn.keepalive.keepalive(lease, interval).await {
             Ok(Answer::Alive { .. }) => {
                 crate::metrics::get().rtt_seconds.observe(sent.elapsed().as_secs_f64());
-                shared.update_health(|h| h.acked(sent_ns));
+                // Not for a lease whose key is gone: that answer must not make us valid again.
+                shared.update_health(|h| {
+                    (ctx.gone_lease.load(Ordering::SeqCst) != lease).then(|| h.acked(sent_ns)).flatten()
+                });
                 backoff.reset();
                 next_keepalive = sent + interval;
             }
@@ -252,8 +282,126 @@ async fn wait_ticking(shared: &ClientShared, until: Instant) {
     }
 }
 
-/// grant(TTL), then put-with-lease with the next epoch. Returns (lease, epoch).
-async fn register(ctx: &Ctx) -> Result<(i64, u64)> {
+/// Watches our own key for as long as the registration runs: a deletion, or a write by
+/// another lease, ends our hold at once. Each registration is watched from the revision of
+/// its own put, so a deletion that came before the watch was made is replayed too. The
+/// stream goes to one member (`Connection::member`) and asks for progress every TTL/3: a
+/// member that does not answer within TTL/3 is left for the next one.
+async fn watch_own_key(ctx: &Ctx) {
+    let mut current = ctx.current.subscribe();
+    let mut backoff = Backoff::new(RETRY_MIN, Duration::from_secs(1));
+    loop {
+        let (lease, revision) = *current.borrow_and_update();
+        let conn = ctx.conn.lock().clone();
+        if let (Some(conn), true) = (conn, lease != 0) {
+            let mut from = revision + 1;
+            tokio::select! {
+                ended = watch_key(ctx, &conn, lease, &mut from) => {
+                    if ended == Watched::Broken {
+                        tokio::time::sleep(backoff.next()).await;
+                    } else {
+                        backoff.reset();
+                    }
+                    if ended != Watched::Gone && *current.borrow() == (lease, revision) {
+                        // Resume this registration's watch where it stopped.
+                        ctx.current.send_replace((lease, from - 1));
+                        continue;
+                    }
+                }
+                _ = current.changed() => continue,
+            }
+        }
+        // Nothing to watch until the next registration.
+        if current.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Watched {
+    /// The key is gone (or not ours any more): reported.
+    Gone,
+    /// The stream broke or stalled: watch again from `from`.
+    Broken,
+}
+
+/// One watch stream on our key from revision `*from`; returns when the key is gone or the
+/// stream cannot be trusted. `*from` moves past every revision seen.
+async fn watch_key(ctx: &Ctx, conn: &Connection, lease: i64, from: &mut i64) -> Watched {
+    let interval = ctx.shared.config.ttl / 3;
+    let Ok((member, mut client)) = conn.member(interval).await else {
+        return Watched::Broken;
+    };
+    let options = WatchOptions::new().with_start_revision(*from);
+    let opened = tokio::time::timeout(interval, client.watch(ctx.key.as_str(), Some(options))).await;
+    let Ok(Ok((mut watcher, mut stream))) = opened else {
+        conn.member_failed(member);
+        return Watched::Broken;
+    };
+    let mut progress = tokio::time::interval(interval);
+    progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    progress.tick().await;
+    let mut asked: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            msg = stream.message() => {
+                let resp = match msg {
+                    Ok(Some(resp)) => resp,
+                    Ok(None) | Err(_) => {
+                        conn.member_failed(member);
+                        return Watched::Broken;
+                    }
+                };
+                asked = None;
+                if resp.canceled() && resp.compact_revision() > 0 {
+                    // Compacted past our revision: whether the key is still ours is unknown.
+                    key_gone(ctx, lease);
+                    return Watched::Gone;
+                }
+                if resp.canceled() {
+                    conn.member_failed(member);
+                    return Watched::Broken;
+                }
+                for event in resp.events() {
+                    let Some(kv) = event.kv() else { continue };
+                    *from = (*from).max(kv.mod_revision() + 1);
+                    if event.event_type() == EventType::Delete || kv.lease() != lease {
+                        key_gone(ctx, lease);
+                        return Watched::Gone;
+                    }
+                }
+            }
+            _ = progress.tick() => {
+                if asked.is_some_and(|at| at.elapsed() >= interval) {
+                    // No answer to a progress request within TTL/3: a frozen member.
+                    conn.member_failed(member);
+                    return Watched::Broken;
+                }
+                if asked.is_none() && watcher.request_progress().await.is_ok() {
+                    asked = Some(Instant::now());
+                }
+            }
+        }
+    }
+}
+
+/// Our key is gone while `lease` still carries our registration: not the holder any more
+/// (`check()` fails from here), and the keepalive loop registers again.
+fn key_gone(ctx: &Ctx, lease: i64) {
+    ctx.shared.update_health(|h| {
+        if ctx.lease.load(Ordering::SeqCst) != lease {
+            return None;
+        }
+        ctx.gone_lease.store(lease, Ordering::SeqCst);
+        h.lease_lost(Reason::KeyDeleted)
+    });
+    ctx.key_gone.notify_one();
+}
+
+/// grant(TTL), then put-with-lease with the next epoch. Returns (lease, epoch, revision of
+/// the put).
+async fn register(ctx: &Ctx) -> Result<(i64, u64, i64)> {
     let shared = &ctx.shared;
     let config = &shared.config;
     let existing = ctx.conn.lock().clone();
@@ -283,7 +431,7 @@ async fn register(ctx: &Ctx) -> Result<(i64, u64)> {
         tokio::time::timeout(budget, client.put(ctx.key.as_str(), value, Some(PutOptions::new().with_lease(lease))))
             .await;
     match put {
-        Ok(Ok(_)) => Ok((lease, epoch)),
+        Ok(Ok(resp)) => Ok((lease, epoch, resp.header().map_or(0, |h| h.revision()))),
         // The granted lease expires by itself; the next attempt grants a fresh one.
         Ok(Err(e)) => Err(failed(&conn, &format!("put {}", ctx.key), &e).await),
         Err(_) => Err(timed_out(&conn, &format!("put {}", ctx.key), budget)),
@@ -323,23 +471,32 @@ fn registration_value(ctx: &Ctx, epoch: u64, state: &str) -> Vec<u8> {
 }
 
 /// Graceful goodbye before `deadline`: mark the value `leaving` (same lease, so watchers see
-/// a departure), then revoke the lease (the key goes at once).
+/// a departure), then revoke the lease (the key goes at once). The mark is retried, member
+/// after member, for two thirds of the time; if it still failed, the stop is reported with
+/// reason `leave_failed`: watchers will see `expired`, not `left`.
 async fn leave(ctx: &Ctx, deadline: Instant) {
     let lease = ctx.lease.load(Ordering::SeqCst);
     let conn = ctx.conn.lock().clone();
     let shared = &ctx.shared;
-    let mut revoked = false;
+    let mut reason = Reason::Stopped;
     if let (Some(conn), true) = (conn, lease != 0) {
-        let mut client = conn.client();
         let epoch = shared.health.lock().epoch();
         let value = registration_value(ctx, epoch, STATE_LEAVING);
-        let put = client.put(ctx.key.as_str(), value, Some(PutOptions::new().with_lease(lease)));
-        // Leave a little of the budget for the revoke even if the put hangs.
+        // Leave a third of the budget for the revoke even if every put hangs.
         let put_deadline = deadline - deadline.saturating_duration_since(Instant::now()) / 3;
-        let _ = tokio::time::timeout_at(put_deadline, put).await;
-        revoked = matches!(tokio::time::timeout_at(deadline, client.lease_revoke(lease)).await, Ok(Ok(_)));
+        let marked = until_done(&conn, put_deadline, |mut client| {
+            let value = value.clone();
+            async move { client.put(ctx.key.as_str(), value, Some(PutOptions::new().with_lease(lease))).await.map(drop) }
+        })
+        .await;
+        let revoked =
+            until_done(&conn, deadline, |mut client| async move { client.lease_revoke(lease).await.map(drop) }).await;
+        reason = match (marked, revoked) {
+            (true, true) => Reason::Deregistered,
+            (true, false) => Reason::Stopped,
+            (false, _) => Reason::LeaveFailed,
+        };
     }
-    let reason = if revoked { Reason::Deregistered } else { Reason::Stopped };
     let (transition, epoch) = {
         let mut h = shared.health.lock();
         (h.stopped(), h.epoch())
@@ -347,4 +504,31 @@ async fn leave(ctx: &Ctx, deadline: Instant) {
     if let Some(t) = transition {
         shared.emit(t.from, t.to, reason, epoch);
     }
+}
+
+/// Runs `op` on the preferred member until it succeeds or `deadline` passes; an attempt
+/// gets a third of the time left (at least 100 ms), and a member that failed or did not
+/// answer is left for the next. True if it succeeded.
+async fn until_done<F, Fut>(conn: &Connection, deadline: Instant, op: F) -> bool
+where
+    F: Fn(etcd_client::Client) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<(), etcd_client::Error>>,
+{
+    let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(200));
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let attempt_deadline = (Instant::now() + (left / 3).max(Duration::from_millis(100))).min(deadline);
+        let attempt = async {
+            let (member, client) = conn.member(left).await.ok()?;
+            Some((member, op(client).await))
+        };
+        match tokio::time::timeout_at(attempt_deadline, attempt).await {
+            Ok(Some((_, Ok(())))) => return true,
+            Ok(Some((member, Err(_)))) => conn.member_failed(member),
+            // Could not reach the member, or no answer in time.
+            Ok(None) | Err(_) => conn.member_failed_now(),
+        }
+        tokio::time::sleep_until((Instant::now() + backoff.next()).min(deadline)).await;
+    }
+    false
 }

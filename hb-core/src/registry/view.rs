@@ -4,7 +4,9 @@
 //! - a new key → `joined` (reason `registered`), or `left` if it is already marked leaving;
 //! - a changed value → `updated` (reason `updated`); marked leaving → `left` (reason `left`);
 //! - a key gone after `leaving` → nothing more (the departure was already reported);
-//! - a key gone without `leaving` → `expired` (reason `lease_expired`).
+//! - a key gone without `leaving` → `expired` (reason `lease_expired`);
+//! - a value that is not a registration's JSON → `invalid` (reason `malformed_value`): never
+//!   a member, not in `peers()`; its deletion reports nothing more.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +19,8 @@ use super::value::{split_key, RegistrationValue};
 struct Entry {
     info: PeerInfo,
     leaving: bool,
+    /// The value is not a registration: reported `invalid`, not a member.
+    malformed: bool,
     value: Vec<u8>,
     /// The `to` of the last event reported for this key.
     last: State,
@@ -34,7 +38,7 @@ impl View {
     }
 
     pub fn peers(&self) -> Vec<PeerInfo> {
-        self.entries.values().map(|e| e.info.clone()).collect()
+        self.entries.values().filter(|e| !e.malformed).map(|e| e.info.clone()).collect()
     }
 
     pub fn value_of(&self, key: &str) -> Option<&[u8]> {
@@ -50,12 +54,19 @@ impl View {
     pub fn put(&mut self, key: &str, value: &[u8]) -> Option<Event> {
         let (key_service, key_id) = split_key(&self.prefix, key)?;
         let parsed = RegistrationValue::parse(value);
+        let malformed = parsed.is_none();
         let leaving = parsed.as_ref().is_some_and(RegistrationValue::is_leaving);
         let mut info = PeerInfo {
             id: key_id.to_string(),
             service: key_service.to_string(),
             labels: BTreeMap::new(),
-            state: if leaving { State::Left } else { State::Alive },
+            state: if malformed {
+                State::Invalid
+            } else if leaving {
+                State::Left
+            } else {
+                State::Alive
+            },
             last_seen_unix_ms: unix_ms_now(),
             incarnation: 0,
             epoch: 0,
@@ -69,21 +80,23 @@ impl View {
             info.epoch = v.epoch;
         }
         let (from, to, reason) = match self.entries.get(key) {
+            Some(old) if old.value == value => return None,
+            old if malformed => (old.map_or(State::Unknown, |o| o.last), State::Invalid, Reason::MalformedValue),
             None if leaving => (State::Unknown, State::Left, Reason::Left),
             None => (State::Unknown, State::Joined, Reason::Registered),
-            Some(old) if old.value == value => return None,
+            Some(old) if old.malformed => (old.last, State::Joined, Reason::Registered),
             Some(old) if leaving && !old.leaving => (old.last, State::Left, Reason::Left),
             Some(old) => (old.last, State::Updated, Reason::Updated),
         };
         let event = event_for(&info, from, to, reason);
-        self.entries.insert(key.to_string(), Entry { info, leaving, value: value.to_vec(), last: to });
+        self.entries.insert(key.to_string(), Entry { info, leaving, malformed, value: value.to_vec(), last: to });
         Some(event)
     }
 
     /// A key was deleted (lease revoked or expired, or removed by hand).
     pub fn delete(&mut self, key: &str) -> Option<Event> {
         let old = self.entries.remove(key)?;
-        if old.leaving {
+        if old.leaving || old.malformed {
             return None;
         }
         Some(event_for(&old.info, old.last, State::Expired, Reason::LeaseExpired))
@@ -147,6 +160,28 @@ mod tests {
         assert_eq!((e.from, e.to, e.reason), (State::Joined, State::Expired, Reason::LeaseExpired));
         assert!(v.peers().is_empty());
         assert_eq!(v.put("/other/svc/x", b"{}"), None);
+    }
+
+    #[test]
+    fn a_value_that_is_not_a_registration_is_invalid_never_a_member() {
+        let mut v = View::new("/p");
+        let e = v.put("/p/svc/x", b"not json").unwrap();
+        assert_eq!(
+            (e.peer.as_str(), e.from, e.to, e.reason),
+            ("x", State::Unknown, State::Invalid, Reason::MalformedValue)
+        );
+        assert!(v.peers().is_empty(), "not a member");
+        assert_eq!(v.put("/p/svc/x", b"not json"), None);
+        // A member whose value turns into garbage stops being one.
+        v.put("/p/svc/a", &value("a", 1, STATE_UP));
+        let e = v.put("/p/svc/a", b"{\"id\":1}").unwrap();
+        assert_eq!((e.from, e.to, e.reason), (State::Joined, State::Invalid, Reason::MalformedValue));
+        assert!(v.peers().is_empty());
+        // ...and becomes one again with a valid value; the deletion of garbage says nothing.
+        let e = v.put("/p/svc/a", &value("a", 2, STATE_UP)).unwrap();
+        assert_eq!((e.from, e.to, e.reason), (State::Invalid, State::Joined, Reason::Registered));
+        assert_eq!(v.delete("/p/svc/x"), None);
+        assert_eq!(v.peers().len(), 1);
     }
 
     #[test]
