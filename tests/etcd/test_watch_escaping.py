@@ -4,10 +4,15 @@ zero-width character in them must be printed escaped, each event on exactly one 
 (hb-cli/src/escape.rs, docs/cli.md "Escaping")."""
 
 import json
+import os
 import re
+import sys
 
 import pytest
-from terminal import NEWLINE_ESC_BIDI, RawLines, unsafe_chars
+from terminal import NEWLINE_ESC_BIDI, unsafe_chars
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "system"))
+from procs import Proc  # noqa: E402
 
 PREFIX = "/services"
 FIELD = r'(?:"(?:[^"\\]|\\.)*"|[^\s"]+)'
@@ -25,9 +30,9 @@ def registration(ident, service, labels):
 
 @pytest.mark.parametrize("json_out", [False, True], ids=["text", "json"])
 def test_watch_prints_hostile_keys_and_values_escaped_on_one_line(etcd, heartbeater_bin, json_out):
-    w = RawLines([str(heartbeater_bin), "watch", etcd.url(PREFIX)] + (["--json"] if json_out else []))
+    w = Proc([str(heartbeater_bin), "watch", etcd.url(PREFIX)] + (["--json"] if json_out else []), raw=True)
     try:
-        w.wait_stderr("watching")
+        w.stderr_match("watching")
         puts = [
             (f"{PREFIX}/svc/{HOSTILE_ID}", registration(HOSTILE_ID, "svc", LABELS)),
             (f"{PREFIX}/{HOSTILE_SERVICE}/plain", registration("plain", HOSTILE_SERVICE, {})),
@@ -37,8 +42,8 @@ def test_watch_prints_hostile_keys_and_values_escaped_on_one_line(etcd, heartbea
         for key, value in puts:
             etcd.etcdctl("put", key, value)
         # Keys are watched in revision order: once the witness is printed, all were.
-        w.wait_for(lambda lines: any("witness" in l for l in lines), 15, "the witness key's event")
-        lines = list(w.lines)
+        w.wait_for(lambda: any("witness" in l for _, l in w.stdout), 15, "the witness key's event")
+        lines = [l for _, l in w.stdout]
         for line in lines:
             assert not unsafe_chars(line), f"raw {unsafe_chars(line)} reached the terminal: {line!r}"
         if json_out:

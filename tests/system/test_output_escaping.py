@@ -14,7 +14,8 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
-from terminal import NEWLINE_ESC_BIDI, RawLines, unsafe_chars  # noqa: E402
+from procs import Proc  # noqa: E402
+from terminal import NEWLINE_ESC_BIDI, unsafe_chars  # noqa: E402
 
 EPOCH_2024 = 1704067200
 
@@ -41,10 +42,10 @@ TEXT_LINE = re.compile(r'^\d+ (\S+) (\S+) \w+ -> \w+ reason=\w+ incarnation=\d+'
 
 @pytest.mark.parametrize("json_out", [False, True], ids=["text", "json"])
 def test_monitor_prints_hostile_labels_and_ids_escaped_on_one_line(heartbeater_bin, json_out):
-    mon = RawLines([str(heartbeater_bin), "monitor", "--listen", "udp://127.0.0.1:0"] + (["--json"] if json_out else []))
+    argv = [str(heartbeater_bin), "monitor", "--listen", "udp://127.0.0.1:0"] + (["--json"] if json_out else [])
+    mon = Proc(argv, raw=True)
     try:
-        listening = mon.wait_stderr("listening on udp://")[0]
-        host, port = re.search(r"udp://([\d.]+):(\d+)", listening).groups()
+        host, port = mon.stderr_match(r"listening on udp://([\d.]+):(\d+)").groups()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             for seq in (1, 2):
                 s.sendto(beat_frame("hostile-ctl", seq, CONTROL_LABELS), (host, int(port)))
@@ -52,8 +53,8 @@ def test_monitor_prints_hostile_labels_and_ids_escaped_on_one_line(heartbeater_b
                 s.sendto(beat_frame("hostile-fmt", seq, FORMAT_LABELS), (host, int(port)))
                 s.sendto(beat_frame("witness", seq, {"zone": "z1"}), (host, int(port)))
         # The witness was sent last: once it is printed the others were handled.
-        mon.wait_for(lambda lines: any("witness" in l for l in lines), 10, "the witness peer's event")
-        lines = list(mon.lines)
+        mon.wait_for(lambda: any("witness" in l for _, l in mon.stdout), 10, "the witness peer's event")
+        lines = [l for _, l in mon.stdout]
         assert lines, "no output"
         for line in lines:
             assert not unsafe_chars(line), f"raw {unsafe_chars(line)} reached the terminal: {line!r}"
@@ -75,6 +76,6 @@ def test_monitor_prints_hostile_labels_and_ids_escaped_on_one_line(heartbeater_b
             assert fmt_line.count("reason=") == 2, fmt_line  # the event's own, and the quoted one
             ctl = [l for l in lines if "hostile-ctl" in l]
             assert all('label.note="x\\ny\\u{1b}[2J\\u{202e}gnp.exe\\r\\u{2028}z\\u{200b}\\u{9b}"' in l for l in ctl), ctl
-        assert not [l for l in mon.stderr if "warning" in l], "loopback without a key must not warn"
+        assert not [l for _, l in mon.stderr if "warning" in l], "loopback without a key must not warn"
     finally:
         assert mon.stop() == 0
