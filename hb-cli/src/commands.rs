@@ -13,7 +13,7 @@ use crate::cli::{BeatArgs, BenchCommand, Cli, Command, CompletionsArgs, MonitorA
 use crate::fail::{runtime, set, usage, CmdResult};
 use crate::impair::Impairment;
 use crate::relay::{udp_addr, Relay, RelaySpec};
-use crate::{bench, demo, signals};
+use crate::{bench, demo, escape, signals};
 
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
@@ -41,9 +41,10 @@ fn completions(a: CompletionsArgs) -> CmdResult {
     Ok(0)
 }
 
-/// One line per event on stdout, flushed at once so pipes see it live.
+/// One line per event on stdout, flushed at once so pipes see it live. Every text in it
+/// came from a peer or from etcd, so it goes through `escape`.
 pub fn print_event(ev: &Event, json: bool) {
-    let line = if json { ev.to_json().to_string() } else { text_line(ev) };
+    let line = if json { escape::json(&ev.to_json()) } else { text_line(ev) };
     let mut out = std::io::stdout().lock();
     // A closed pipe is the reader's business; keep monitoring.
     let _ = writeln!(out, "{line}");
@@ -51,10 +52,33 @@ pub fn print_event(ev: &Event, json: bool) {
 }
 
 fn text_line(ev: &Event) -> String {
-    format!(
+    let mut line = format!(
         "{} {} {} {} -> {} reason={} incarnation={}",
-        ev.at_unix_ms, ev.service, ev.peer, ev.from, ev.to, ev.reason, ev.incarnation
-    )
+        ev.at_unix_ms,
+        escape::field(&ev.service),
+        escape::field(&ev.peer),
+        ev.from,
+        ev.to,
+        ev.reason,
+        ev.incarnation
+    );
+    for (k, v) in &ev.labels {
+        line.push_str(&format!(" label.{}={}", escape::field(k), escape::field(v)));
+    }
+    line
+}
+
+/// The warning a monitor prints when it listens beyond loopback without a key, if it does.
+fn unauthenticated_warning(addrs: &[(String, std::net::SocketAddr)], has_key: bool) -> Option<String> {
+    let exposed: Vec<&str> =
+        addrs.iter().filter(|(_, a)| !a.ip().is_loopback()).map(|(name, _)| name.as_str()).collect();
+    (!has_key && !exposed.is_empty()).then(|| {
+        format!(
+            "heartbeater monitor: warning: {} is reachable beyond loopback without an auth key: anyone who can \
+             send to it can forge beats and leaves for any peer; give --auth-key-file FILE (docs/protocol.md)",
+            exposed.join(", ")
+        )
+    })
 }
 
 fn monitor(a: MonitorArgs) -> CmdResult {
@@ -76,8 +100,12 @@ fn monitor(a: MonitorArgs) -> CmdResult {
     let json = a.json;
     monitor.events().set_callback(Box::new(move |ev| print_event(ev, json)))?;
     monitor.start()?;
-    for (name, _) in monitor.local_addrs()? {
+    let addrs = monitor.local_addrs()?;
+    for (name, _) in &addrs {
         eprintln!("heartbeater monitor: listening on {name}");
+    }
+    if let Some(warning) = unauthenticated_warning(&addrs, a.auth_key_file.is_some()) {
+        eprintln!("{warning}");
     }
     let _metrics = match metrics_addr {
         Some(addr) => {
@@ -173,7 +201,7 @@ fn beat(a: BeatArgs) -> CmdResult {
     let sig = signals::wait_forever();
     eprintln!("heartbeater beat: {sig}, leaving");
     if let Err(e) = client.stop(client.config().stop_timeout) {
-        eprintln!("heartbeater beat: stop: {e}");
+        eprintln!("heartbeater beat: stop: {}", escape::line(&e.to_string()));
     }
     Ok(0)
 }
@@ -280,4 +308,43 @@ fn relay(a: RelayArgs) -> CmdResult {
     );
     relay.stop();
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hb_core::{Reason, State};
+
+    #[test]
+    fn a_hostile_event_prints_as_one_line_with_every_field_distinct() {
+        let mut ev = Event::new("web-1", "svc\nfake 1 svc x alive", State::Unknown, State::Alive, Reason::Registered);
+        ev.labels.insert("zone".into(), "eu-1".into());
+        ev.labels.insert("reason".into(), "a b\u{1b}[2J\u{202e}".into());
+        let line = text_line(&ev);
+        assert!(!line.chars().any(escape::is_unsafe), "{line:?}");
+        assert!(
+            line.ends_with(
+                " \"svc\\nfake 1 svc x alive\" web-1 unknown -> alive reason=registered incarnation=0 \
+                 label.reason=\"a b\\u{1b}[2J\\u{202e}\" label.zone=eu-1"
+            ),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn the_monitor_warns_only_beyond_loopback_without_a_key() {
+        let addrs = |list: &[&str]| -> Vec<(String, std::net::SocketAddr)> {
+            list.iter().map(|a| (format!("udp://{a}"), a.parse().unwrap())).collect()
+        };
+        for local in [&["127.0.0.1:7946"][..], &["127.0.0.2:1", "[::1]:2"]] {
+            assert_eq!(unauthenticated_warning(&addrs(local), false), None);
+        }
+        for exposed in [&["0.0.0.0:7946"][..], &["127.0.0.1:1", "[::]:2"], &["10.1.2.3:4"]] {
+            let w = unauthenticated_warning(&addrs(exposed), false).expect("a warning");
+            assert!(w.contains("--auth-key-file") && !w.contains('\n'), "{w}");
+            assert_eq!(unauthenticated_warning(&addrs(exposed), true), None);
+        }
+        let w = unauthenticated_warning(&addrs(&["127.0.0.1:1", "[::]:2"]), false).unwrap();
+        assert!(w.contains("udp://[::]:2") && !w.contains("127.0.0.1"), "{w}");
+    }
 }

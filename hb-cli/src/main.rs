@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod commands;
 mod demo;
+mod escape;
 mod fail;
 mod impair;
 mod procstat;
@@ -19,7 +20,7 @@ fn main() {
     let code = match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("heartbeater: {}", e.message);
+            eprintln!("heartbeater: {}", escape::line(&e.message));
             e.code
         }
     };

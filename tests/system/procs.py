@@ -15,12 +15,15 @@ def now_ms():
 
 
 class Proc:
-    """A child process whose stdout and stderr lines are collected by reader threads."""
+    """A child process whose stdout and stderr lines are collected by reader threads.
+    With `raw=True` lines are split at b"\\n" only and decoded as UTF-8, so a CR or a
+    U+2028 in the output stays visible (text mode splits at CR)."""
 
-    def __init__(self, argv):
+    def __init__(self, argv, raw=False):
         self.argv = argv
+        self.raw = raw
         self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True, bufsize=1)
+                                      stderr=subprocess.PIPE, text=not raw, bufsize=-1 if raw else 1)
         self.cond = threading.Condition()
         self.stdout = []
         self.stderr = []
@@ -33,8 +36,9 @@ class Proc:
 
     def _read(self, stream, sink):
         for line in stream:
+            line = line.rstrip(b"\n").decode("utf-8") if self.raw else line.rstrip("\n")
             with self.cond:
-                sink.append((now_ms(), line.rstrip("\n")))
+                sink.append((now_ms(), line))
                 self.cond.notify_all()
         stream.close()
 

@@ -4,6 +4,8 @@
 mod beater;
 mod direct;
 pub mod health;
+#[doc(hidden)]
+pub mod probe;
 pub(crate) mod shared;
 
 use std::sync::Arc;
