@@ -226,13 +226,13 @@ impl Beater {
         let Some(pos) = self.outstanding.iter().position(|o| o.seq == f.seq && o.sent_ns == f.ts_ns) else {
             if f.kind == Kind::Nack && (f.seq, f.ts_ns) == (0, 0) {
                 // About the connection, not a beat (a TCP monitor refusing it): only noted
-                // for `check()`, since over UDP anyone could send one.
+                // for `check()`'s message, not taken as a reply, since over UDP anyone
+                // could send one.
                 let reason = f.nack_reason.unwrap_or(NackReason::Unknown);
                 self.shared.update_health(|h| {
                     h.refused(reason);
                     None
                 });
-                return Heard::Refused(reason);
             }
             return Heard::Nothing;
         };
