@@ -93,7 +93,8 @@ class Cluster:
         lead = leaders.pop()
         return next((m for m in self.members if m.proc and m.status() == (lead, lead)), None)
 
-    def wait_leader(self, timeout=30, other_than=None):
+    def wait_leader(self, timeout=90, other_than=None):
+        # Generous: an election and a member catching up take long on a loaded host.
         def found():
             m = self.leader()
             return m if m is not None and m is not other_than else None

@@ -108,12 +108,19 @@ def lost_registrations(w):
     return [m for _, m in w.pull() if "peer" in m and (m["to"] == "expired" or (m["to"] == "joined" and m.get("epoch", 1) > 1))]
 
 
+# How long etcd and the 20 clients get to recover after a fault (a new leader, a member
+# back, every key written again). What these tests bound is what is lost and how fast
+# check() fails, not how fast a cluster on a loaded 2-core host recovers: in scripts/stress
+# (a busy loop per core) 30 s was not always enough to agree on a leader again.
+RECOVERY_S = 90
+
+
 def settle(holders, cluster, what, since):
     """Every key in etcd and every holder valid again; then one TTL of observation, the
     time a lease lost during the fault would take to show as `expired`. Returns the
     holders whose check() failed since `since` (ms)."""
-    wait_until(lambda: len(cluster.keys(PREFIX + "/") or {}) == N, 30, interval=0.2, what=f"{N} keys after {what}")
-    wait_until(holders.all_ok, 30, interval=0.1, what=f"every holder passes check() after {what}")
+    wait_until(lambda: len(cluster.keys(PREFIX + "/") or {}) == N, RECOVERY_S, interval=0.2, what=f"{N} keys after {what}")
+    wait_until(holders.all_ok, RECOVERY_S, interval=0.1, what=f"every holder passes check() after {what}")
     time.sleep(TTL_S + 1)
     failed = sorted({m["peer"] for _, m in holders.pull() if m.get("kind") == "holder" and not m["ok"] and m["t_ms"] >= since})
     print(f"\n{what}: {len(failed)}/{N} holders failed check() for a while: {failed}")
@@ -130,7 +137,7 @@ def test_leader_kill_and_freeze_lose_no_registration(cluster, procs, clients_bin
         cluster.wait_leader(other_than=leader)
         settle(holders, cluster, "leader SIGKILL", t_fault)
         cluster.restart(leader)
-        wait_until(lambda: leader.status() is not None, 20, interval=0.1, what="killed member back")
+        wait_until(lambda: leader.status() is not None, RECOVERY_S, interval=0.1, what="killed member back")
 
         leader = cluster.wait_leader()
         deletes = deletions(procs, cluster, next(m for m in cluster.members if m is not leader))
