@@ -74,7 +74,8 @@ class Cluster:
             "--logger", "zap", "--log-outputs", "stderr",
         ]
         log = open(m.log, "ab")
-        m.proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        # Its own process group, not its own session: see tests/harness/etcd.py.
+        m.proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL, process_group=0)
         log.close()
 
     def start(self):
@@ -163,7 +164,10 @@ class Cluster:
                 harness.stop_pid(m.pid, kill=True)
                 m.proc.wait(timeout=10)
                 m.proc = None
-        shutil.rmtree(self.root, ignore_errors=True)
+        if os.environ.get("HB_ETCD_KEEP_LOGS"):
+            print(f"etcd cluster logs kept in {self.root}")
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self):
         return self.start()

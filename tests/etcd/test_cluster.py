@@ -11,6 +11,7 @@ connection, attached to whichever member its balancer picked), and `heartbeater 
 
 HB_ETCD_CLUSTER_ROUNDS=N repeats the leader faults N times (default 1: the CI version);
 ETCD_BIN names the etcd binary (default: Debian's 3.4).
+HB_ETCD_KEEP_LOGS=1 keeps the members' data dirs and logs (the path is printed).
 """
 
 import json

@@ -143,9 +143,11 @@ class Etcd:
                 "--client-cert-auth",
             ]
         log = open(self.log, "ab")
-        # A session of its own: a Ctrl-C in the test runner does not reach etcd first,
-        # and the script form can exit while etcd keeps running.
-        self.proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        # A process group of its own: a Ctrl-C in the test runner does not reach etcd first,
+        # and the script form can exit while etcd keeps running. Not a session of its own:
+        # on this kernel (6.18, autogroups on) a new session is a new scheduling group,
+        # which a busy loop in another group can starve for 30 s and more (scripts/stress).
+        self.proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL, process_group=0)
         log.close()
         self.pid = self.proc.pid
         self.wait_healthy()
