@@ -97,13 +97,15 @@ pub fn judge(
     if order == Ordering::Less && keyed {
         return Verdict::Refuse("stale_incarnation");
     }
+    let newer = order == Ordering::Greater;
+    // Before the quiet check: a live process that misses a beat or two (a busy host) must not
+    // hand its id to a forged far-future incarnation, which its own next start could not beat.
+    if newer && tracked.live && from_the_future(f, unix_us_now()) {
+        return Verdict::Refuse("future_incarnation");
+    }
     if !tracked.heard_recently(now_ns) {
         *rival = None;
         return Verdict::TakeOver;
-    }
-    let newer = order == Ordering::Greater;
-    if newer && from_the_future(f, unix_us_now()) {
-        return Verdict::Refuse("future_incarnation");
     }
     if newer && from == tracked.ip {
         *rival = None;
@@ -258,6 +260,18 @@ mod tests {
         let r = decode(&buf, None).unwrap();
         let v = judge(&mut None, &r, HOST, Ordering::Greater, &t, false, 1_010 * MS);
         assert_eq!(v, Verdict::Refuse("future_incarnation"));
+    }
+
+    #[test]
+    fn a_quiet_live_process_keeps_its_id_from_the_future() {
+        let t = Tracked { live: true, last_heard_ns: 1_000 * MS, interval_ns: 100 * MS, ip: HOST };
+        let mut f = Frame::beat("a");
+        f.incarnation = u32::MAX;
+        // Quiet for ten intervals (a stalled host), still alive: the far future is refused...
+        assert_eq!(judge_frame(&mut None, &f, Ordering::Greater, &t, 2_000 * MS), Verdict::Refuse("future_incarnation"));
+        // ...and once it is dead, any claimant may have the id.
+        let dead = Tracked { live: false, ..t };
+        assert_eq!(judge_frame(&mut None, &f, Ordering::Greater, &dead, 2_000 * MS), Verdict::TakeOver);
     }
 
     #[test]
