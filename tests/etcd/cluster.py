@@ -41,7 +41,9 @@ class Member:
     def pid(self):
         return self.proc.pid if self.proc else None
 
-    def post(self, path, body, timeout=2.0):
+    def post(self, path, body, timeout=10.0):
+        # Generous: a write on a loaded host can take seconds; what the tests time is
+        # bracketed by their own clock reads, not bounded by this.
         req = urllib.request.Request(f"http://{self.endpoint}{path}", data=json.dumps(body).encode(), method="POST")
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return json.loads(r.read().decode())
