@@ -361,11 +361,9 @@ class Driver:
     # ---- processes -------------------------------------------------------------------
 
     def do_beat(self, s: Dict[str, Any]) -> None:
-        log = tempfile.TemporaryFile()
-        self.procs[s["as"]] = subprocess.Popen(
-            [self.hb_bin(), "beat", *[str(a) for a in s["args"]]], stdout=subprocess.DEVNULL, stderr=log
-        )
-        log.close()
+        args = [self.hb_bin(), "beat", *[str(a) for a in s["args"]]]
+        with tempfile.TemporaryFile() as log:
+            self.procs[s["as"]] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
 
     def do_kill(self, s: Dict[str, Any]) -> None:
         sig = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM}.get(s["signal"])

@@ -496,7 +496,10 @@ fn within(ms: u64, expect: &Value) -> Outcome {
 fn heartbeater_bin() -> PathBuf {
     match std::env::var_os("HEARTBEATER_BIN") {
         Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/heartbeater"),
+        None => match std::env::var_os("CARGO_TARGET_DIR") {
+            Some(dir) => PathBuf::from(dir).join("debug/heartbeater"),
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/heartbeater"),
+        },
     }
 }
 
