@@ -125,6 +125,18 @@ func WithDetector(name string) Option {
 	return func(s *settings) { s.addString("detector", name) }
 }
 
+// WithFalseDeadRate sets how many false "dead" verdicts the adaptive detector is placed to
+// make per peer, as "COUNT/PERIOD": "1/2y" (the default: one every two years), "1/y", "3/d".
+func WithFalseDeadRate(rate string) Option {
+	return func(s *settings) { s.addString("false_dead_rate", rate) }
+}
+
+// WithFalseSuspectRate sets the adaptive detector's false "suspect" target per peer, as
+// WithFalseDeadRate does for "dead" (default "1/d"); it may not be rarer than the dead one.
+func WithFalseSuspectRate(rate string) Option {
+	return func(s *settings) { s.addString("false_suspect_rate", rate) }
+}
+
 // WithOption sets any engine option by its key (the keys of hb-core config::OPTION_KEYS,
 // e.g. "connect_timeout" = "3s", "metrics_addr" = "127.0.0.1:9464", "ack" = "true").
 func WithOption(key, value string) Option {

@@ -25,6 +25,8 @@ func TestOptionErrorsArePreciseAndMatchErrConfig(t *testing.T) {
 		{"bad detector", []Option{WithEndpoint("udp://127.0.0.1:9"), WithDetector("magic")}, []string{"detector", "magic"}},
 		{"service with slash", []Option{WithEndpoint("udp://127.0.0.1:9"), WithService("a/b")}, []string{"service", "a/b"}},
 		{"NUL in instance id", []Option{WithEndpoint("udp://127.0.0.1:9"), WithInstanceID("a\x00b")}, []string{"instance_id", "NUL"}},
+		{"bad false dead rate", []Option{WithEndpoint("udp://127.0.0.1:9"), WithFalseDeadRate("1/fortnight")}, []string{`false_dead_rate "1/fortnight": expected a rate per peer as COUNT/PERIOD`}},
+		{"suspect rarer than dead", []Option{WithEndpoint("udp://127.0.0.1:9"), WithFalseDeadRate("1/h")}, []string{`false_suspect_rate "1/d (the default)": expected at least false_dead_rate (1/h)`}},
 		{"unknown option key", []Option{WithEndpoint("udp://127.0.0.1:9"), WithOption("colour", "blue")}, []string{"colour", "one of"}},
 	}
 	for _, tc := range cases {

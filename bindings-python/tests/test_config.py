@@ -34,6 +34,9 @@ UDP = "udp://127.0.0.1:9"
         (lambda: Monitor("etcd://127.0.0.1:2379/p"), "listen"),
         (lambda: Monitor("udp://127.0.0.1:7946", max_peers=0), "max_peers"),
         (lambda: Monitor("udp://127.0.0.1:7946", metrics_addr="nope"), "metrics_addr"),
+        (lambda: Monitor("udp://127.0.0.1:7946", false_dead_rate="1/fortnight"), "false_dead_rate"),
+        (lambda: Monitor("udp://127.0.0.1:7946", false_dead_rate="1/h"), "false_suspect_rate"),
+        (lambda: Monitor("udp://127.0.0.1:7946", detector="phi", false_suspect_rate="1/h"), "false_suspect_rate"),
         (lambda: Watcher("udp://127.0.0.1:9"), "endpoint"),
         (lambda: Client("etcd://127.0.0.1:2379/p", service="api", etcd_cert_file="/c.pem"), "etcd_cert_file"),
         (lambda: Watcher("etcd://127.0.0.1:2379/p", etcd_username="root"), "etcd_username"),
@@ -93,6 +96,7 @@ def test_good_arguments_are_accepted() -> None:
     assert (c.service, c.instance_id) == ("api", "w-1")
     assert c.state == "unknown"
     Monitor("udp://127.0.0.1:7946,tcp://127.0.0.1:7946", auth_key="0123456789abcdef", max_peers=10, detector="adaptive")
+    Monitor("udp://127.0.0.1:7946", false_dead_rate="1/y", false_suspect_rate="2/h")
     Watcher("etcd://127.0.0.1:2379/services", connect_timeout=1.5)
 
 

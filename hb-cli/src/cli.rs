@@ -56,6 +56,13 @@ pub struct MonitorArgs {
     /// Failure detector: adaptive or phi
     #[arg(long, allow_hyphen_values = true)]
     pub detector: Option<String>,
+    /// Adaptive detector: false `dead` verdicts tolerated per peer, COUNT/PERIOD
+    /// (default 1/2y: one every two years)
+    #[arg(long, value_name = "RATE", allow_hyphen_values = true)]
+    pub false_dead_rate: Option<String>,
+    /// Adaptive detector: false `suspect` verdicts tolerated per peer (default 1/d)
+    #[arg(long, value_name = "RATE", allow_hyphen_values = true)]
+    pub false_suspect_rate: Option<String>,
     /// Most peers tracked at once (default 131072); a full table evicts peers heard only
     /// once, then dead and left ones, before it refuses a newcomer
     #[arg(long, value_name = "N", allow_hyphen_values = true)]

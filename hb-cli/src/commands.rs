@@ -91,6 +91,12 @@ fn monitor(a: MonitorArgs) -> CmdResult {
     if let Some(d) = &a.detector {
         set(&mut o, "detector", d)?;
     }
+    if let Some(r) = &a.false_dead_rate {
+        set(&mut o, "false_dead_rate", r)?;
+    }
+    if let Some(r) = &a.false_suspect_rate {
+        set(&mut o, "false_suspect_rate", r)?;
+    }
     if let Some(n) = &a.max_peers {
         set(&mut o, "max_peers", n)?;
     }

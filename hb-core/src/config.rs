@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::detect::DetectorKind;
+use crate::detect::{DetectorKind, DEFAULT_TARGET_FALSE_DEAD_PER_S, DEFAULT_TARGET_FALSE_SUSPECT_PER_S};
 use crate::error::{Error, Result};
 
 pub const MAX_NAME_LEN: usize = 64;
@@ -215,6 +215,41 @@ pub fn parse_duration(field: &str, text: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Seconds in a day, for rates per day, week and year (of 365.25 days).
+pub const DAY_S: f64 = 86_400.0;
+
+/// Parses a mistake rate per peer, `COUNT/PERIOD`: `1/2y` (one every two years), `1/d`,
+/// `0.5/h`, `1e-8/s`; the result is per second. Periods take the units of `parse_duration`
+/// and also `d` (day), `w` (week) and `y` (365.25 days); a bare unit means one of it.
+pub fn parse_rate(field: &str, text: &str) -> Result<f64> {
+    let bad = || {
+        Error::config(
+            field,
+            text,
+            "a rate per peer as COUNT/PERIOD, e.g. 1/2y (one every two years), 1/d or 0.5/h, from 1/1000000y to 1/s",
+        )
+    };
+    let (count, period) = text.trim().split_once('/').ok_or_else(bad)?;
+    let count: f64 = count.trim().parse().map_err(|_| bad())?;
+    let period = period.trim();
+    let split = period.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(period.len());
+    let (num, unit) = period.split_at(split);
+    let num: f64 = if num.is_empty() { 1.0 } else { num.parse().map_err(|_| bad())? };
+    let unit_s = match unit.trim() {
+        "d" | "day" => DAY_S,
+        "w" | "week" => 7.0 * DAY_S,
+        "y" | "year" => 365.25 * DAY_S,
+        other => parse_duration(field, &format!("1{other}")).map_err(|_| bad())?.as_secs_f64(),
+    };
+    let per_s = count / (num * unit_s);
+    // Inside the detector's own bounds (DetectorParams::validate, 1e-15..=1 per second).
+    let slowest = 1.0 / (1e6 * 365.25 * DAY_S);
+    if !per_s.is_finite() || !(slowest..=1.0).contains(&per_s) {
+        return Err(bad());
+    }
+    Ok(per_s)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IntervalRange {
     pub min: Duration,
@@ -347,6 +382,8 @@ pub struct Options {
     pub(crate) auth_key: Option<Secret>,
     pub(crate) auth_key_file: Option<PathBuf>,
     pub(crate) detector: Option<DetectorKind>,
+    pub(crate) false_dead_rate: Option<Typed<f64>>,
+    pub(crate) false_suspect_rate: Option<Typed<f64>>,
     pub(crate) max_peers: Option<usize>,
     pub(crate) stop_timeout: Option<Duration>,
     pub(crate) connect_timeout: Option<Duration>,
@@ -374,6 +411,8 @@ pub const OPTION_KEYS: &[&str] = &[
     "auth_key",
     "auth_key_file",
     "detector",
+    "false_dead_rate",
+    "false_suspect_rate",
     "max_peers",
     "stop_timeout",
     "connect_timeout",
@@ -421,6 +460,13 @@ impl Options {
             "auth_key_file" => self.auth_key_file = Some(PathBuf::from(value)),
             "detector" => {
                 self.detector = Some(value.parse().map_err(|_| Error::config("detector", value, "adaptive or phi"))?)
+            }
+            "false_dead_rate" | "false_suspect_rate" => {
+                let rate = Some(Typed { value: parse_rate(key, value)?, text: value.to_string() });
+                match key {
+                    "false_dead_rate" => self.false_dead_rate = rate,
+                    _ => self.false_suspect_rate = rate,
+                }
             }
             "max_peers" => self.max_peers = Some(parse_count("max_peers", value, 1, 1 << 24)?),
             "stop_timeout" => self.stop_timeout = Some(parse_duration("stop_timeout", value)?),
@@ -543,6 +589,9 @@ pub struct Config {
     pub labels: BTreeMap<String, String>,
     pub auth_key: Option<Secret>,
     pub detector: DetectorKind,
+    /// The adaptive detector's targets, per peer per second: false `dead`, false `suspect`.
+    pub false_dead_per_s: f64,
+    pub false_suspect_per_s: f64,
     pub max_peers: usize,
     pub stop_timeout: Duration,
     pub connect_timeout: Duration,
@@ -632,6 +681,8 @@ impl Config {
         };
         let labels = o.labels.clone().unwrap_or_default();
         validate_labels(&labels)?;
+        let detector = o.detector.unwrap_or(DetectorKind::Adaptive);
+        let (false_dead_per_s, false_suspect_per_s) = detector_targets(&o, detector)?;
         if (o.etcd_cert_file.is_some()) != (o.etcd_key_file.is_some()) {
             return Err(Error::config("etcd_cert_file", "", "etcd_cert_file and etcd_key_file set together"));
         }
@@ -648,7 +699,9 @@ impl Config {
             interval,
             labels,
             auth_key,
-            detector: o.detector.unwrap_or(DetectorKind::Adaptive),
+            detector,
+            false_dead_per_s,
+            false_suspect_per_s,
             max_peers: o.max_peers.unwrap_or(DEFAULT_MAX_PEERS),
             stop_timeout: o.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
             connect_timeout: o.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
@@ -675,6 +728,37 @@ impl Config {
     }
 }
 
+/// The adaptive detector's two target rates (defaults: one false `dead` per two peer-years,
+/// one false `suspect` per peer-day). Refused with `phi`, which has thresholds instead, and
+/// when `suspect` would be rarer than `dead` (a peer is suspected before it is convicted).
+fn detector_targets(o: &Options, detector: DetectorKind) -> Result<(f64, f64)> {
+    if detector != DetectorKind::Adaptive {
+        if let Some((key, rate)) =
+            [("false_dead_rate", &o.false_dead_rate), ("false_suspect_rate", &o.false_suspect_rate)]
+                .into_iter()
+                .find_map(|(key, rate)| rate.as_ref().map(|r| (key, r)))
+        {
+            return Err(Error::config(
+                key,
+                &rate.text,
+                "no rate with detector phi (it has thresholds): use detector adaptive",
+            ));
+        }
+    }
+    let dead = o.false_dead_rate.as_ref().map_or(DEFAULT_TARGET_FALSE_DEAD_PER_S, |r| r.value);
+    let suspect = o.false_suspect_rate.as_ref().map_or(DEFAULT_TARGET_FALSE_SUSPECT_PER_S, |r| r.value);
+    if suspect < dead {
+        let text = o.false_suspect_rate.as_ref().map_or("1/d (the default)".to_string(), |r| r.text.clone());
+        let dead_text = o.false_dead_rate.as_ref().map_or("1/2y (the default)".to_string(), |r| r.text.clone());
+        return Err(Error::config(
+            "false_suspect_rate",
+            text,
+            format!("at least false_dead_rate ({dead_text}): a peer is suspected before it is convicted"),
+        ));
+    }
+    Ok((dead, suspect))
+}
+
 /// Explicit options (`top`) win over `base` field by field.
 fn overlay(base: Options, top: Options) -> Options {
     macro_rules! pick {
@@ -690,6 +774,8 @@ fn overlay(base: Options, top: Options) -> Options {
         auth_key,
         auth_key_file,
         detector,
+        false_dead_rate,
+        false_suspect_rate,
         max_peers,
         stop_timeout,
         connect_timeout,
@@ -873,6 +959,50 @@ mod tests {
         assert!(Config::resolve_with_env(&o, Role::Monitor, &|_| None).is_ok());
         let err = Config::resolve_with_env(&o, Role::Client, &|_| None).unwrap_err().to_string();
         assert!(err.contains("port 0 only for a monitor"), "{err}");
+    }
+
+    #[test]
+    fn mistake_rates_per_peer() {
+        let year = 365.25 * 86_400.0;
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b;
+        assert!(close(parse_rate("r", "1/2y").unwrap(), 1.0 / (2.0 * year)));
+        assert!(close(parse_rate("r", "1/d").unwrap(), 1.0 / 86_400.0));
+        assert!(close(parse_rate("r", " 3 / 1.5h ").unwrap(), 3.0 / 5_400.0));
+        assert!(close(parse_rate("r", "1e-8/s").unwrap(), 1e-8));
+        assert!(close(parse_rate("r", "2/week").unwrap(), 2.0 / (7.0 * 86_400.0)));
+        for bad in ["", "1", "x/d", "1/fortnight", "0/d", "-1/d", "1/0s", "2/s", "1/2000000y", "nan/d", "1/d/2"] {
+            let err = parse_rate("false_dead_rate", bad).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("false_dead_rate {bad:?}: expected a rate per peer as COUNT/PERIOD")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn detector_targets_default_checked_and_only_adaptive() {
+        let resolve = |pairs: &[(&str, &str)]| {
+            let mut o = Options::new();
+            o.set("listen", "udp://127.0.0.1:0").unwrap();
+            for (k, v) in pairs {
+                o.set(k, v)?;
+            }
+            Config::resolve_with_env(&o, Role::Monitor, &|_| None)
+        };
+        let c = resolve(&[]).unwrap();
+        assert_eq!(
+            (c.false_dead_per_s, c.false_suspect_per_s),
+            (DEFAULT_TARGET_FALSE_DEAD_PER_S, DEFAULT_TARGET_FALSE_SUSPECT_PER_S)
+        );
+        let c = resolve(&[("false_dead_rate", "1/y"), ("false_suspect_rate", "1/h")]).unwrap();
+        assert_eq!(c.false_suspect_per_s, 1.0 / 3_600.0);
+        let err = resolve(&[("false_dead_rate", "1/h")]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "false_suspect_rate \"1/d (the default)\": expected at least false_dead_rate (1/h): a peer is suspected before it is convicted"
+        );
+        let err = resolve(&[("detector", "phi"), ("false_suspect_rate", "1/h")]).unwrap_err().to_string();
+        assert!(err.starts_with("false_suspect_rate \"1/h\": expected no rate with detector phi"), "{err}");
     }
 
     #[test]

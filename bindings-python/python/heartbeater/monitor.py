@@ -51,7 +51,9 @@ class Monitor(_PeerView):
     ``dead`` (nothing heard within the detector's bound), ``left`` (a graceful goodbye).
 
     ``with Monitor(...) as m:`` starts and stops it. ``metrics_addr`` (``"ip:port"``) also
-    serves Prometheus ``/metrics`` there. ``options`` passes any other engine option as
+    serves Prometheus ``/metrics`` there. ``false_dead_rate`` and ``false_suspect_rate``
+    (``"COUNT/PERIOD"``, e.g. ``"1/2y"``, ``"1/d"``) are the adaptive detector's targets per
+    peer. ``options`` passes any other engine option as
     text (see :class:`Client`), after the keyword arguments.
     """
 
@@ -61,6 +63,8 @@ class Monitor(_PeerView):
         *,
         auth_key: Union[str, bytes, None] = None,
         detector: Optional[str] = None,
+        false_dead_rate: Optional[str] = None,
+        false_suspect_rate: Optional[str] = None,
         max_peers: Optional[int] = None,
         metrics_addr: Optional[str] = None,
         event_capacity: Optional[int] = None,
@@ -70,6 +74,8 @@ class Monitor(_PeerView):
         pairs: _options.Pairs = []
         _options.endpoint(pairs, "listen", listen)
         _options.text(pairs, "detector", detector)
+        _options.text(pairs, "false_dead_rate", false_dead_rate)
+        _options.text(pairs, "false_suspect_rate", false_suspect_rate)
         _options.count(pairs, "max_peers", max_peers)
         _options.text(pairs, "metrics_addr", metrics_addr)
         _options.count(pairs, "event_capacity", event_capacity)

@@ -149,6 +149,8 @@ impl Monitor {
         };
         let mut cfg = TableConfig::new(config.detector, config.max_peers, key.is_some());
         cfg.reap_after_ns = reap_after_ns;
+        cfg.params.target_false_dead_per_s = config.false_dead_per_s;
+        cfg.params.target_false_suspect_per_s = config.false_suspect_per_s;
         let max_interval_ms = cfg.max_interval_ms;
         let table = PeerTable::new(cfg, Arc::clone(&events), clock.now_ns());
         let ingest = Arc::new(Ingest {
@@ -390,6 +392,20 @@ fn bind_tcp(hp: &HostPort) -> Result<tokio::net::TcpListener> {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::{Options, DAY_S};
+
+    #[test]
+    fn the_target_rates_reach_the_detector() {
+        let mut o = Options::new();
+        o.set("listen", "udp://127.0.0.1:0").unwrap();
+        o.set("false_dead_rate", "1/y").unwrap();
+        o.set("false_suspect_rate", "2/h").unwrap();
+        let m = super::Monitor::new(&o).unwrap();
+        let table = m.ingest.table.lock();
+        assert_eq!(table.params().target_false_dead_per_s, 1.0 / (365.25 * DAY_S));
+        assert_eq!(table.params().target_false_suspect_per_s, 2.0 / 3_600.0);
+    }
+
     #[test]
     fn a_sized_udp_socket_gets_a_larger_receive_buffer() {
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

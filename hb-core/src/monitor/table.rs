@@ -383,6 +383,12 @@ pub struct PeerTable {
 }
 
 impl PeerTable {
+    /// The detector parameters every peer is judged by.
+    #[cfg(test)]
+    pub(crate) fn params(&self) -> &DetectorParams {
+        &self.cfg.params
+    }
+
     pub fn new(cfg: TableConfig, events: Arc<EventHub>, now_ns: u64) -> PeerTable {
         let gauges = PeerState::ALL.map(|s| metrics::get().peers.with_label_values(&[s.public().as_str()]));
         PeerTable {
