@@ -267,7 +267,19 @@ func (d *confDriver) step(st step) error {
 		_, err = c.Incarnation()
 		return judge(err, want, nil)
 	case "peers":
-		return d.peers(st, want)
+		// With within_ms, until the list matches: a watcher's list follows etcd a round
+		// trip after the event that announced the change.
+		if st.WithinMS == nil {
+			return d.peers(st, want)
+		}
+		until := time.Now().Add(time.Duration(*st.WithinMS) * time.Millisecond)
+		for {
+			err := d.peers(st, want)
+			if err == nil || time.Now().After(until) {
+				return err
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	case "next_event":
 		return d.nextEvent(st, wantWord, want)
 	case "on_event":

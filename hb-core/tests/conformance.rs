@@ -151,20 +151,15 @@ impl Driver {
             "remaining" => judge(self.client(step)?.remaining(), expect, |d| within(d.as_millis() as u64, expect)),
             "incarnation" => judge(self.client(step)?.incarnation(), expect, |_| Ok(())),
             "peers" => {
-                let r = match self.handle(step)? {
-                    Handle::Monitor(m) => m.peers(),
-                    Handle::Watcher(w) => w.peers(),
-                    Handle::Client(_) => return Err("peers of a client".into()),
-                };
-                let want: Vec<String> = match expect["ids"].as_array() {
-                    Some(ids) => ids.iter().map(|v| self.subst(v.as_str().unwrap_or(""))).collect(),
-                    None => Vec::new(),
-                };
-                judge(r, expect, |peers| {
-                    let mut ids: Vec<String> = peers.iter().map(|p| p.id.clone()).collect();
-                    ids.sort();
-                    (ids == want).then_some(()).ok_or(format!("peers {ids:?}, expected {want:?}"))
-                })
+                // With within_ms, until the list matches: a watcher's list follows etcd a
+                // round trip after the event that announced the change.
+                let until = Instant::now() + Duration::from_millis(step["within_ms"].as_u64().unwrap_or(0));
+                loop {
+                    match self.peers_once(step, expect) {
+                        Err(_) if Instant::now() <= until => std::thread::sleep(Duration::from_millis(20)),
+                        done => return done,
+                    }
+                }
             }
             "next_event" => {
                 let timeout = Duration::from_millis(step["timeout_ms"].as_u64().unwrap_or(0));
@@ -258,6 +253,24 @@ impl Driver {
         judge(made, &step["expect"], |h| {
             self.handles.lock().insert(name.clone(), h.clone());
             Ok(())
+        })
+    }
+
+    /// One look at a monitor's or watcher's peers, against `expect.ids`.
+    fn peers_once(&self, step: &Value, expect: &Value) -> Result<(), String> {
+        let r = match self.handle(step)? {
+            Handle::Monitor(m) => m.peers(),
+            Handle::Watcher(w) => w.peers(),
+            Handle::Client(_) => return Err("peers of a client".into()),
+        };
+        let want: Vec<String> = match expect["ids"].as_array() {
+            Some(ids) => ids.iter().map(|v| self.subst(v.as_str().unwrap_or(""))).collect(),
+            None => Vec::new(),
+        };
+        judge(r, expect, |peers| {
+            let mut ids: Vec<String> = peers.iter().map(|p| p.id.clone()).collect();
+            ids.sort();
+            (ids == want).then_some(()).ok_or(format!("peers {ids:?}, expected {want:?}"))
         })
     }
 

@@ -762,7 +762,16 @@ static int run_step(world *w, const cJSON *step) {
   if (strcmp(d, "state") == 0 || strcmp(d, "check") == 0 || strcmp(d, "fencing_token") == 0 ||
       strcmp(d, "remaining") == 0 || strcmp(d, "incarnation") == 0)
     return step_client_call(w, step, d);
-  if (strcmp(d, "peers") == 0) return step_peers(w, step);
+  if (strcmp(d, "peers") == 0) {
+    /* With within_ms, until the list matches: a watcher's list follows etcd a round trip
+       after the event that announced the change. */
+    long long deadline = now_ms() + jnum(step, "within_ms", 0);
+    while (!step_peers(w, step)) {
+      if (now_ms() > deadline) return 0;
+      sleep_ms(20);
+    }
+    return 1;
+  }
   if (strcmp(d, "next_event") == 0) return step_next_event(w, step);
   if (strcmp(d, "on_event") == 0) return step_on_event(w, step);
   if (strcmp(d, "events") == 0) return step_events(w, step);

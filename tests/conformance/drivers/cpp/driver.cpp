@@ -220,6 +220,24 @@ const char* state_name(uint32_t i) { return hb::to_string(static_cast<hb_state>(
 const char* reason_name(uint32_t i) { return hb::to_string(static_cast<hb_reason>(i)); }
 const char* code_name(uint32_t i) { return hb_status_str(i); }
 
+// One look at a monitor's or watcher's peers, against `expect.ids`.
+void peers_once(World& w, const json& s) {
+  auto h = w.get(s);
+  std::vector<hb::Peer> peers;
+  bool ok = outcome(w, s, [&] {
+    if (auto* m = h->monitor()) peers = m->peers();
+    else if (auto* x = h->watcher()) peers = x->peers();
+    else throw Failure(h->name + " has no peers");
+  });
+  if (ok && s.contains("expect") && s["expect"].contains("ids")) {
+    std::vector<std::string> got, want;
+    for (auto& p : peers) got.push_back(p.id);
+    std::sort(got.begin(), got.end());
+    for (auto& id : s["expect"]["ids"]) want.push_back(w.subst(id));
+    if (got != want) throw Failure("expected peers " + json(want).dump() + ", got " + json(got).dump());
+  }
+}
+
 void step(World& w, const json& s, const fs::path& dir) {
   std::string d = s.value("do", std::string());
   if (d == "monitor" || d == "client" || d == "watcher") {
@@ -268,19 +286,17 @@ void step(World& w, const json& s, const fs::path& dir) {
       outcome(w, s, [&] { c->incarnation(); });
     }
   } else if (d == "peers") {
-    auto h = w.get(s);
-    std::vector<hb::Peer> peers;
-    bool ok = outcome(w, s, [&] {
-      if (auto* m = h->monitor()) peers = m->peers();
-      else if (auto* x = h->watcher()) peers = x->peers();
-      else throw Failure(h->name + " has no peers");
-    });
-    if (ok && s.contains("expect") && s["expect"].contains("ids")) {
-      std::vector<std::string> got, want;
-      for (auto& p : peers) got.push_back(p.id);
-      std::sort(got.begin(), got.end());
-      for (auto& id : s["expect"]["ids"]) want.push_back(w.subst(id));
-      if (got != want) throw Failure("expected peers " + json(want).dump() + ", got " + json(got).dump());
+    // With within_ms, until the list matches: a watcher's list follows etcd a round trip
+    // after the event that announced the change.
+    auto deadline = clock_type::now() + std::chrono::milliseconds(s.value("within_ms", 0));
+    for (;;) {
+      try {
+        peers_once(w, s);
+        break;
+      } catch (const Failure&) {
+        if (clock_type::now() > deadline) throw;
+        std::this_thread::sleep_for(20ms);
+      }
     }
   } else if (d == "next_event") {
     auto h = w.get(s);
