@@ -211,6 +211,14 @@ enum hb_state
    * Watcher: a key under the prefix whose value is not a registration.
    */
   HB_STATE_INVALID = 13,
+  /**
+   * Election: we lead (a new term, with a new token).
+   */
+  HB_STATE_ELECTED = 14,
+  /**
+   * Election: another candidate leads now, as observed.
+   */
+  HB_STATE_LEADER_CHANGED = 15,
 };
 #ifndef __cplusplus
 typedef uint32_t hb_state;
@@ -312,6 +320,10 @@ enum hb_reason
    * A value under the prefix is not a registration's JSON.
    */
   HB_REASON_MALFORMED_VALUE = 21,
+  /**
+   * Election: the leader stepped down (resign).
+   */
+  HB_REASON_RESIGNED = 22,
 };
 #ifndef __cplusplus
 typedef uint32_t hb_reason;

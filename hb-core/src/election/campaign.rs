@@ -1,0 +1,177 @@
+//! One candidacy's task: watches the election directory (one listing, then a watch from its
+//! revision, like the Watcher), and decides from that view and from the lease's health
+//! whether we lead. The lease itself — grant, keepalive with member failover, own-key
+//! watch, re-registration — is the Client's registration (`registry::registration`), so
+//! `check()` here is exactly as conservative as a Client's.
+//!
+//! A term ends for good when the lease's health is lost while we lead (the deadline by our
+//! clock, the lease or key gone): `lost` is emitted, and the key is revoked so that we
+//! campaign again with a new key (a new, higher token) rather than resume the old term.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{EventType, GetOptions, WatchOptions};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::backoff::Backoff;
+use crate::client::shared::{ClientShared, Transport};
+use crate::events::{Event, Reason, State};
+use crate::registry::connect::Connection;
+use crate::registry::registration::{Made, Registration};
+
+use super::view::View;
+use super::Inner;
+
+/// What the candidacy's task works with.
+pub(crate) struct Candidacy {
+    pub inner: Arc<Inner>,
+    pub lease: Arc<ClientShared>,
+    pub registration: Arc<Registration>,
+    pub made: watch::Receiver<Option<Made>>,
+    /// The lease's own health transitions (its internal event hub, forwarded).
+    pub health: mpsc::UnboundedReceiver<Event>,
+    pub conn: Arc<Connection>,
+}
+
+/// Runs until the candidacy ends (resign, stop, or a loss without recampaign).
+pub(crate) async fn run(mut c: Candidacy) {
+    let mut view = View::default();
+    let mut ended = Ended::default();
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+    while watch_directory(&mut c, &mut view, &mut ended).await == Watched::Broken {
+        tokio::time::sleep(backoff.next()).await;
+    }
+}
+
+/// The lease of a term that ended while its registration still carries it: it must not
+/// lead again, and it is revoked (retried until it is, or the registration moved on).
+#[derive(Default)]
+struct Ended {
+    lease: i64,
+    revoked: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Watched {
+    /// The stream broke or stalled: list and watch again.
+    Broken,
+    /// The candidacy is over.
+    Over,
+}
+
+/// One listing and one watch stream of the election directory, deciding after each change.
+async fn watch_directory(c: &mut Candidacy, view: &mut View, ended: &mut Ended) -> Watched {
+    let interval = c.lease.config.ttl / 3;
+    let dir = c.inner.dir.clone();
+    let Ok((member, mut client)) = c.conn.member(interval).await else {
+        return Watched::Broken;
+    };
+    let listing = tokio::time::timeout(interval, client.get(dir.as_str(), Some(GetOptions::new().with_prefix()))).await;
+    let Ok(Ok(resp)) = listing else {
+        c.conn.member_failed(member);
+        return Watched::Broken;
+    };
+    view.clear();
+    for kv in resp.kvs() {
+        view.put(kv.key_str().unwrap_or_default(), kv.value(), kv.create_revision(), kv.lease());
+    }
+    let from = resp.header().map_or(0, |h| h.revision()) + 1;
+    let options = WatchOptions::new().with_prefix().with_start_revision(from);
+    let opened = tokio::time::timeout(interval, client.watch(dir.as_str(), Some(options))).await;
+    let Ok(Ok((mut watcher, mut stream))) = opened else {
+        c.conn.member_failed(member);
+        return Watched::Broken;
+    };
+    decide(c, view, ended);
+    let mut progress = tokio::time::interval(interval);
+    progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    progress.tick().await;
+    let mut asked: Option<Instant> = None;
+    let mut revoke_retry = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            msg = stream.message() => {
+                let Ok(Some(resp)) = msg else {
+                    c.conn.member_failed(member);
+                    return Watched::Broken;
+                };
+                asked = None;
+                if resp.canceled() {
+                    // Compacted past us or refused: list again.
+                    return Watched::Broken;
+                }
+                for event in resp.events() {
+                    let Some(kv) = event.kv() else { continue };
+                    let key = kv.key_str().unwrap_or_default();
+                    match event.event_type() {
+                        EventType::Put => view.put(key, kv.value(), kv.create_revision(), kv.lease()),
+                        EventType::Delete => view.delete(key),
+                    }
+                }
+            }
+            changed = c.made.changed() => {
+                if changed.is_err() {
+                    return Watched::Over;
+                }
+            }
+            health = c.health.recv() => {
+                let Some(event) = health else { return Watched::Over };
+                if event.to == State::Lost && c.inner.end_term(event.reason) {
+                    *ended = Ended { lease: c.lease.health.lock().lease_id(), revoked: false };
+                    if !c.inner.recampaigns() {
+                        // Withdraw: the registration's stop revokes the lease.
+                        let reg = Arc::clone(&c.registration);
+                        let timeout = c.lease.config.stop_timeout;
+                        tokio::task::spawn_blocking(move || reg.stop(timeout));
+                        c.inner.candidacy_over();
+                        return Watched::Over;
+                    }
+                }
+            }
+            _ = revoke_retry.tick(), if ended.lease != 0 && !ended.revoked => {
+                let mut client = c.conn.client();
+                let revoked = tokio::time::timeout(interval, client.lease_revoke(ended.lease)).await;
+                ended.revoked = matches!(revoked, Ok(Ok(_)));
+            }
+            _ = progress.tick() => {
+                if asked.is_some_and(|at| at.elapsed() >= interval) {
+                    // No answer to a progress request within TTL/3: a frozen member.
+                    c.conn.member_failed(member);
+                    return Watched::Broken;
+                }
+                if asked.is_none() && watcher.request_progress().await.is_ok() {
+                    asked = Some(Instant::now());
+                }
+            }
+        }
+        decide(c, view, ended);
+    }
+}
+
+/// Compares what we see with what we claim: the observed leader, and our own term.
+fn decide(c: &Candidacy, view: &View, ended: &mut Ended) {
+    c.inner.observe(view.leader());
+    let made = c.made.borrow().clone();
+    let Some(made) = made else { return };
+    if made.lease != ended.lease {
+        *ended = Ended::default();
+    }
+    let leads = view.leads(&made.key);
+    let healthy = c.lease.health.lock().check(c.lease.now_ns()).is_ok();
+    match c.inner.leading() {
+        Some(term) if term.lease_id != made.lease || !leads => {
+            // Our key is gone from the directory (the registration will say why, too).
+            c.inner.end_term(Reason::KeyDeleted);
+        }
+        Some(_) => {}
+        None if leads && healthy && ended.lease == 0 => {
+            let token = view.leader().map(|l| l.token).filter(|t| t.lease_id == made.lease);
+            if let Some(token) = token {
+                c.inner.elect(token);
+            }
+        }
+        None => {}
+    }
+}
