@@ -78,10 +78,7 @@ pub unsafe extern "C" fn hb_election_campaign(
         nonnull!(revision);
         nonnull!(lease_id);
         let token = election.inner.campaign(wait(timeout_ms))?;
-        unsafe {
-            revision.write(token.revision);
-            lease_id.write(token.lease_id);
-        }
+        unsafe { write_token(Some(token), revision, lease_id) };
         Ok(())
     })
 }
@@ -152,10 +149,7 @@ pub unsafe extern "C" fn hb_election_token(
         nonnull!(revision);
         nonnull!(lease_id);
         let token = election.inner.token()?;
-        unsafe {
-            revision.write(token.revision);
-            lease_id.write(token.lease_id);
-        }
+        unsafe { write_token(Some(token), revision, lease_id) };
         Ok(())
     })
 }
@@ -174,10 +168,7 @@ pub unsafe extern "C" fn hb_election_leader(
         nonnull!(revision);
         nonnull!(lease_id);
         let token = election.inner.leader()?.map(|l| l.token);
-        unsafe {
-            revision.write(token.map_or(0, |t| t.revision));
-            lease_id.write(token.map_or(0, |t| t.lease_id));
-        }
+        unsafe { write_token(token, revision, lease_id) };
         Ok(())
     })
 }
@@ -220,6 +211,17 @@ pub unsafe extern "C" fn hb_election_free(election: *mut hb_election) {
             let _ = election.inner.stop(election.inner.config().stop_timeout);
         }
     })
+}
+
+/// Writes `token` (zeros for `None`) to the two out-parameters.
+///
+/// # Safety
+/// Both pointers are non-NULL and writable (checked by the caller with `nonnull!`).
+unsafe fn write_token(token: Option<hb_core::election::Token>, revision: *mut i64, lease_id: *mut i64) {
+    unsafe {
+        revision.write(token.map_or(0, |t| t.revision));
+        lease_id.write(token.map_or(0, |t| t.lease_id));
+    }
 }
 
 fn wait(timeout_ms: u32) -> Duration {

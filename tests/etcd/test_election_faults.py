@@ -85,6 +85,7 @@ def runs(c, end_of_test):
     return out
 
 
+@pytest.mark.timeout(120 + 15 * FAULTS)
 def test_at_most_one_leader_under_faults(candidate_bin, tmp_path, require_or_skip):
     if not harness.available():
         require_or_skip("etcd/etcdctl not installed: apt-get install etcd-server etcd-client")
