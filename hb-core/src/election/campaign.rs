@@ -37,12 +37,21 @@ pub(crate) struct Candidacy {
 
 /// Runs until the candidacy ends (resign, stop, or a loss without recampaign).
 pub(crate) async fn run(mut c: Candidacy) {
-    let mut view = View::default();
-    let mut ended = Ended::default();
+    let mut local = Local::default();
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
-    while watch_directory(&mut c, &mut view, &mut ended).await == Watched::Broken {
+    while watch_directory(&mut c, &mut local).await == Watched::Broken {
         tokio::time::sleep(backoff.next()).await;
     }
+}
+
+/// What the task keeps between watch streams.
+#[derive(Default)]
+struct Local {
+    view: View,
+    ended: Ended,
+    /// The registration epoch our term was won with: a health event of an older
+    /// registration (still queued when the new one won) must not end it.
+    term_epoch: u64,
 }
 
 /// The lease of a term that ended while its registration still carries it: it must not
@@ -62,7 +71,7 @@ enum Watched {
 }
 
 /// One listing and one watch stream of the election directory, deciding after each change.
-async fn watch_directory(c: &mut Candidacy, view: &mut View, ended: &mut Ended) -> Watched {
+async fn watch_directory(c: &mut Candidacy, local: &mut Local) -> Watched {
     let interval = c.lease.config.ttl / 3;
     let dir = c.inner.dir.clone();
     let Ok((member, mut client)) = c.conn.member(interval).await else {
@@ -73,9 +82,9 @@ async fn watch_directory(c: &mut Candidacy, view: &mut View, ended: &mut Ended) 
         c.conn.member_failed(member);
         return Watched::Broken;
     };
-    view.clear();
+    local.view.clear();
     for kv in resp.kvs() {
-        view.put(kv.key_str().unwrap_or_default(), kv.value(), kv.create_revision(), kv.lease());
+        local.view.put(kv.key_str().unwrap_or_default(), kv.value(), kv.create_revision(), kv.lease());
     }
     let from = resp.header().map_or(0, |h| h.revision()) + 1;
     let options = WatchOptions::new().with_prefix().with_start_revision(from);
@@ -84,7 +93,7 @@ async fn watch_directory(c: &mut Candidacy, view: &mut View, ended: &mut Ended) 
         c.conn.member_failed(member);
         return Watched::Broken;
     };
-    decide(c, view, ended);
+    decide(c, local);
     let mut progress = tokio::time::interval(interval);
     progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     progress.tick().await;
@@ -106,8 +115,8 @@ async fn watch_directory(c: &mut Candidacy, view: &mut View, ended: &mut Ended) 
                     let Some(kv) = event.kv() else { continue };
                     let key = kv.key_str().unwrap_or_default();
                     match event.event_type() {
-                        EventType::Put => view.put(key, kv.value(), kv.create_revision(), kv.lease()),
-                        EventType::Delete => view.delete(key),
+                        EventType::Put => local.view.put(key, kv.value(), kv.create_revision(), kv.lease()),
+                        EventType::Delete => local.view.delete(key),
                     }
                 }
             }
@@ -118,8 +127,9 @@ async fn watch_directory(c: &mut Candidacy, view: &mut View, ended: &mut Ended) 
             }
             health = c.health.recv() => {
                 let Some(event) = health else { return Watched::Over };
-                if event.to == State::Lost && c.inner.end_term(event.reason) {
-                    *ended = Ended { lease: c.lease.health.lock().lease_id(), revoked: false };
+                let ours = event.to == State::Lost && event.epoch == local.term_epoch;
+                if let Some(term) = ours.then(|| c.inner.end_term(event.reason)).flatten() {
+                    local.ended = Ended { lease: term.lease_id, revoked: false };
                     if !c.inner.recampaigns() {
                         // Withdraw: the registration's stop revokes the lease.
                         let reg = Arc::clone(&c.registration);
@@ -130,10 +140,10 @@ async fn watch_directory(c: &mut Candidacy, view: &mut View, ended: &mut Ended) 
                     }
                 }
             }
-            _ = revoke_retry.tick(), if ended.lease != 0 && !ended.revoked => {
+            _ = revoke_retry.tick(), if local.ended.lease != 0 && !local.ended.revoked => {
                 let mut client = c.conn.client();
-                let revoked = tokio::time::timeout(interval, client.lease_revoke(ended.lease)).await;
-                ended.revoked = matches!(revoked, Ok(Ok(_)));
+                let revoked = tokio::time::timeout(interval, client.lease_revoke(local.ended.lease)).await;
+                local.ended.revoked = matches!(revoked, Ok(Ok(_)));
             }
             _ = progress.tick() => {
                 if asked.is_some_and(|at| at.elapsed() >= interval) {
@@ -146,17 +156,18 @@ async fn watch_directory(c: &mut Candidacy, view: &mut View, ended: &mut Ended) 
                 }
             }
         }
-        decide(c, view, ended);
+        decide(c, local);
     }
 }
 
 /// Compares what we see with what we claim: the observed leader, and our own term.
-fn decide(c: &Candidacy, view: &View, ended: &mut Ended) {
+fn decide(c: &Candidacy, local: &mut Local) {
+    let view = &local.view;
     c.inner.observe(view.leader());
     let made = c.made.borrow().clone();
     let Some(made) = made else { return };
-    if made.lease != ended.lease {
-        *ended = Ended::default();
+    if made.lease != local.ended.lease {
+        local.ended = Ended::default();
     }
     let leads = view.leads(&made.key);
     let healthy = c.lease.health.lock().check(c.lease.now_ns()).is_ok();
@@ -166,9 +177,10 @@ fn decide(c: &Candidacy, view: &View, ended: &mut Ended) {
             c.inner.end_term(Reason::KeyDeleted);
         }
         Some(_) => {}
-        None if leads && healthy && ended.lease == 0 => {
+        None if leads && healthy && local.ended.lease == 0 => {
             let token = view.leader().map(|l| l.token).filter(|t| t.lease_id == made.lease);
             if let Some(token) = token {
+                local.term_epoch = made.epoch;
                 c.inner.elect(token);
             }
         }

@@ -315,12 +315,12 @@ impl Inner {
         self.emit(State::Elected, Reason::Registered, token);
     }
 
-    /// Our term ends (if we led): `lost` with `reason`. True if we led.
-    fn end_term(&self, reason: Reason) -> bool {
-        let Some(token) = self.status.lock().leading.take() else { return false };
+    /// Our term ends (if we led): `lost` with `reason`. The term's token if we led.
+    fn end_term(&self, reason: Reason) -> Option<Token> {
+        let token = self.status.lock().leading.take()?;
         self.changed.notify_all();
         self.emit(State::Lost, reason, token);
-        true
+        Some(token)
     }
 
     fn candidacy_over(&self) {
