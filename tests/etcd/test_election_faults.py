@@ -98,14 +98,15 @@ def test_at_most_one_leader_under_faults(candidate_bin, tmp_path, require_or_ski
         cands = [Candidate(candidate_bin, url, str(tmp_path / f"c{next(made)}")) for _ in range(CANDIDATES)]
         everyone = list(cands)
         try:
-            losses = []  # (time of loss, what)
+            losses = []  # (time of loss, what, whether the etcd leader changed just before)
+            previous = None
             for i in range(FAULTS):
                 leader = wait_until(lambda: next((c for c in cands if c.leading()), None), 30,
                                     what=f"a leader before fault {i}")
                 fault = rng.choice(["kill", "freeze", "etcd_leader"])
                 if fault == "kill":
                     leader.kill()
-                    losses.append((leader.killed_at, fault))
+                    losses.append((leader.killed_at, fault, previous == "etcd_leader"))
                     cands.remove(leader)
                     fresh = Candidate(candidate_bin, url, str(tmp_path / f"c{next(made)}"))
                     cands.append(fresh)
@@ -113,7 +114,7 @@ def test_at_most_one_leader_under_faults(candidate_bin, tmp_path, require_or_ski
                 elif fault == "freeze":
                     t = now_us()
                     leader.p.send_signal(signal.SIGSTOP)
-                    losses.append((t, fault))
+                    losses.append((t, fault, previous == "etcd_leader"))
                     wait_until(lambda: any(c.leading() for c in cands if c is not leader), TTL_S + 10,
                                what="a new leader while the old one is frozen")
                     time.sleep(0.5)  # frozen past the TTL + takeover: the point of the fault
@@ -129,6 +130,7 @@ def test_at_most_one_leader_under_faults(candidate_bin, tmp_path, require_or_ski
                 t_fault = now_us()
                 wait_until(lambda: any(c.leading() for c in cands), 30, what=f"a leader after fault {i} ({fault})")
                 print(f"fault {i}: {fault}, leader again after {(now_us() - t_fault) / 1e3:.0f} ms")
+                previous = fault
             time.sleep(0.2)
         finally:
             for c in cands:
@@ -143,11 +145,6 @@ def test_at_most_one_leader_under_faults(candidate_bin, tmp_path, require_or_ski
             assert s1 > e0, f"overlap: {c0} passed until {e0}, {c1} from {s1}"
             assert t1 > t0 or (t1 == t0 and c1 == c0), f"token went from {t0} ({c0}) to {t1} ({c1})"
         terms = [r for i, r in enumerate(all_runs) if i == 0 or r[2] != all_runs[i - 1][2]]
-        # A new leader within TTL + 1 s of each loss.
-        for t_loss, what in losses:
-            nxt = min((s for s, _, _, _ in all_runs if s > t_loss), default=None)
-            assert nxt is not None, f"no leader after the {what} at {t_loss}"
-            assert nxt - t_loss <= (TTL_S + 1) * 1e6, f"new leader {(nxt - t_loss) / 1e3:.0f} ms after the {what}"
         # The register: accepted writes lie in their writer's term; tokens never go back.
         writes = sorted((int(l[1]), int(l[2]), l[3], c.log) for c in everyone for l in c.lines() if l[0] == "w")
         accepted = [w for w in writes if w[2] == "accepted"]
@@ -157,7 +154,21 @@ def test_at_most_one_leader_under_faults(candidate_bin, tmp_path, require_or_ski
         assert [w[1] for w in accepted] == sorted(w[1] for w in accepted)
         refused = sum(1 for w in writes if w[2] == "refused")
         failed = sum(1 for w in writes if w[2] == "failed")
-        gaps = [(nxt - t) / 1e3 for t, _ in losses
-                for nxt in [min(s for s, _, _, _ in all_runs if s > t)]]
-        print(f"{len(terms)} terms, {len(accepted)} writes accepted, {refused} refused, {failed} unanswered; "
-              f"takeover after a loss: max {max(gaps, default=0):.0f} ms")
+        print(f"{len(terms)} terms, {len(accepted)} writes accepted, {refused} refused, {failed} unanswered")
+        # Liveness last, once every safety property held: a new leader within TTL + 1 s of
+        # each loss (all of them listed when one is late). Right after an etcd leader change
+        # the dead leader's lease outlives its TTL: the new etcd leader extends every lease
+        # by its election timeout (1 s) when it takes over (measured: kills right after one
+        # took 3.4-4.4 s at TTL 3 s, the others 2.4-3.1 s). That second is etcd's, and only
+        # there is it allowed.
+        takeovers = []
+        for i, (t_loss, what, after_etcd_change) in enumerate(losses):
+            nxt = min((s for s, _, _, _ in all_runs if s > t_loss), default=None)
+            assert nxt is not None, f"no leader after the {what} at {t_loss}"
+            what = what + (" after an etcd leader change" if after_etcd_change else "")
+            takeovers.append((what, (nxt - t_loss) / 1e3, TTL_S + 1 + (1 if after_etcd_change else 0)))
+        for what in sorted({w for w, _, _ in takeovers}):
+            ms = sorted(m for w, m, _ in takeovers if w == what)
+            print(f"takeover after {what}: n={len(ms)} median {ms[len(ms) // 2]:.0f} ms, max {ms[-1]:.0f} ms")
+        late = [(i, w, m) for i, (w, m, bound_s) in enumerate(takeovers) if m > bound_s * 1e3]
+        assert not late, f"a new leader later than its bound after (loss index, fault, ms): {late}"
