@@ -6,7 +6,8 @@ Each candidate logs when its check() passes, with CLOCK_REALTIME µs (one host, 
 and writes every 20 ms while it passes to a register guarded by its token (an etcd txn).
 Verified: at no instant do two candidates pass check(); the token strictly increases from
 term to term; every accepted write lies in its writer's term and the accepted tokens never
-go back; after every loss a new leader passes check() within TTL + 1 s.
+go back; after every loss a new leader passes check() within TTL + 1 s (+ 1 s when the
+loss follows an etcd leader change: see the end of the test).
 
 HB_ELECTION_FAULTS=N (default 3, about 25 s), HB_ELECTION_SEED=S (default: random,
 printed); ETCD_BIN names another etcd.
@@ -157,10 +158,10 @@ def test_at_most_one_leader_under_faults(candidate_bin, tmp_path, require_or_ski
         print(f"{len(terms)} terms, {len(accepted)} writes accepted, {refused} refused, {failed} unanswered")
         # Liveness last, once every safety property held: a new leader within TTL + 1 s of
         # each loss (all of them listed when one is late). Right after an etcd leader change
-        # the dead leader's lease outlives its TTL: the new etcd leader extends every lease
-        # by its election timeout (1 s) when it takes over (measured: kills right after one
-        # took 3.4-4.4 s at TTL 3 s, the others 2.4-3.1 s). That second is etcd's, and only
-        # there is it allowed.
+        # the dead leader's lease outlives its TTL by about a second (measured: takeovers
+        # 3.4-4.4 s at TTL 3 s, the others 2.4-3.5 s), which fits etcd's new leader
+        # extending every lease by its election timeout (1 s) as it takes over. Only there
+        # is that second allowed.
         takeovers = []
         for i, (t_loss, what, after_etcd_change) in enumerate(losses):
             nxt = min((s for s, _, _, _ in all_runs if s > t_loss), default=None)
