@@ -21,6 +21,7 @@ use crate::events::{Event, Reason, State};
 use crate::registry::connect::Connection;
 use crate::registry::registration::{Made, Registration};
 
+use super::key::Token;
 use super::view::View;
 use super::Inner;
 
@@ -93,7 +94,11 @@ async fn watch_directory(c: &mut Candidacy, local: &mut Local) -> Watched {
         c.conn.member_failed(member);
         return Watched::Broken;
     };
-    decide(c, local);
+    if let Some(term) = decide(c, local) {
+        if term_over(c, local, term) == Watched::Over {
+            return Watched::Over;
+        }
+    }
     let mut progress = tokio::time::interval(interval);
     progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     progress.tick().await;
@@ -129,13 +134,7 @@ async fn watch_directory(c: &mut Candidacy, local: &mut Local) -> Watched {
                 let Some(event) = health else { return Watched::Over };
                 let ours = event.to == State::Lost && event.epoch == local.term_epoch;
                 if let Some(term) = ours.then(|| c.inner.end_term(event.reason)).flatten() {
-                    local.ended = Ended { lease: term.lease_id, revoked: false };
-                    if !c.inner.recampaigns() {
-                        // Withdraw: the registration's stop revokes the lease.
-                        let reg = Arc::clone(&c.registration);
-                        let timeout = c.lease.config.stop_timeout;
-                        tokio::task::spawn_blocking(move || reg.stop(timeout));
-                        c.inner.candidacy_over();
+                    if term_over(c, local, term) == Watched::Over {
                         return Watched::Over;
                     }
                 }
@@ -156,26 +155,43 @@ async fn watch_directory(c: &mut Candidacy, local: &mut Local) -> Watched {
                 }
             }
         }
-        decide(c, local);
+        if let Some(term) = decide(c, local) {
+            if term_over(c, local, term) == Watched::Over {
+                return Watched::Over;
+            }
+        }
     }
 }
 
+/// After our term on `term` ended: its lease is revoked (so that we campaign again with a
+/// new key), or, without recampaign, the candidacy is withdrawn.
+fn term_over(c: &Candidacy, local: &mut Local, term: Token) -> Watched {
+    local.ended = Ended { lease: term.lease_id, revoked: false };
+    if c.inner.recampaigns() {
+        return Watched::Broken;
+    }
+    // Withdraw: the registration's stop revokes whatever lease it has now.
+    let reg = Arc::clone(&c.registration);
+    let timeout = c.lease.config.stop_timeout;
+    tokio::task::spawn_blocking(move || reg.stop(timeout));
+    c.inner.candidacy_over();
+    Watched::Over
+}
+
 /// Compares what we see with what we claim: the observed leader, and our own term.
-fn decide(c: &Candidacy, local: &mut Local) {
+/// Returns the term that ended here, if one did.
+fn decide(c: &Candidacy, local: &mut Local) -> Option<Token> {
     let view = &local.view;
     c.inner.observe(view.leader());
-    let made = c.made.borrow().clone();
-    let Some(made) = made else { return };
+    let made = c.made.borrow().clone()?;
     if made.lease != local.ended.lease {
         local.ended = Ended::default();
     }
     let leads = view.leads(&made.key);
     let healthy = c.lease.health.lock().check(c.lease.now_ns()).is_ok();
     match c.inner.leading() {
-        Some(term) if term.lease_id != made.lease || !leads => {
-            // Our key is gone from the directory (the registration will say why, too).
-            c.inner.end_term(Reason::KeyDeleted);
-        }
+        // Our key is gone from the directory (the registration will say why, too).
+        Some(term) if term.lease_id != made.lease || !leads => return c.inner.end_term(Reason::KeyDeleted),
         Some(_) => {}
         None if leads && healthy && local.ended.lease == 0 => {
             let token = view.leader().map(|l| l.token).filter(|t| t.lease_id == made.lease);
@@ -186,4 +202,5 @@ fn decide(c: &Candidacy, local: &mut Local) {
         }
         None => {}
     }
+    None
 }
