@@ -29,6 +29,9 @@ const (
 	StateStopped State = "stopped"
 	// A watcher: a value under the prefix that is not a registration.
 	StateInvalid State = "invalid"
+	// An election: we lead, or another candidate leads now.
+	StateElected       State = "elected"
+	StateLeaderChanged State = "leader_changed"
 )
 
 // Reason says why a transition happened (like BFD's diagnostic code).
@@ -57,6 +60,7 @@ const (
 	ReasonLeaveFailed     Reason = "leave_failed"
 	ReasonKeyDeleted      Reason = "key_deleted"
 	ReasonMalformedValue  Reason = "malformed_value"
+	ReasonResigned        Reason = "resigned"
 )
 
 // Event is one transition, copied into Go memory: it stays valid forever.

@@ -339,10 +339,10 @@ func TestStateAndReasonConstantsMatchTheEngine(t *testing.T) {
 // Go's constants in the engine's order (hb_state / hb_reason values).
 var goStates = []State{StateUnknown, StateAlive, StateSuspect, StateDead, StateLeft, StateHealthy,
 	StateDegraded, StateLost, StateJoined, StateUpdated, StateExpired, StateReregistered, StateStopped,
-	StateInvalid}
+	StateInvalid, StateElected, StateLeaderChanged}
 
 var goReasons = []Reason{ReasonRegistered, ReasonRecovered, ReasonTimeout, ReasonLeft, ReasonRestarted,
 	ReasonLeaseExpired, ReasonLeaseNotFound, ReasonLeaseDeadline, ReasonDeregistered, ReasonUpdated,
 	ReasonAckTimeout, ReasonAcked, ReasonConnectFailed, ReasonKeepaliveFailed, ReasonRejected,
 	ReasonFlapping, ReasonStopped, ReasonConflict, ReasonEvicted, ReasonLeaveFailed, ReasonKeyDeleted,
-	ReasonMalformedValue}
+	ReasonMalformedValue, ReasonResigned}

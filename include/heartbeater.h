@@ -211,6 +211,14 @@ enum hb_state
    * Watcher: a key under the prefix whose value is not a registration.
    */
   HB_STATE_INVALID = 13,
+  /**
+   * Election: we lead (a new term, with a new token).
+   */
+  HB_STATE_ELECTED = 14,
+  /**
+   * Election: another candidate leads now, as observed.
+   */
+  HB_STATE_LEADER_CHANGED = 15,
 };
 #ifndef __cplusplus
 typedef uint32_t hb_state;
@@ -312,6 +320,10 @@ enum hb_reason
    * A value under the prefix is not a registration's JSON.
    */
   HB_REASON_MALFORMED_VALUE = 21,
+  /**
+   * Election: the leader stepped down (resign).
+   */
+  HB_REASON_RESIGNED = 22,
 };
 #ifndef __cplusplus
 typedef uint32_t hb_reason;
@@ -334,6 +346,14 @@ typedef struct hb_client hb_client;
  * Safe to use from several threads (setters are serialised).
  */
 typedef struct hb_config hb_config;
+
+/**
+ * A candidate in one election on an `etcd://host:port[,host:port]/prefix` endpoint.
+ *
+ * Owned by the caller: `hb_election_new` → `hb_election_campaign` → … →
+ * `hb_election_free`. All functions may be called from any thread concurrently.
+ */
+typedef struct hb_election hb_election;
 
 /**
  * An error's status and message. Obtained through the optional `hb_error **err` last
@@ -593,6 +613,102 @@ hb_status hb_config_set_label(hb_config *config,
  * `auth_key` text key, which covers keys that are valid UTF-8.
  */
 hb_status hb_config_set_auth_key(hb_config *config, const uint8_t *key, size_t len, hb_error **err);
+
+/**
+ * Creates a candidate in election `name` with the `value_len` bytes at `value` (NULL
+ * when `value_len` is 0), from `config` (copied; its endpoint must be one `etcd://`). Does
+ * not campaign yet. On success `*out` receives an election owned by the caller.
+ *
+ * Errors: `HB_STATUS_NULL_ARGUMENT`, `HB_STATUS_INVALID_UTF8`, `HB_STATUS_CONFIG` (the
+ * endpoint, the name, another option).
+ */
+hb_status hb_election_new(const hb_config *config,
+                          const char *name,
+                          const uint8_t *value,
+                          size_t value_len,
+                          hb_election **out,
+                          hb_error **err);
+
+/**
+ * Campaigns (becoming a candidate if not one yet) and waits up to `timeout_ms`
+ * (`HB_WAIT_FOREVER`: no limit) to lead; on success writes the term's fencing token.
+ *
+ * Errors: `HB_STATUS_TIMEOUT` (still a candidate: `elected` comes later; unlike a
+ * `next_event` timeout, `*err` is written), `HB_STATUS_CONNECT`, `HB_STATUS_PERMISSION_DENIED`,
+ * `HB_STATUS_NOT_HOLDER` (the candidacy ended: a loss without recampaign),
+ * `HB_STATUS_STOPPED`, `HB_STATUS_FORKED`.
+ */
+hb_status hb_election_campaign(const hb_election *election,
+                               uint32_t timeout_ms,
+                               int64_t *revision,
+                               int64_t *lease_id,
+                               hb_error **err);
+
+/**
+ * Steps down and withdraws the candidacy within `timeout_ms` (0: the configured
+ * `stop_timeout`): `check` fails from here, and the next candidate leads without waiting
+ * for the TTL. Idempotent.
+ */
+hb_status hb_election_resign(const hb_election *election, uint32_t timeout_ms, hb_error **err);
+
+/**
+ * Whether a lost term is followed by a new campaign (non-zero, the default) or withdraws.
+ */
+hb_status hb_election_set_recampaign(const hb_election *election, int32_t on, hb_error **err);
+
+/**
+ * `HB_STATUS_OK` while we lead and our lease is valid; `HB_STATUS_NOT_HOLDER` otherwise.
+ * Asks nobody: cheap enough for every write.
+ */
+hb_status hb_election_check(const hb_election *election, hb_error **err);
+
+/**
+ * How long, in milliseconds, we may still act as the leader (0: not the leader).
+ */
+hb_status hb_election_remaining_ms(const hb_election *election, uint64_t *out, hb_error **err);
+
+/**
+ * Our term's fencing token (`revision` grows from term to term: compare it downstream).
+ *
+ * Errors: `HB_STATUS_NOT_HOLDER` (not the leader), `HB_STATUS_STOPPED`.
+ */
+hb_status hb_election_token(const hb_election *election,
+                            int64_t *revision,
+                            int64_t *lease_id,
+                            hb_error **err);
+
+/**
+ * The leader's token as observed while campaigning; `revision` 0 when nobody leads (or we
+ * are not campaigning).
+ */
+hb_status hb_election_leader(const hb_election *election,
+                             int64_t *revision,
+                             int64_t *lease_id,
+                             hb_error **err);
+
+/**
+ * Election events (`HB_STATE_ELECTED`, `HB_STATE_LOST`, `HB_STATE_LEADER_CHANGED`) to
+ * `callback(user_data, event)` on a delivery thread; as `hb_client_set_callback`.
+ */
+hb_status hb_election_set_callback(const hb_election *election,
+                                   hb_event_callback callback,
+                                   void *user_data,
+                                   hb_drop_user_data drop_user_data,
+                                   hb_error **err);
+
+/**
+ * The next election event, waiting up to `timeout_ms`; as `hb_client_next_event`.
+ */
+hb_status hb_election_next_event(const hb_election *election,
+                                 uint32_t timeout_ms,
+                                 hb_event **out,
+                                 hb_error **err);
+
+/**
+ * Resigns, stops (no event is delivered after it returns) and frees the election.
+ * `hb_election_free(NULL)` does nothing. The pointer is invalid afterwards.
+ */
+void hb_election_free(hb_election *election);
 
 /**
  * The error's message: one line naming what was wrong, e.g.

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "heartbeater",
     version,
-    about = "Liveness for distributed processes: monitor, beat, watch, relay, demo, bench"
+    about = "Liveness for distributed processes: monitor, beat, watch, elect, relay, demo, bench"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -22,6 +22,8 @@ pub enum Command {
     Beat(BeatArgs),
     /// Print the registrations under an etcd prefix as they join, change and leave.
     Watch(WatchArgs),
+    /// Campaign in an etcd election; run COMMAND only while leader, stop it when not.
+    Elect(ElectArgs),
     /// Userspace UDP impairment proxy (delay, jitter, loss), both directions.
     Relay(RelayArgs),
     /// Embedded monitor + N clients through an impaired relay; kills some; prints a summary.
@@ -105,6 +107,30 @@ pub struct WatchArgs {
     /// One JSON object per line instead of text
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ElectArgs {
+    /// etcd://H:P[,H:P]/prefix
+    pub endpoint: String,
+    /// Election name (the key is prefix/election/NAME/<lease>)
+    #[arg(long, allow_hyphen_values = true)]
+    pub name: String,
+    /// This candidate's value, shown to the others as the leader's
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    pub value: String,
+    /// Lease TTL (default 15s): how long a crashed leader holds the lead
+    #[arg(long, allow_hyphen_values = true)]
+    pub ttl: Option<String>,
+    /// Time COMMAND gets after SIGTERM before SIGKILL
+    #[arg(long, default_value = "5s", allow_hyphen_values = true)]
+    pub grace: String,
+    /// Election events as JSON objects instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// The command run while leader (its environment has HEARTBEATER_ELECTION_TOKEN)
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]

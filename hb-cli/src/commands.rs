@@ -13,13 +13,14 @@ use crate::cli::{BeatArgs, BenchCommand, Cli, Command, CompletionsArgs, MonitorA
 use crate::fail::{runtime, set, usage, CmdResult};
 use crate::impair::Impairment;
 use crate::relay::{udp_addr, Relay, RelaySpec};
-use crate::{bench, demo, escape, signals};
+use crate::{bench, demo, elect, escape, signals};
 
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Monitor(a) => monitor(a),
         Command::Beat(a) => beat(a),
         Command::Watch(a) => watch(a),
+        Command::Elect(a) => elect::run(a),
         Command::Relay(a) => relay(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(b) => match b.which {

@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod commands;
 mod demo;
+mod elect;
 mod escape;
 mod fail;
 mod impair;

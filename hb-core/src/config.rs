@@ -321,7 +321,7 @@ pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<()> {
     Ok(())
 }
 
-fn validate_name(field: &str, value: &str) -> Result<()> {
+pub(crate) fn validate_name(field: &str, value: &str) -> Result<()> {
     let ok =
         !value.is_empty() && value.len() <= MAX_NAME_LEN && !value.contains('/') && crate::proto::ident::is_name(value);
     if ok {

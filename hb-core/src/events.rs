@@ -73,6 +73,10 @@ named_enum! {
         Stopped = "stopped",
         /// Watcher: a key under the prefix whose value is not a registration (not its JSON).
         Invalid = "invalid",
+        /// Election: we lead (a new term, with a new token).
+        Elected = "elected",
+        /// Election: another candidate leads now, as observed.
+        LeaderChanged = "leader_changed",
     }
 }
 
@@ -125,6 +129,8 @@ named_enum! {
         KeyDeleted = "key_deleted",
         /// A value under the prefix is not a registration's JSON.
         MalformedValue = "malformed_value",
+        /// Election: the leader stepped down (resign).
+        Resigned = "resigned",
     }
 }
 

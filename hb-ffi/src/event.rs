@@ -41,6 +41,10 @@ pub enum hb_state {
     Stopped = 12,
     /// Watcher: a key under the prefix whose value is not a registration.
     Invalid = 13,
+    /// Election: we lead (a new term, with a new token).
+    Elected = 14,
+    /// Election: another candidate leads now, as observed.
+    LeaderChanged = 15,
 }
 
 /// Why a transition happened (mirrors hb-core's `Reason`). Explicit values, never reused.
@@ -91,6 +95,8 @@ pub enum hb_reason {
     KeyDeleted = 20,
     /// A value under the prefix is not a registration's JSON.
     MalformedValue = 21,
+    /// Election: the leader stepped down (resign).
+    Resigned = 22,
 }
 
 impl From<State> for hb_state {
@@ -110,6 +116,8 @@ impl From<State> for hb_state {
             State::Reregistered => hb_state::Reregistered,
             State::Stopped => hb_state::Stopped,
             State::Invalid => hb_state::Invalid,
+            State::Elected => hb_state::Elected,
+            State::LeaderChanged => hb_state::LeaderChanged,
         }
     }
 }
@@ -139,6 +147,7 @@ impl From<Reason> for hb_reason {
             Reason::LeaveFailed => hb_reason::LeaveFailed,
             Reason::KeyDeleted => hb_reason::KeyDeleted,
             Reason::MalformedValue => hb_reason::MalformedValue,
+            Reason::Resigned => hb_reason::Resigned,
         }
     }
 }

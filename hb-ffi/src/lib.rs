@@ -18,6 +18,7 @@ mod boundary;
 pub mod callback;
 pub mod client;
 pub mod config;
+pub mod election;
 mod engine;
 pub mod error;
 pub mod event;

@@ -15,6 +15,7 @@ StateName = Literal[
     "joined", "updated", "expired", "reregistered",  # a watcher's view of etcd
     "stopped",
     "invalid",  # a watcher: a value under the prefix that is not a registration
+    "elected", "leader_changed",  # an election
 ]
 
 #: Why a transition happened (like BFD's diagnostic codes).
@@ -22,7 +23,7 @@ ReasonName = Literal[
     "registered", "recovered", "timeout", "left", "restarted", "lease_expired", "lease_not_found",
     "lease_deadline", "deregistered", "updated", "ack_timeout", "acked", "connect_failed",
     "keepalive_failed", "rejected", "flapping", "stopped", "conflict", "evicted", "leave_failed",
-    "key_deleted", "malformed_value",
+    "key_deleted", "malformed_value", "resigned",
 ]
 
 #: Where a handle is in its life (``Client.phase``, ``Monitor.phase``, ``Watcher.phase``).

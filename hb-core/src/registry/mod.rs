@@ -4,7 +4,7 @@
 //! stream on it for every lease (`keepalive`), the stored value (`value`), a Client's
 //! registration (`registration`), and the Watcher with its pure node view (`view`).
 
-mod connect;
+pub(crate) mod connect;
 mod keepalive;
 pub(crate) mod registration;
 pub mod value;

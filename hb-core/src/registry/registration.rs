@@ -30,6 +30,62 @@ use super::connect::{is_token_error, join_hosts, Connection};
 use super::keepalive::Answer;
 use super::value::{self, RegistrationValue, STATE_LEAVING, STATE_UP};
 
+/// What a registration writes under its lease. A Client's record is its registration
+/// value at a fixed key; an election candidate's key names its lease (`election::key`).
+pub(crate) trait Record: Send + Sync + 'static {
+    /// The key for a registration under `lease`.
+    fn key(&self, lease: i64) -> String;
+    /// The value of registration `epoch`.
+    fn value(&self, epoch: u64) -> Vec<u8>;
+    /// The value that marks a graceful leave before the revoke, if the record has one.
+    fn leaving(&self, epoch: u64) -> Option<Vec<u8>>;
+}
+
+/// A Client's registration value at `prefix/service/instance-id`.
+struct ClientRecord {
+    key: String,
+    shared: Arc<ClientShared>,
+    started_unix_ms: u64,
+}
+
+impl ClientRecord {
+    fn value_in(&self, epoch: u64, state: &str) -> Vec<u8> {
+        let config = &self.shared.config;
+        RegistrationValue {
+            id: config.instance_id.clone(),
+            service: config.service.clone(),
+            labels: config.labels.clone(),
+            incarnation: self.shared.incarnation,
+            epoch,
+            started_unix_ms: self.started_unix_ms,
+            state: state.to_string(),
+        }
+        .to_json()
+    }
+}
+
+impl Record for ClientRecord {
+    fn key(&self, _lease: i64) -> String {
+        self.key.clone()
+    }
+    fn value(&self, epoch: u64) -> Vec<u8> {
+        self.value_in(epoch, STATE_UP)
+    }
+    fn leaving(&self, epoch: u64) -> Option<Vec<u8>> {
+        Some(self.value_in(epoch, STATE_LEAVING))
+    }
+}
+
+/// One registration as made: for whoever builds on it (an election campaigns with it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Made {
+    pub lease: i64,
+    pub key: String,
+    /// The revision of the put (the key's creation revision when the key names the lease).
+    pub revision: i64,
+    pub epoch: u64,
+}
+
 /// Waits longer than this are as good as unlimited (`Duration::MAX` from the Rust API);
 /// capping them keeps `now + timeout` from overflowing.
 const NO_LIMIT: Duration = Duration::from_secs(30 * 365 * 86_400);
@@ -44,8 +100,11 @@ pub(crate) struct Registration {
 /// What the background task and `stop` share.
 struct Ctx {
     shared: Arc<ClientShared>,
-    key: String,
-    started_unix_ms: u64,
+    record: Box<dyn Record>,
+    /// The key of the current registration.
+    key: Mutex<String>,
+    /// Every registration made, newest last seen (`None` before the first).
+    made: watch::Sender<Option<Made>>,
     conn: Mutex<Option<Arc<Connection>>>,
     /// The lease currently carrying our key (0: none).
     lease: AtomicI64,
@@ -69,10 +128,25 @@ impl Registration {
         let (_, prefix) = config
             .etcd_endpoint()
             .ok_or_else(|| Error::Internal("etcd registration without an etcd endpoint".into()))?;
-        let (attempts_tx, attempts) = crossbeam_channel::unbounded();
-        let ctx = Arc::new(Ctx {
+        let record = ClientRecord {
             key: value::key(prefix, &config.service, &config.instance_id),
+            shared: Arc::clone(&shared),
             started_unix_ms: crate::events::unix_ms_now(),
+        };
+        Registration::start_with(shared, Box::new(record)).map(|(reg, _)| reg)
+    }
+
+    /// `start` for any record; also returns the registrations as they are made.
+    pub(crate) fn start_with(
+        shared: Arc<ClientShared>,
+        record: Box<dyn Record>,
+    ) -> Result<(Registration, watch::Receiver<Option<Made>>)> {
+        let (attempts_tx, attempts) = crossbeam_channel::unbounded();
+        let (made, made_rx) = watch::channel(None);
+        let ctx = Arc::new(Ctx {
+            record,
+            key: Mutex::new(String::new()),
+            made,
             conn: Mutex::new(None),
             lease: AtomicI64::new(0),
             current: watch::Sender::new((0, 0)),
@@ -103,7 +177,7 @@ impl Registration {
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match attempts.recv_timeout(left) {
-                Ok(Ok(())) => return Ok(reg),
+                Ok(Ok(())) => return Ok((reg, made_rx)),
                 Ok(Err(e @ Error::PermissionDenied { .. })) | Ok(Err(e @ Error::Config { .. })) => {
                     reg.abort();
                     return Err(e);
@@ -180,14 +254,13 @@ async fn keep_registered(ctx: &Ctx) {
         if !registered {
             let sent_ns = shared.now_ns();
             match register(ctx).await {
-                Ok((lease, _, revision)) => {
+                Ok((lease, epoch, revision)) => {
                     // Health (so the fencing token) first: a callback handling
                     // `reregistered` must already see the new epoch and pass check().
-                    let (again, transition, epoch) = {
+                    let (again, transition) = {
                         let mut h = shared.health.lock();
                         let again = h.epoch() > 0;
-                        let t = h.registered(lease, sent_ns);
-                        (again, t, h.epoch())
+                        (again, h.registered(lease, sent_ns))
                     };
                     if again {
                         crate::metrics::get().reregistrations.inc();
@@ -197,6 +270,7 @@ async fn keep_registered(ctx: &Ctx) {
                         shared.emit(t.from, t.to, t.reason, epoch);
                     }
                     ctx.current.send_replace((lease, revision));
+                    ctx.made.send_replace(Some(Made { lease, key: ctx.key.lock().clone(), revision, epoch }));
                     let _ = ctx.attempts.send(Ok(()));
                     registered = true;
                     backoff.reset();
@@ -334,7 +408,8 @@ async fn watch_key(ctx: &Ctx, conn: &Connection, lease: i64, from: &mut i64) -> 
         return Watched::Broken;
     };
     let options = WatchOptions::new().with_start_revision(*from);
-    let opened = tokio::time::timeout(interval, client.watch(ctx.key.as_str(), Some(options))).await;
+    let key = ctx.key.lock().clone();
+    let opened = tokio::time::timeout(interval, client.watch(key, Some(options))).await;
     let Ok(Ok((mut watcher, mut stream))) = opened else {
         conn.member_failed(member);
         return Watched::Broken;
@@ -426,15 +501,16 @@ async fn register(ctx: &Ctx) -> Result<(i64, u64, i64)> {
         Err(_) => return Err(timed_out(&conn, "grant lease", budget)),
     };
     ctx.lease.store(lease, Ordering::SeqCst);
-    let value = registration_value(ctx, epoch, STATE_UP);
+    let key = ctx.record.key(lease);
+    *ctx.key.lock() = key.clone();
+    let value = ctx.record.value(epoch);
     let put =
-        tokio::time::timeout(budget, client.put(ctx.key.as_str(), value, Some(PutOptions::new().with_lease(lease))))
-            .await;
+        tokio::time::timeout(budget, client.put(key.as_str(), value, Some(PutOptions::new().with_lease(lease)))).await;
     match put {
         Ok(Ok(resp)) => Ok((lease, epoch, resp.header().map_or(0, |h| h.revision()))),
         // The granted lease expires by itself; the next attempt grants a fresh one.
-        Ok(Err(e)) => Err(failed(&conn, &format!("put {}", ctx.key), &e).await),
-        Err(_) => Err(timed_out(&conn, &format!("put {}", ctx.key), budget)),
+        Ok(Err(e)) => Err(failed(&conn, &format!("put {key}"), &e).await),
+        Err(_) => Err(timed_out(&conn, &format!("put {key}"), budget)),
     }
 }
 
@@ -456,20 +532,6 @@ fn timed_out(conn: &Connection, what: &str, after: Duration) -> Error {
     }
 }
 
-fn registration_value(ctx: &Ctx, epoch: u64, state: &str) -> Vec<u8> {
-    let config = &ctx.shared.config;
-    RegistrationValue {
-        id: config.instance_id.clone(),
-        service: config.service.clone(),
-        labels: config.labels.clone(),
-        incarnation: ctx.shared.incarnation,
-        epoch,
-        started_unix_ms: ctx.started_unix_ms,
-        state: state.to_string(),
-    }
-    .to_json()
-}
-
 /// Graceful goodbye before `deadline`: mark the value `leaving` (same lease, so watchers see
 /// a departure), then revoke the lease (the key goes at once). The mark is retried, member
 /// after member, for two thirds of the time; if it still failed, the stop is reported with
@@ -481,14 +543,20 @@ async fn leave(ctx: &Ctx, deadline: Instant) {
     let mut reason = Reason::Stopped;
     if let (Some(conn), true) = (conn, lease != 0) {
         let epoch = shared.health.lock().epoch();
-        let value = registration_value(ctx, epoch, STATE_LEAVING);
-        // Leave a third of the budget for the revoke even if every put hangs.
-        let put_deadline = deadline - deadline.saturating_duration_since(Instant::now()) / 3;
-        let marked = until_done(&conn, put_deadline, |mut client| {
-            let value = value.clone();
-            async move { client.put(ctx.key.as_str(), value, Some(PutOptions::new().with_lease(lease))).await.map(drop) }
-        })
-        .await;
+        let key = ctx.key.lock().clone();
+        let marked = match ctx.record.leaving(epoch) {
+            Some(value) => {
+                // Leave a third of the budget for the revoke even if every put hangs.
+                let put_deadline = deadline - deadline.saturating_duration_since(Instant::now()) / 3;
+                until_done(&conn, put_deadline, |mut client| {
+                    let (key, value) = (key.clone(), value.clone());
+                    async move { client.put(key, value, Some(PutOptions::new().with_lease(lease))).await.map(drop) }
+                })
+                .await
+            }
+            // Nothing to mark: the revoke alone says goodbye.
+            None => true,
+        };
         let revoked =
             until_done(&conn, deadline, |mut client| async move { client.lease_revoke(lease).await.map(drop) }).await;
         reason = match (marked, revoked) {
