@@ -268,7 +268,10 @@ mod tests {
         let mut f = Frame::beat("a");
         f.incarnation = u32::MAX;
         // Quiet for ten intervals (a stalled host), still alive: the far future is refused...
-        assert_eq!(judge_frame(&mut None, &f, Ordering::Greater, &t, 2_000 * MS), Verdict::Refuse("future_incarnation"));
+        assert_eq!(
+            judge_frame(&mut None, &f, Ordering::Greater, &t, 2_000 * MS),
+            Verdict::Refuse("future_incarnation")
+        );
         // ...and once it is dead, any claimant may have the id.
         let dead = Tracked { live: false, ..t };
         assert_eq!(judge_frame(&mut None, &f, Ordering::Greater, &dead, 2_000 * MS), Verdict::TakeOver);
