@@ -9,6 +9,8 @@ pub mod config;
 pub mod detect;
 pub mod error;
 pub mod events;
+pub mod history;
+pub mod http;
 pub mod lifecycle;
 pub mod metrics;
 pub mod peers;
