@@ -201,6 +201,11 @@ handle_methods!(Monitor {
         Ok(self.inner().local_addrs().py()?.into_iter().map(|(name, addr)| (name, addr.to_string())).collect())
     }
 
+    /// `"ip:port"` of the HTTP API (`http_addr`), None when not serving.
+    fn http_addr(&self) -> Option<String> {
+        self.inner().http_addr().map(|a| a.to_string())
+    }
+
     fn peers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let m = Arc::clone(self.inner());
         let peers = py.detach(move || m.peers()).py()?;
