@@ -155,6 +155,11 @@ handle_methods!(Client {
         Ok(self.inner().remaining().py()?.as_secs_f64())
     }
 
+    /// `"ip:port"` of the client's `/healthz` (`health_addr`), None when not serving.
+    fn health_addr(&self) -> Option<String> {
+        self.inner().health_addr().map(|a| a.to_string())
+    }
+
     #[getter]
     fn incarnation(&self) -> PyResult<u32> {
         self.inner().incarnation().py()

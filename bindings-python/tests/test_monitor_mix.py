@@ -114,3 +114,26 @@ def test_the_http_api_serves_what_peers_returns() -> None:
         if key not in ("last_seen_unix_ms", "rtt_us"):
             assert got[key] == want[key], key
     assert abs(got["last_seen_unix_ms"] - want["last_seen_unix_ms"]) < 5000
+
+
+def test_a_client_serves_its_own_healthz() -> None:
+    """health_addr: 200 with the fencing token while healthy (docs/http.md)."""
+    import json
+    import urllib.request
+
+    with heartbeater.Monitor("udp://127.0.0.1:0") as m:
+        with heartbeater.Client(m.local_addrs[0], service="py", instance_id="probed", interval=0.1,
+                                health_addr="127.0.0.1:0") as c:
+            addr = c.health_addr
+            assert addr is not None
+            deadline = time.monotonic() + 10
+            while c.state != "healthy":
+                assert time.monotonic() < deadline, "not healthy"
+                time.sleep(0.01)
+            with urllib.request.urlopen(f"http://{addr}/healthz", timeout=5) as r:
+                assert r.status == 200
+                body = json.loads(r.read())
+        assert c.health_addr is None
+    assert body["state"] == "healthy"
+    assert body["fencing_token"] == {"lease_id": 0, "epoch": 1}
+    assert body["remaining_ms"] > 0

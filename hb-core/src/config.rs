@@ -355,6 +355,7 @@ pub struct Options {
     pub(crate) metrics_addr: Option<SocketAddr>,
     pub(crate) http_addr: Option<SocketAddr>,
     pub(crate) http_token_file: Option<PathBuf>,
+    pub(crate) health_addr: Option<SocketAddr>,
     pub(crate) etcd_ca_file: Option<PathBuf>,
     pub(crate) etcd_cert_file: Option<PathBuf>,
     pub(crate) etcd_key_file: Option<PathBuf>,
@@ -390,6 +391,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "ack",
     "http_addr",
     "http_token_file",
+    "health_addr",
 ];
 
 impl Options {
@@ -437,6 +439,7 @@ impl Options {
             "metrics_addr" => self.metrics_addr = Some(parse_metrics_addr(value)?),
             "http_addr" => self.http_addr = Some(parse_http_addr("http_addr", value)?),
             "http_token_file" => self.http_token_file = Some(PathBuf::from(value)),
+            "health_addr" => self.health_addr = Some(parse_http_addr("health_addr", value)?),
             "etcd_ca_file" => self.etcd_ca_file = Some(PathBuf::from(value)),
             "etcd_cert_file" => self.etcd_cert_file = Some(PathBuf::from(value)),
             "etcd_key_file" => self.etcd_key_file = Some(PathBuf::from(value)),
@@ -568,6 +571,8 @@ pub struct Config {
     pub http_addr: Option<SocketAddr>,
     /// The bearer token that API asks for, read from `http_token_file`.
     pub http_token: Option<Secret>,
+    /// Where a client serves its own `/healthz` (docs/http.md, "A client's health").
+    pub health_addr: Option<SocketAddr>,
     pub etcd: EtcdOptions,
     /// Ask the monitor to ACK each beat (needed for RTT, health and fencing).
     pub ack: bool,
@@ -675,6 +680,7 @@ impl Config {
             traceparent: o.traceparent.clone(),
             metrics_addr: o.metrics_addr,
             http_addr: o.http_addr,
+            health_addr: o.health_addr,
             http_token: o.http_token_file.as_deref().map(crate::http::read_token_file).transpose()?,
             etcd: EtcdOptions {
                 ca_file: o.etcd_ca_file.clone(),
@@ -719,6 +725,7 @@ fn overlay(base: Options, top: Options) -> Options {
         metrics_addr,
         http_addr,
         http_token_file,
+        health_addr,
         etcd_ca_file,
         etcd_cert_file,
         etcd_key_file,

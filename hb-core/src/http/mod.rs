@@ -9,6 +9,7 @@
 
 mod auth;
 mod events;
+mod health;
 mod peers;
 
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ use crate::history::History;
 use crate::peers::PeerInfo;
 
 pub use auth::read_token_file;
+pub use health::{HealthReport, HealthSource};
 
 /// What one client of the listener may cost.
 #[derive(Clone, Copy, Debug)]
@@ -141,6 +143,12 @@ pub fn serve_view_with(
 /// Serves only `GET /metrics` (the `metrics_addr` option).
 pub fn serve_metrics(addr: SocketAddr) -> Result<HttpServer> {
     serve(addr, "metrics_addr", Router::new().route("/metrics", get(metrics)), LIMITS)
+}
+
+/// Serves a client's `/healthz` on `config.health_addr`; `None` when none is configured.
+pub fn serve_health(config: &Config, source: Arc<dyn HealthSource>) -> Result<Option<HttpServer>> {
+    let Some(addr) = config.health_addr else { return Ok(None) };
+    serve(addr, "health_addr", health::router(source), LIMITS).map(Some)
 }
 
 fn protect(router: Router, token: Option<Secret>) -> Router {
