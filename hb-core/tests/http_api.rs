@@ -100,6 +100,12 @@ fn the_peer_json_is_what_peers_returns_filtered_sorted_and_paged() {
     assert_eq!(get(addr, "/healthz"), (200, "ok\n".into()));
     assert_eq!(get(addr, "/readyz"), (200, "ready\n".into()));
     assert_eq!(get(addr, "/nothing").0, 404);
+    let (status, page) = get(addr, "/");
+    assert_eq!(status, 200);
+    assert!(page.contains("new EventSource(\"v1/events") && page.contains("v1/peers"), "{page}");
+    // Self-contained: nothing is fetched from anywhere but this listener.
+    assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("src="), "{page}");
+    assert!(!page.contains("innerHTML"), "peer text goes through textContent only");
 
     drop(clients);
     m.stop().unwrap();

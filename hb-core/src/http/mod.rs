@@ -1,4 +1,5 @@
-//! One HTTP listener for monitors and watchers (docs/http.md): `/metrics`, the peer view as
+//! One HTTP listener for monitors and watchers (docs/http.md): a status page (`/`),
+//! `/metrics`, the peer view as
 //! JSON (`/v1/peers`), the transitions as Server-Sent Events (`/v1/events`), `/healthz` and
 //! `/readyz`; for a client, its own `/healthz`.
 //!
@@ -131,6 +132,7 @@ pub fn serve_view_with(
     let Some(addr) = config.http_addr else { return Ok(None) };
     let state = ViewState { view, history: hub.history() };
     let api = Router::new()
+        .route("/", get(status_page))
         .route("/metrics", get(metrics))
         .route("/v1/peers", get(peers::list))
         .route("/v1/peers/{id}", get(peers::one))
@@ -160,6 +162,11 @@ fn protect(router: Router, token: Option<Secret>) -> Router {
 
 async fn metrics() -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::text()).into_response()
+}
+
+/// The status page: one self-contained file in the binary, live over `/v1/events`.
+async fn status_page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("status.html"))
 }
 
 async fn healthz() -> &'static str {
