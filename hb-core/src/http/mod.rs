@@ -87,6 +87,8 @@ impl PeerView for crate::registry::Watcher {
 /// A running listener; closes its socket and every connection when dropped.
 pub struct HttpServer {
     addr: SocketAddr,
+    /// The process that started the thread: a forked child has no such thread to join.
+    pid: u32,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -99,6 +101,12 @@ impl HttpServer {
 
 impl Drop for HttpServer {
     fn drop(&mut self) {
+        if std::process::id() != self.pid {
+            // A forked child has no such thread: leave it alone (glibc's join would return at
+            // once, which POSIX does not promise).
+            std::mem::forget(self.thread.take());
+            return;
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -217,7 +225,7 @@ fn serve(addr: SocketAddr, field: &str, router: Router, limits: Limits) -> Resul
         .name("hb-http".into())
         .spawn(move || rt.block_on(accept_loop(listener, router, limits, rx)))
         .map_err(|e| Error::io("spawn the HTTP thread", e))?;
-    Ok(HttpServer { addr, shutdown: Some(tx), thread: Some(thread) })
+    Ok(HttpServer { addr, pid: std::process::id(), shutdown: Some(tx), thread: Some(thread) })
 }
 
 async fn accept_loop(
