@@ -206,6 +206,10 @@ pub struct IngestArgs {
     /// Ask for an ACK on every beat (the monitor then sends one datagram per beat)
     #[arg(long)]
     pub ack: bool,
+    /// Also serve the HTTP API and GET /v1/peers every PERIOD during the steps (does
+    /// polling delay ingest?)
+    #[arg(long, value_name = "PERIOD")]
+    pub poll_http: Option<String>,
     #[arg(long, value_name = "FILE")]
     pub json: Option<String>,
 }
