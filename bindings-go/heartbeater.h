@@ -547,7 +547,8 @@ void hb_config_free(hb_config *config);
  * `label`, `auth_key`, `auth_key_file`, `detector`, `false_dead_rate`, `false_suspect_rate`,
  * `max_peers`, `stop_timeout`,
  * `connect_timeout`, `event_capacity`, `traceparent`, `metrics_addr`, `etcd_ca_file`,
- * `etcd_cert_file`, `etcd_key_file`, `etcd_username`, `etcd_password`, `ack`.
+ * `etcd_cert_file`, `etcd_key_file`, `etcd_username`, `etcd_password`, `ack`, `http_addr`,
+ * `http_token_file`, `health_addr`.
  * Durations read like `200ms`, `15s`, `1.5s`; `interval` is `200ms` or `1s..30s`;
  * `labels` is `k=v,k=v` (replaces), `label` is one `k=v` (adds).
  *

@@ -138,7 +138,9 @@ func WithFalseSuspectRate(rate string) Option {
 }
 
 // WithOption sets any engine option by its key (the keys of hb-core config::OPTION_KEYS,
-// e.g. "connect_timeout" = "3s", "metrics_addr" = "127.0.0.1:9464", "ack" = "true").
+// e.g. "connect_timeout" = "3s", "metrics_addr" = "127.0.0.1:9464", "ack" = "true"; a
+// Monitor's HTTP API: "http_addr" = "127.0.0.1:9465", "http_token_file"; a Client's own
+// /healthz: "health_addr" = "127.0.0.1:8086", docs/http.md).
 func WithOption(key, value string) Option {
 	return func(s *settings) { s.addString(key, value) }
 }

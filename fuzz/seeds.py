@@ -13,7 +13,8 @@ CORPUS = ROOT / "fuzz" / "corpus"
 OPTION_KEYS = ["endpoint", "listen", "service", "instance_id", "ttl", "interval", "labels", "label", "auth_key",
                "auth_key_file", "detector", "max_peers", "stop_timeout", "connect_timeout", "event_capacity",
                "traceparent", "metrics_addr", "etcd_ca_file", "etcd_cert_file", "etcd_key_file", "etcd_username",
-               "etcd_password", "ack"]
+               "etcd_password", "ack", "http_addr", "http_token_file", "health_addr", "false_dead_rate",
+               "false_suspect_rate"]
 
 
 def vectors():
@@ -134,6 +135,10 @@ def main():
         "etcd_username": ["root"],
         "etcd_password": ["pw"],
         "ack": ["true", "false", "maybe"],
+        "http_addr": ["127.0.0.1:8080", "8080", "[::1]:0", "nope"],
+        "health_addr": ["127.0.0.1:0", "70000"],
+        "false_dead_rate": ["1/2y", "1e-8/s", "0/d", "1/d/2", "1e308/1ns"],
+        "false_suspect_rate": ["3/1.5h", "1/fortnight", "nan/d"],
     }
     options = {}
     for key, values in samples.items():

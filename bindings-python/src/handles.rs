@@ -155,6 +155,11 @@ handle_methods!(Client {
         Ok(self.inner().remaining().py()?.as_secs_f64())
     }
 
+    /// `"ip:port"` of the client's `/healthz` (`health_addr`), None when not serving.
+    fn health_addr(&self) -> Option<String> {
+        self.inner().health_addr().map(|a| a.to_string())
+    }
+
     #[getter]
     fn incarnation(&self) -> PyResult<u32> {
         self.inner().incarnation().py()
@@ -199,6 +204,11 @@ handle_methods!(Monitor {
     /// `[(scheme or url, "ip:port"), ...]` for every bound listener.
     fn local_addrs(&self) -> PyResult<Vec<(String, String)>> {
         Ok(self.inner().local_addrs().py()?.into_iter().map(|(name, addr)| (name, addr.to_string())).collect())
+    }
+
+    /// `"ip:port"` of the HTTP API (`http_addr`), None when not serving.
+    fn http_addr(&self) -> Option<String> {
+        self.inner().http_addr().map(|a| a.to_string())
     }
 
     fn peers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {

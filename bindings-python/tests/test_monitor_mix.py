@@ -87,3 +87,53 @@ def test_kill_is_dead_and_term_is_left_via_aevents(monitor: heartbeater.Monitor,
     elapsed = time.monotonic() - t0
     # The loop kept running while aevents() waited: at least a quarter of the 10 ms ticks.
     assert ticks >= elapsed / 0.01 / 4, (ticks, elapsed)
+
+
+def test_the_http_api_serves_what_peers_returns() -> None:
+    """The JSON of /v1/peers has the native peer's keys and values (docs/http.md)."""
+    import json
+    import urllib.request
+
+    with heartbeater.Monitor("udp://127.0.0.1:0", http_addr="127.0.0.1:0") as m:
+        addr = m.http_addr
+        assert addr is not None
+        udp = m.local_addrs[0]
+        with heartbeater.Client(udp, service="py", instance_id="one", interval=0.1, labels={"zone": "eu"}):
+            deadline = time.monotonic() + 10
+            while not any(p.state == "alive" for p in m.peers()):
+                assert time.monotonic() < deadline, "no alive peer"
+                time.sleep(0.01)
+            with urllib.request.urlopen(f"http://{addr}/v1/peers", timeout=5) as r:
+                page = json.loads(r.read())
+            native = m._native.peers()
+    assert m.http_addr is None
+    (got,) = page["peers"]
+    (want,) = native
+    assert set(got) == set(want)
+    for key in want:
+        if key not in ("last_seen_unix_ms", "rtt_us"):
+            assert got[key] == want[key], key
+    assert abs(got["last_seen_unix_ms"] - want["last_seen_unix_ms"]) < 5000
+
+
+def test_a_client_serves_its_own_healthz() -> None:
+    """health_addr: 200 with the fencing token while healthy (docs/http.md)."""
+    import json
+    import urllib.request
+
+    with heartbeater.Monitor("udp://127.0.0.1:0") as m:
+        with heartbeater.Client(m.local_addrs[0], service="py", instance_id="probed", interval=0.1,
+                                health_addr="127.0.0.1:0") as c:
+            addr = c.health_addr
+            assert addr is not None
+            deadline = time.monotonic() + 10
+            while c.state != "healthy":
+                assert time.monotonic() < deadline, "not healthy"
+                time.sleep(0.01)
+            with urllib.request.urlopen(f"http://{addr}/healthz", timeout=5) as r:
+                assert r.status == 200
+                body = json.loads(r.read())
+        assert c.health_addr is None
+    assert body["state"] == "healthy"
+    assert body["fencing_token"] == {"lease_id": 0, "epoch": 1}
+    assert body["remaining_ms"] > 0

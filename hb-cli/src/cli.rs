@@ -69,6 +69,13 @@ pub struct MonitorArgs {
     /// once, then dead and left ones, before it refuses a newcomer
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub max_peers: Option<String>,
+    /// Serve the HTTP API (peers as JSON, events as SSE, /metrics, probes) on H:P, or on
+    /// 127.0.0.1:PORT for a bare port (docs/http.md)
+    #[arg(long, value_name = "ADDR", allow_hyphen_values = true)]
+    pub http: Option<String>,
+    /// File holding the bearer token the HTTP API asks for
+    #[arg(long, value_name = "F")]
+    pub http_token_file: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -107,6 +114,13 @@ pub struct WatchArgs {
     /// One JSON object per line instead of text
     #[arg(long)]
     pub json: bool,
+    /// Serve the HTTP API (peers as JSON, events as SSE, /metrics, probes) on H:P, or on
+    /// 127.0.0.1:PORT for a bare port (docs/http.md)
+    #[arg(long, value_name = "ADDR", allow_hyphen_values = true)]
+    pub http: Option<String>,
+    /// File holding the bearer token the HTTP API asks for
+    #[arg(long, value_name = "F")]
+    pub http_token_file: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -225,6 +239,10 @@ pub struct IngestArgs {
     /// Ask for an ACK on every beat (the monitor then sends one datagram per beat)
     #[arg(long)]
     pub ack: bool,
+    /// Also serve the HTTP API and GET /v1/peers every PERIOD during the steps (does
+    /// polling delay ingest?)
+    #[arg(long, value_name = "PERIOD")]
+    pub poll_http: Option<String>,
     #[arg(long, value_name = "FILE")]
     pub json: Option<String>,
 }

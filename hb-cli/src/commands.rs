@@ -69,6 +69,28 @@ fn text_line(ev: &Event) -> String {
     line
 }
 
+/// `--http` and `--http-token-file`, as the options `http_addr` and `http_token_file`.
+fn set_http(o: &mut Options, addr: Option<&str>, token_file: Option<&str>) -> CmdResult<()> {
+    if let Some(addr) = addr {
+        set(o, "http_addr", addr)?;
+    }
+    if let Some(f) = token_file {
+        set(o, "http_token_file", f)?;
+    }
+    Ok(())
+}
+
+/// Where the HTTP API is, and a warning when anyone beyond loopback may read it.
+fn say_http(who: &str, addr: std::net::SocketAddr, has_token: bool) {
+    eprintln!("heartbeater {who}: http API on http://{addr}/ (docs/http.md)");
+    if !has_token && !addr.ip().is_loopback() {
+        eprintln!(
+            "heartbeater {who}: warning: http://{addr}/ is reachable beyond loopback without a token: anyone who \
+             can reach it can read every peer; give --http-token-file FILE"
+        );
+    }
+}
+
 /// The warning a monitor prints when it listens beyond loopback without a key, if it does.
 fn unauthenticated_warning(addrs: &[(String, std::net::SocketAddr)], has_key: bool) -> Option<String> {
     let exposed: Vec<&str> =
@@ -101,6 +123,7 @@ fn monitor(a: MonitorArgs) -> CmdResult {
     if let Some(n) = &a.max_peers {
         set(&mut o, "max_peers", n)?;
     }
+    set_http(&mut o, a.http.as_deref(), a.http_token_file.as_deref())?;
     // Validated by the library, served here (one listener per process).
     let metrics_addr = a.metrics_addr.as_deref().map(hb_core::config::parse_metrics_addr).transpose()?;
     let monitor = Monitor::new(&o)?;
@@ -113,6 +136,9 @@ fn monitor(a: MonitorArgs) -> CmdResult {
     }
     if let Some(warning) = unauthenticated_warning(&addrs, a.auth_key_file.is_some()) {
         eprintln!("{warning}");
+    }
+    if let Some(addr) = monitor.http_addr() {
+        say_http("monitor", addr, a.http_token_file.is_some());
     }
     let _metrics = match metrics_addr {
         Some(addr) => {
@@ -275,13 +301,20 @@ fn watch(a: WatchArgs) -> CmdResult {
         return Err(hb_core::Error::config("endpoint", &a.endpoint, WATCH_ENDPOINT).into());
     }
     set(&mut o, "endpoint", &a.endpoint)?;
-    let watcher = Watcher::new(&o)?;
+    set_http(&mut o, a.http.as_deref(), a.http_token_file.as_deref())?;
+    let watcher = Arc::new(Watcher::new(&o)?);
     let json = a.json;
     watcher.events().set_callback(Box::new(move |ev| print_event(ev, json)))?;
+    // Served from before the first listing, so that its events are in the stream's history.
+    let http = hb_core::http::serve_view(watcher.config(), Arc::clone(&watcher) as _, watcher.events())?;
+    if let Some(server) = &http {
+        say_http("watch", server.local_addr(), a.http_token_file.is_some());
+    }
     watcher.start()?;
     eprintln!("heartbeater watch: watching {}", a.endpoint);
     let sig = signals::wait_forever();
     eprintln!("heartbeater watch: {sig}, stopping");
+    drop(http);
     watcher.stop()?;
     Ok(0)
 }

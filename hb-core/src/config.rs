@@ -390,6 +390,9 @@ pub struct Options {
     pub(crate) event_capacity: Option<usize>,
     pub(crate) traceparent: Option<String>,
     pub(crate) metrics_addr: Option<SocketAddr>,
+    pub(crate) http_addr: Option<SocketAddr>,
+    pub(crate) http_token_file: Option<PathBuf>,
+    pub(crate) health_addr: Option<SocketAddr>,
     pub(crate) etcd_ca_file: Option<PathBuf>,
     pub(crate) etcd_cert_file: Option<PathBuf>,
     pub(crate) etcd_key_file: Option<PathBuf>,
@@ -411,8 +414,6 @@ pub const OPTION_KEYS: &[&str] = &[
     "auth_key",
     "auth_key_file",
     "detector",
-    "false_dead_rate",
-    "false_suspect_rate",
     "max_peers",
     "stop_timeout",
     "connect_timeout",
@@ -425,6 +426,12 @@ pub const OPTION_KEYS: &[&str] = &[
     "etcd_username",
     "etcd_password",
     "ack",
+    "http_addr",
+    "http_token_file",
+    "health_addr",
+    // Appended, not in order: the fuzz corpus names options by their index here.
+    "false_dead_rate",
+    "false_suspect_rate",
 ];
 
 impl Options {
@@ -477,6 +484,9 @@ impl Options {
                 self.traceparent = Some(value.to_string());
             }
             "metrics_addr" => self.metrics_addr = Some(parse_metrics_addr(value)?),
+            "http_addr" => self.http_addr = Some(parse_http_addr("http_addr", value)?),
+            "http_token_file" => self.http_token_file = Some(PathBuf::from(value)),
+            "health_addr" => self.health_addr = Some(parse_http_addr("health_addr", value)?),
             "etcd_ca_file" => self.etcd_ca_file = Some(PathBuf::from(value)),
             "etcd_cert_file" => self.etcd_cert_file = Some(PathBuf::from(value)),
             "etcd_key_file" => self.etcd_key_file = Some(PathBuf::from(value)),
@@ -519,6 +529,15 @@ impl Options {
 /// `ip:port` for the `/metrics` listener.
 pub fn parse_metrics_addr(text: &str) -> Result<SocketAddr> {
     text.parse().map_err(|_| Error::config("metrics_addr", text, "ip:port, e.g. 127.0.0.1:9464"))
+}
+
+/// `ip:port` or a bare `port` (on 127.0.0.1: loopback unless said otherwise) for an HTTP
+/// listener; `field` names the option in the error.
+pub fn parse_http_addr(field: &str, text: &str) -> Result<SocketAddr> {
+    let loopback_port = text.parse::<u16>().map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
+    loopback_port
+        .or_else(|_| text.parse())
+        .map_err(|_| Error::config(field, text, "ip:port or a port (then on 127.0.0.1), e.g. 127.0.0.1:9465"))
 }
 
 const TTL_RANGE: &str = "a duration from 300ms to 24h";
@@ -598,6 +617,12 @@ pub struct Config {
     pub event_capacity: usize,
     pub traceparent: Option<String>,
     pub metrics_addr: Option<SocketAddr>,
+    /// Where a monitor or watcher serves its HTTP API (docs/http.md).
+    pub http_addr: Option<SocketAddr>,
+    /// The bearer token that API asks for, read from `http_token_file`.
+    pub http_token: Option<Secret>,
+    /// Where a client serves its own `/healthz` (docs/http.md, "A client's health").
+    pub health_addr: Option<SocketAddr>,
     pub etcd: EtcdOptions,
     /// Ask the monitor to ACK each beat (needed for RTT, health and fencing).
     pub ack: bool,
@@ -708,6 +733,9 @@ impl Config {
             event_capacity: o.event_capacity.unwrap_or(DEFAULT_EVENT_CAPACITY),
             traceparent: o.traceparent.clone(),
             metrics_addr: o.metrics_addr,
+            http_addr: o.http_addr,
+            health_addr: o.health_addr,
+            http_token: o.http_token_file.as_deref().map(crate::http::read_token_file).transpose()?,
             etcd: EtcdOptions {
                 ca_file: o.etcd_ca_file.clone(),
                 cert_file: o.etcd_cert_file.clone(),
@@ -782,6 +810,9 @@ fn overlay(base: Options, top: Options) -> Options {
         event_capacity,
         traceparent,
         metrics_addr,
+        http_addr,
+        http_token_file,
+        health_addr,
         etcd_ca_file,
         etcd_cert_file,
         etcd_key_file,

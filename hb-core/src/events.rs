@@ -216,6 +216,8 @@ pub struct EventHub {
     drain_deadline_ns: AtomicU64,
     dropped: AtomicU64,
     delivery: Mutex<Option<Delivery>>,
+    /// Kept only once someone asks for it (the HTTP event stream): ids and resume.
+    history: std::sync::OnceLock<Arc<crate::history::History>>,
 }
 
 /// What travels in the channel: events, and the wake-up that `close` sends behind them.
@@ -241,6 +243,7 @@ impl EventHub {
             drain_deadline_ns: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             delivery: Mutex::new(None),
+            history: std::sync::OnceLock::new(),
         })
     }
 
@@ -256,7 +259,15 @@ impl EventHub {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             crate::metrics::dropped_events();
         }
+        if let Some(history) = self.history.get() {
+            history.record(event.clone());
+        }
         let _ = self.tx.send(Slot::Event(event));
+    }
+
+    /// This hub's event history, kept from the first call on (every event emitted after it).
+    pub fn history(&self) -> Arc<crate::history::History> {
+        Arc::clone(self.history.get_or_init(|| Arc::new(crate::history::History::new(crate::history::DEFAULT_HISTORY))))
     }
 
     /// Events lost to a slow consumer so far.

@@ -10,6 +10,8 @@ pub mod detect;
 pub mod election;
 pub mod error;
 pub mod events;
+pub mod history;
+pub mod http;
 pub mod lifecycle;
 pub mod metrics;
 pub mod peers;

@@ -3,15 +3,12 @@
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 pub struct Metrics {
     pub registry: Registry,
@@ -137,70 +134,11 @@ pub fn text() -> String {
 }
 
 /// A running `/metrics` listener; stops when dropped.
-pub struct MetricsServer {
-    addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl MetricsServer {
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+pub type MetricsServer = crate::http::HttpServer;
 
 /// Serves `GET /metrics` on `addr` (port 0 picks a free one).
 pub fn serve(addr: SocketAddr) -> Result<MetricsServer> {
-    let rt = crate::runtime::handle()?;
-    let listener = crate::runtime::run(TcpListener::bind(addr), Duration::from_secs(5))?
-        .map_err(|e| Error::io(format!("listen for /metrics on {addr}"), e))?;
-    let addr = listener.local_addr().map_err(|e| Error::io("metrics listener address", e))?;
-    let task = rt.spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
-            tokio::spawn(async move {
-                let mut req = Vec::with_capacity(512);
-                let mut buf = [0u8; 512];
-                // Read the request head (bounded in size and time), then answer once.
-                let head = tokio::time::timeout(Duration::from_secs(5), async {
-                    while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 8192 {
-                        match sock.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => req.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                })
-                .await;
-                if head.is_err() {
-                    return;
-                }
-                let line = String::from_utf8_lossy(&req);
-                let path = line.split_whitespace().nth(1).unwrap_or("");
-                let response = if line.starts_with("GET ") && (path == "/metrics" || path.starts_with("/metrics?")) {
-                    let body = text();
-                    format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}", body.len(), body)
-                } else {
-                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
-                };
-                // A scraper that never reads must not keep this task forever.
-                let _ = tokio::time::timeout(Duration::from_secs(10), async {
-                    let _ = sock.write_all(response.as_bytes()).await;
-                    let _ = sock.shutdown().await;
-                })
-                .await;
-            });
-        }
-    });
-    Ok(MetricsServer { addr, task })
+    crate::http::serve_metrics(addr)
 }
 
 #[cfg(test)]
@@ -220,13 +158,13 @@ mod tests {
     fn serves_metrics_over_http() {
         let server = serve("127.0.0.1:0".parse().unwrap()).unwrap();
         let mut s = std::net::TcpStream::connect(server.local_addr()).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
         let mut body = String::new();
         s.read_to_string(&mut body).unwrap();
         assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
         assert!(body.contains("heartbeater_dropped_events_total"));
         let mut s = std::net::TcpStream::connect(server.local_addr()).unwrap();
-        s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
         let mut body = String::new();
         s.read_to_string(&mut body).unwrap();
         assert!(body.starts_with("HTTP/1.1 404"));

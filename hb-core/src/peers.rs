@@ -23,3 +23,22 @@ pub struct PeerInfo {
     /// Where the peer's beats come from (`udp://ip:port`), when known.
     pub addr: Option<String>,
 }
+
+impl PeerInfo {
+    /// The one JSON shape of a peer: the HTTP API's, with the keys of the bindings' native
+    /// peer (Python's dict, the C accessors `hb_peer_*`).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "service": self.service,
+            "labels": self.labels,
+            "state": self.state.as_str(),
+            "last_seen_unix_ms": self.last_seen_unix_ms,
+            "incarnation": self.incarnation,
+            "epoch": self.epoch,
+            "interval_ms": self.interval_ms,
+            "rtt_us": self.rtt_us,
+            "addr": self.addr,
+        })
+    }
+}

@@ -30,7 +30,9 @@ class Client(Handle):
 
     Durations are seconds (int or float). ``interval`` is a number (fixed) or a
     ``(min, max)`` tuple (adaptive between bounds). ``auth_key`` (str or bytes, at least 16
-    bytes) signs every beat. A bad value raises :class:`ConfigError` naming the argument;
+    bytes) signs every beat. ``health_addr`` (``"ip:port"``, or a port on 127.0.0.1) serves
+    the client's own ``/healthz`` for probes (200 while healthy or degraded, 503 otherwise;
+    docs/http.md). A bad value raises :class:`ConfigError` naming the argument;
     a wrong type raises :class:`TypeError`.
     """
 
@@ -47,6 +49,7 @@ class Client(Handle):
         detector: Optional[str] = None,
         connect_timeout: Optional[Seconds] = None,
         traceparent: Optional[str] = None,
+        health_addr: Optional[str] = None,
         etcd_ca_file: Union[str, "os.PathLike[str]", None] = None,
         etcd_cert_file: Union[str, "os.PathLike[str]", None] = None,
         etcd_key_file: Union[str, "os.PathLike[str]", None] = None,
@@ -64,6 +67,7 @@ class Client(Handle):
         _options.text(pairs, "detector", detector)
         _options.seconds(pairs, "connect_timeout", connect_timeout)
         _options.text(pairs, "traceparent", traceparent)
+        _options.text(pairs, "health_addr", health_addr)
         _options.etcd_security(pairs, etcd_ca_file, etcd_cert_file, etcd_key_file, etcd_username, etcd_password)
         _options.generic(pairs, options)
         self._native: _heartbeater.Client = _heartbeater.Client(
@@ -125,6 +129,11 @@ class Client(Handle):
         """Raises :class:`NotHolderError` once ``remaining()`` is zero (asks no one), and
         :class:`StoppedError` once stopped."""
         self._native.check()
+
+    @property
+    def health_addr(self) -> Optional[str]:
+        """``"ip:port"`` of ``/healthz`` while the client runs (useful with port 0), else None."""
+        return self._native.health_addr()
 
     def remaining(self) -> float:
         """Seconds this process may still act as the holder (conservative); 0.0 before the

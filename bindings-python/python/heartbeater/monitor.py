@@ -51,9 +51,12 @@ class Monitor(_PeerView):
     ``dead`` (nothing heard within the detector's bound), ``left`` (a graceful goodbye).
 
     ``with Monitor(...) as m:`` starts and stops it. ``metrics_addr`` (``"ip:port"``) also
-    serves Prometheus ``/metrics`` there. ``false_dead_rate`` and ``false_suspect_rate``
-    (``"COUNT/PERIOD"``, e.g. ``"1/2y"``, ``"1/d"``) are the adaptive detector's targets per
-    peer. ``options`` passes any other engine option as
+    serves Prometheus ``/metrics`` there; ``http_addr`` (``"ip:port"``, or a port on
+    127.0.0.1) serves the HTTP API (peers as JSON, events as Server-Sent Events, ``/metrics``,
+    probes: docs/http.md), behind the bearer token in ``http_token_file`` if given.
+    ``false_dead_rate`` and ``false_suspect_rate`` (``"COUNT/PERIOD"``, e.g. ``"1/2y"``,
+    ``"1/d"``) are the adaptive detector's targets per peer. ``options`` passes any other
+    engine option as
     text (see :class:`Client`), after the keyword arguments.
     """
 
@@ -67,6 +70,8 @@ class Monitor(_PeerView):
         false_suspect_rate: Optional[str] = None,
         max_peers: Optional[int] = None,
         metrics_addr: Optional[str] = None,
+        http_addr: Optional[str] = None,
+        http_token_file: Optional[str] = None,
         event_capacity: Optional[int] = None,
         options: Optional[TextOptions] = None,
     ) -> None:
@@ -78,6 +83,8 @@ class Monitor(_PeerView):
         _options.text(pairs, "false_suspect_rate", false_suspect_rate)
         _options.count(pairs, "max_peers", max_peers)
         _options.text(pairs, "metrics_addr", metrics_addr)
+        _options.text(pairs, "http_addr", http_addr)
+        _options.text(pairs, "http_token_file", http_token_file)
         _options.count(pairs, "event_capacity", event_capacity)
         _options.generic(pairs, options)
         self._native: _heartbeater.Monitor = _heartbeater.Monitor(pairs, _options.secret("auth_key", auth_key))
@@ -89,6 +96,11 @@ class Monitor(_PeerView):
     def local_addrs(self) -> list[str]:
         """The bound addresses as ``udp://ip:port`` / ``tcp://ip:port``."""
         return [name if "://" in name else f"{name}://{addr}" for name, addr in self._native.local_addrs()]
+
+    @property
+    def http_addr(self) -> Optional[str]:
+        """``"ip:port"`` of the HTTP API while it serves (useful with port 0), else None."""
+        return self._native.http_addr()
 
 
 class Watcher(_PeerView):

@@ -245,10 +245,11 @@ pub fn run(a: IngestArgs) -> CmdResult {
     let peer_counts = super::list("peers", &a.peers)?;
     let rates = super::list("rates", &a.rates)?;
     let step_len = crate::impair::duration("duration", &a.duration)?;
+    let poll = a.poll_http.as_deref().map(|p| crate::impair::duration("poll_http", p)).transpose()?;
     let mut results = Vec::new();
     for &peers in &peer_counts {
         let memory = bytes_per_peer_in_child(peers as usize, a.ack)?;
-        results.push(run_one(peers as usize, memory, &rates, step_len, a.ack)?);
+        results.push(run_one(peers as usize, memory, &rates, step_len, a.ack, poll)?);
     }
     println!();
     println!(
@@ -324,10 +325,13 @@ struct PeerResult {
 }
 
 /// A started Monitor with room for `peers`, and a load-generator socket connected to it.
-fn start_monitor(peers: usize) -> CmdResult<(Monitor, UdpSocket)> {
+fn start_monitor(peers: usize, http: bool) -> CmdResult<(Monitor, UdpSocket)> {
     let mut o = Options::new();
     set(&mut o, "listen", "udp://127.0.0.1:0")?;
     set(&mut o, "max_peers", &(peers * 2).to_string())?;
+    if http {
+        set(&mut o, "http_addr", "127.0.0.1:0")?;
+    }
     let monitor = Monitor::new(&o)?;
     monitor.start()?;
     let target =
@@ -404,7 +408,7 @@ pub fn child(a: IngestChildArgs) -> CmdResult {
     // Frames and the monitor exist before the first reading: only the monitor grows.
     let mut warm = Frames::named("warm", warm_count, a.ack)?;
     let mut frames = Frames::new(peers, a.ack)?;
-    let (monitor, gen) = start_monitor(peers + warm_count)?;
+    let (monitor, gen) = start_monitor(peers + warm_count, false)?;
     let rss = || procstat::rss_bytes(None).ok_or_else(|| runtime("cannot read own RSS"));
     let rss_empty = rss()?;
     populate(&monitor, &gen, &mut warm, 0)?;
@@ -432,15 +436,47 @@ pub fn child(a: IngestChildArgs) -> CmdResult {
     Ok(0)
 }
 
-fn run_one(peers: usize, memory: (f64, f64), rates: &[u64], step_len: Duration, ack: bool) -> CmdResult<PeerResult> {
+/// `--poll-http`: GETs `/v1/peers` every `period` until `stop`; prints how many and the
+/// slowest answer.
+fn poll_peers(addr: std::net::SocketAddr, period: Duration, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        let (mut polls, mut slowest, mut bytes) = (0u64, Duration::ZERO, 0usize);
+        while !stop.load(Ordering::Relaxed) {
+            let t0 = Instant::now();
+            let mut body = Vec::new();
+            if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+                let _ = s.write_all(b"GET /v1/peers?limit=10000 HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n");
+                let _ = s.read_to_end(&mut body);
+            }
+            (polls, slowest, bytes) = (polls + 1, slowest.max(t0.elapsed()), body.len());
+            std::thread::sleep(period.saturating_sub(t0.elapsed()));
+        }
+        eprintln!("  http: {polls} GET /v1/peers, slowest {slowest:?}, {bytes} bytes each");
+    })
+}
+
+fn run_one(
+    peers: usize,
+    memory: (f64, f64),
+    rates: &[u64],
+    step_len: Duration,
+    ack: bool,
+    poll: Option<Duration>,
+) -> CmdResult<PeerResult> {
     eprintln!("bench ingest: {peers} peers");
     let mut frames = Frames::new(peers, ack)?;
-    let (monitor, gen) = start_monitor(peers)?;
+    let (monitor, gen) = start_monitor(peers, poll.is_some())?;
     let raw = RawReceiver::start()?;
     let raw_gen = UdpSocket::bind("127.0.0.1:0").map_err(|e| runtime(e.to_string()))?;
     raw_gen.connect(raw.addr).map_err(|e| runtime(e.to_string()))?;
     // Every peer is tracked before the throughput steps start.
     let mut cursor = populate(&monitor, &gen, &mut frames, 0)?;
+    let stop_polling = Arc::new(AtomicBool::new(false));
+    let poller = match (poll, monitor.http_addr()) {
+        (Some(period), Some(addr)) => Some(poll_peers(addr, period, Arc::clone(&stop_polling))),
+        _ => None,
+    };
 
     let mut mon_steps = Vec::new();
     let mut raw_steps = Vec::new();
@@ -477,6 +513,10 @@ fn run_one(peers: usize, memory: (f64, f64), rates: &[u64], step_len: Duration, 
         // Keep both generators' seqs ahead of everything either has sent.
         cursor.1 = cursor.1.max(raw_cursor.1) + 1;
         raw_cursor.1 = cursor.1;
+    }
+    stop_polling.store(true, Ordering::Relaxed);
+    if let Some(p) = poller {
+        let _ = p.join();
     }
     monitor.stop()?;
     Ok(PeerResult { peers, memory, monitor: mon_steps, raw: raw_steps })

@@ -31,6 +31,20 @@ pub struct FencingToken {
 pub struct Client {
     shared: Arc<ClientShared>,
     life: Lifecycle<Box<dyn Transport>>,
+    /// The `/healthz` listener (`health_addr`), from start to stop.
+    health_http: parking_lot::Mutex<Option<crate::http::HttpServer>>,
+}
+
+/// What a client's `/healthz` reads.
+struct HealthView(Arc<ClientShared>);
+
+impl crate::http::HealthSource for HealthView {
+    fn report(&self) -> crate::http::HealthReport {
+        let now = self.0.now_ns();
+        let h = self.0.health.lock();
+        let fencing_token = (h.epoch() != 0).then(|| FencingToken { lease_id: h.lease_id(), epoch: h.epoch() });
+        crate::http::HealthReport { state: h.state(), fencing_token, remaining_ms: h.remaining_ns(now) / 1_000_000 }
+    }
 }
 
 impl Client {
@@ -41,7 +55,7 @@ impl Client {
 
     pub fn from_config(config: Config) -> Result<Client> {
         let shared = Arc::new(ClientShared::new(config, Arc::new(MonotonicClock)));
-        Ok(Client { shared, life: Lifecycle::new(HandleKind::Client) })
+        Ok(Client { shared, life: Lifecycle::new(HandleKind::Client), health_http: parking_lot::Mutex::new(None) })
     }
 
     pub fn config(&self) -> &Config {
@@ -60,6 +74,12 @@ impl Client {
     /// returns `Ok`, and the client ends stopped, having said goodbye.
     pub fn start(&self) -> Result<()> {
         self.life.begin_start()?;
+        // Bound first, so that a port in use fails the start before anything is registered.
+        let health = crate::http::serve_health(&self.shared.config, Arc::new(HealthView(Arc::clone(&self.shared))));
+        let health = match health {
+            Ok(h) => h,
+            Err(e) => return self.life.finish_start(Err(e)).map(|_| ()),
+        };
         // Registering with etcd can take up to connect_timeout: not under a lock, so that a
         // concurrent stop can wait for it within its own timeout.
         let made: Result<Box<dyn Transport>> = if self.shared.config.endpoints.iter().any(|e| e.is_etcd()) {
@@ -69,7 +89,10 @@ impl Client {
             direct::DirectTransport::start(Arc::clone(&self.shared)).map(|t| Box::new(t) as Box<dyn Transport>)
         };
         match self.life.finish_start(made)? {
-            Started::Running => crate::metrics::get().clients.inc(),
+            Started::Running => {
+                crate::metrics::get().clients.inc();
+                *self.health_http.lock() = health;
+            }
             // The stop gave up waiting for us: the goodbye is ours to say.
             Started::StopWon(transport) => {
                 let _ = transport.stop(self.shared.config.stop_timeout);
@@ -95,8 +118,15 @@ impl Client {
             }
             None => Ok(()),
         };
+        // After the goodbye: until then the probe reports what the client still is.
+        self.health_http.lock().take();
         self.shared.events.close();
         result
+    }
+
+    /// Where `/healthz` is served (`health_addr`, useful with port 0); None when not.
+    pub fn health_addr(&self) -> Option<std::net::SocketAddr> {
+        self.health_http.lock().as_ref().map(|s| s.local_addr())
     }
 
     /// Tests only: stops beating without a LEAVE, as if the process had crashed. The

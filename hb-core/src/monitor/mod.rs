@@ -73,6 +73,27 @@ impl Ingest {
         }
         r
     }
+
+    /// The peers tracked now. Only Arc clones and copies under the lock; the strings are
+    /// built after it.
+    fn peers(&self) -> Vec<PeerInfo> {
+        let now = self.clock.now_ns();
+        let rows = self.table.lock().rows(now);
+        let now_unix_ms = crate::events::unix_ms_now();
+        rows.into_iter().map(|r| r.info(now_unix_ms)).collect()
+    }
+}
+
+/// What the HTTP API shows of a running monitor: it is served only while the monitor runs.
+struct HttpView(Arc<Ingest>);
+
+impl crate::http::PeerView for HttpView {
+    fn peers(&self) -> Result<Vec<PeerInfo>> {
+        Ok(self.0.peers())
+    }
+    fn ready(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
 }
 
 #[derive(Default)]
@@ -111,6 +132,7 @@ struct Running {
     tasks: Vec<JoinHandle<()>>,
     addrs: Vec<(String, SocketAddr)>,
     _metrics: Option<MetricsServer>,
+    http: Option<crate::http::HttpServer>,
 }
 
 pub struct Monitor {
@@ -222,6 +244,8 @@ impl Monitor {
             Some(addr) => Some(crate::metrics::serve(addr)?),
             None => None,
         };
+        let view = Arc::new(HttpView(Arc::clone(&self.ingest)));
+        let http = crate::http::serve_view(&self.config, view, &self.events)?;
         let mut tasks = Vec::new();
         for sock in udp {
             tasks.push(rt.spawn(udp::run(sock, Arc::clone(&self.ingest))));
@@ -230,7 +254,7 @@ impl Monitor {
             tasks.push(rt.spawn(tcp::run(listener, Arc::clone(&self.ingest))));
         }
         tasks.push(rt.spawn(sweeper::run(Arc::clone(&self.ingest))));
-        Ok(Running { tasks, addrs, _metrics: metrics })
+        Ok(Running { tasks, addrs, _metrics: metrics, http })
     }
 
     /// Aborts the tasks and waits until the sockets are really closed, so that the port can
@@ -280,11 +304,7 @@ impl Monitor {
     /// The peers tracked now (none before start); `Stopped` once stopped.
     pub fn peers(&self) -> Result<Vec<PeerInfo>> {
         self.life.not_stopped()?;
-        let now = self.ingest.clock.now_ns();
-        // Only Arc clones and copies under the lock; the strings are built after it.
-        let rows = self.ingest.table.lock().rows(now);
-        let now_unix_ms = crate::events::unix_ms_now();
-        Ok(rows.into_iter().map(|r| r.info(now_unix_ms)).collect())
+        Ok(self.ingest.peers())
     }
 
     pub fn stats(&self) -> MonitorStats {
@@ -312,6 +332,11 @@ impl Monitor {
 
     pub fn events(&self) -> &Arc<EventHub> {
         &self.events
+    }
+
+    /// Where the HTTP API listens (`http_addr`, useful with port 0); None when not serving.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.life.with_running(|r| r.http.as_ref().map(|h| h.local_addr())).flatten()
     }
 }
 
