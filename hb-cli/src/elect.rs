@@ -11,7 +11,7 @@ use hb_core::election::Token;
 use hb_core::{Election, Options};
 
 use crate::cli::ElectArgs;
-use crate::commands::print_event;
+use crate::event_line::print_event;
 use crate::fail::{runtime, set, usage, CmdResult};
 use crate::signals;
 

@@ -7,6 +7,7 @@ mod commands;
 mod demo;
 mod elect;
 mod escape;
+mod event_line;
 mod fail;
 mod impair;
 mod procstat;

@@ -118,7 +118,7 @@ pub fn run(spec: &TrialSpec) -> CmdResult<TrialReport> {
         let (log, live) = (Arc::clone(&log), spec.live && idx == 0);
         m.events().set_callback(Box::new(move |ev| {
             if live {
-                crate::commands::print_event(ev, false);
+                crate::event_line::print_event(ev, false);
             }
             log.lock().push((idx, ev.clone()));
         }))?;

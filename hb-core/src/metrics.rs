@@ -1,14 +1,11 @@
 //! Prometheus metrics, all named `heartbeater_*`, in one process-wide registry: text
 //! exposition through the API in every language, and an optional `/metrics` listener.
 
-use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
-
-use crate::error::Result;
 
 pub struct Metrics {
     pub registry: Registry,
@@ -133,18 +130,9 @@ pub fn text() -> String {
     String::from_utf8(buf).unwrap_or_default()
 }
 
-/// A running `/metrics` listener; stops when dropped.
-pub type MetricsServer = crate::http::HttpServer;
-
-/// Serves `GET /metrics` on `addr` (port 0 picks a free one).
-pub fn serve(addr: SocketAddr) -> Result<MetricsServer> {
-    crate::http::serve_metrics(addr)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
 
     #[test]
     fn text_has_heartbeater_metrics() {
@@ -152,21 +140,5 @@ mod tests {
         let t = text();
         assert!(t.contains("heartbeater_frames_rejected_total{reason=\"bad_tag\"}"), "{t}");
         assert!(t.contains("heartbeater_beats_sent_total"));
-    }
-
-    #[test]
-    fn serves_metrics_over_http() {
-        let server = serve("127.0.0.1:0".parse().unwrap()).unwrap();
-        let mut s = std::net::TcpStream::connect(server.local_addr()).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
-        assert!(body.contains("heartbeater_dropped_events_total"));
-        let mut s = std::net::TcpStream::connect(server.local_addr()).unwrap();
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        assert!(body.starts_with("HTTP/1.1 404"));
     }
 }

@@ -15,18 +15,10 @@ use crate::clock::MonotonicClock;
 use crate::config::{Config, Options, Role};
 use crate::error::{Error, Result};
 use crate::events::{EventHub, State};
+use crate::fencing::FencingToken;
 use crate::lifecycle::{EventSource, HandleKind, Lifecycle, Phase, Started};
 
 use shared::{ClientShared, Transport};
-
-/// `(lease id, epoch)`: pass it to downstream compare-and-set so that a stale holder's
-/// writes are refused. The epoch increases with every re-registration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FencingToken {
-    /// etcd lease id; 0 for direct beats.
-    pub lease_id: i64,
-    pub epoch: u64,
-}
 
 pub struct Client {
     shared: Arc<ClientShared>,

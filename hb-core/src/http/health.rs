@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::client::FencingToken;
 use crate::events::State as Health;
+use crate::fencing::FencingToken;
 
 /// What the probe reports, read afresh for each request.
 #[derive(Clone, Debug, PartialEq)]

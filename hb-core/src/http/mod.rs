@@ -72,18 +72,6 @@ pub trait PeerView: Send + Sync + 'static {
     fn ready(&self) -> std::result::Result<(), String>;
 }
 
-impl PeerView for crate::registry::Watcher {
-    fn peers(&self) -> Result<Vec<PeerInfo>> {
-        crate::registry::Watcher::peers(self)
-    }
-    fn ready(&self) -> std::result::Result<(), String> {
-        match self.phase() {
-            crate::lifecycle::Phase::Running => Ok(()),
-            phase => Err(format!("watcher is {}", phase.as_str())),
-        }
-    }
-}
-
 /// A running listener; closes its socket and every connection when dropped.
 pub struct HttpServer {
     addr: SocketAddr,
@@ -258,5 +246,27 @@ async fn accept_loop(
             let _ = conn.await;
             drop(permit);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn serves_metrics_over_http() {
+        let server = serve_metrics("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut s = std::net::TcpStream::connect(server.local_addr()).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+        assert!(body.contains("heartbeater_dropped_events_total"));
+        let mut s = std::net::TcpStream::connect(server.local_addr()).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        assert!(body.starts_with("HTTP/1.1 404"));
     }
 }

@@ -29,8 +29,8 @@ use crate::clock::{Clock, MonotonicClock};
 use crate::config::{Config, Endpoint, HostPort, Options, Role};
 use crate::error::{Error, Result};
 use crate::events::EventHub;
+use crate::http::HttpServer;
 use crate::lifecycle::{EventSource, HandleKind, Lifecycle, Phase, Started};
-use crate::metrics::MetricsServer;
 use crate::peers::PeerInfo;
 use crate::proto::AuthKey;
 
@@ -131,7 +131,7 @@ pub struct MonitorStats {
 struct Running {
     tasks: Vec<JoinHandle<()>>,
     addrs: Vec<(String, SocketAddr)>,
-    _metrics: Option<MetricsServer>,
+    _metrics: Option<HttpServer>,
     http: Option<crate::http::HttpServer>,
 }
 
@@ -241,7 +241,7 @@ impl Monitor {
             }
         }
         let metrics = match self.config.metrics_addr {
-            Some(addr) => Some(crate::metrics::serve(addr)?),
+            Some(addr) => Some(crate::http::serve_metrics(addr)?),
             None => None,
         };
         let view = Arc::new(HttpView(Arc::clone(&self.ingest)));

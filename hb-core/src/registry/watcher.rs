@@ -287,3 +287,16 @@ impl WatchState {
         }
     }
 }
+
+/// What `heartbeater watch --http` serves (docs/http.md).
+impl crate::http::PeerView for Watcher {
+    fn peers(&self) -> Result<Vec<crate::peers::PeerInfo>> {
+        Watcher::peers(self)
+    }
+    fn ready(&self) -> std::result::Result<(), String> {
+        match self.phase() {
+            Phase::Running => Ok(()),
+            phase => Err(format!("watcher is {}", phase.as_str())),
+        }
+    }
+}
