@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -280,6 +281,36 @@ func (d *confDriver) step(st step) error {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	case "http_addr":
+		addr, err := d.httpAddr(st)
+		return judge(err, want, func() error {
+			got := "none"
+			if strings.HasSuffix(addr, ":0") {
+				got = "port 0"
+			} else if addr != "" {
+				got = "serving"
+			}
+			var w string
+			if err := json.Unmarshal(want.Value, &w); err != nil || got != w {
+				return fmt.Errorf("http_addr %s (%q), expected %s", got, addr, want.Value)
+			}
+			return nil
+		})
+	case "http_peers":
+		// Until the API and Peers() agree on what was expected: the two reads are not one
+		// snapshot.
+		within := int64(2000)
+		if st.WithinMS != nil {
+			within = *st.WithinMS
+		}
+		until := time.Now().Add(time.Duration(within) * time.Millisecond)
+		for {
+			err := d.httpPeers(st, want)
+			if err == nil || time.Now().After(until) {
+				return err
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	case "next_event":
 		return d.nextEvent(st, wantWord, want)
 	case "on_event":
@@ -423,6 +454,106 @@ func (d *confDriver) peers(st step, want expectation) error {
 		}
 		return nil
 	})
+}
+
+func (d *confDriver) httpAddr(st step) (string, error) {
+	h, err := d.handle(d.subst(st.H))
+	if err != nil {
+		return "", err
+	}
+	switch v := h.(type) {
+	case *Monitor:
+		return v.HTTPAddr()
+	case *Watcher:
+		return v.HTTPAddr()
+	}
+	return "", errors.New("http_addr of a client")
+}
+
+// peerFields are the fields every language's peer has.
+type peerFields struct {
+	ID          string            `json:"id"`
+	Service     string            `json:"service"`
+	Labels      map[string]string `json:"labels"`
+	State       string            `json:"state"`
+	Incarnation uint32            `json:"incarnation"`
+}
+
+func sortPeers(ps []peerFields) {
+	sort.Slice(ps, func(i, j int) bool {
+		if ps[i].Service != ps[j].Service {
+			return ps[i].Service < ps[j].Service
+		}
+		return ps[i].ID < ps[j].ID
+	})
+	for i := range ps {
+		if ps[i].Labels == nil {
+			ps[i].Labels = map[string]string{}
+		}
+	}
+}
+
+// httpPeers checks GET /v1/peers against want.IDs and against this language's Peers().
+func (d *confDriver) httpPeers(st step, want expectation) error {
+	addr, err := d.httpAddr(st)
+	if err != nil {
+		return err
+	}
+	if addr == "" {
+		return errors.New("serves no HTTP API")
+	}
+	// No keep-alive: no idle connection (and its goroutines) outlives the step.
+	client := http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get("http://" + addr + "/v1/peers")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /v1/peers: %s", resp.Status)
+	}
+	var body struct {
+		Peers []peerFields `json:"peers"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return fmt.Errorf("GET /v1/peers: %w", err)
+	}
+	h, _ := d.handle(d.subst(st.H))
+	var peers []Peer
+	switch v := h.(type) {
+	case *Monitor:
+		peers, err = v.Peers()
+	case *Watcher:
+		peers, err = v.Peers()
+	}
+	if err != nil {
+		return fmt.Errorf("Peers(): %w", err)
+	}
+	own := []peerFields{}
+	for _, p := range peers {
+		own = append(own, peerFields{p.ID, p.Service, p.Labels, string(p.State), p.Incarnation})
+	}
+	api := append([]peerFields{}, body.Peers...)
+	ids := []string{}
+	for _, p := range api {
+		ids = append(ids, p.ID)
+	}
+	sort.Strings(ids)
+	wantIDs := []string{}
+	if want.IDs != nil {
+		for _, id := range *want.IDs {
+			wantIDs = append(wantIDs, d.subst(id))
+		}
+	}
+	if !reflect.DeepEqual(ids, wantIDs) {
+		return fmt.Errorf("GET /v1/peers ids %v, expected %v", ids, wantIDs)
+	}
+	sortPeers(api)
+	sortPeers(own)
+	if !reflect.DeepEqual(api, own) {
+		return fmt.Errorf("GET /v1/peers %+v, Peers() %+v", api, own)
+	}
+	return nil
 }
 
 // receive is one poll of the Events() channel: an event, ok=false at the end of the

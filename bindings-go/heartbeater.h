@@ -881,6 +881,14 @@ hb_status hb_monitor_local_addr(const hb_monitor *monitor,
                                 hb_error **err);
 
 /**
+ * Where the HTTP API listens (`http_addr`), as `ip:port` (the bound port when 0 was asked
+ * for). On success `*out` receives a string owned by the caller (`hb_string_free`), or NULL
+ * when the monitor serves no HTTP API (no `http_addr`, not started, or stopped).
+ * Errors: `HB_STATUS_FORKED`.
+ */
+hb_status hb_monitor_http_addr(const hb_monitor *monitor, char **out, hb_error **err);
+
+/**
  * A snapshot of every peer the monitor knows. On success `*out` receives a snapshot owned
  * by the caller (`hb_peers_free`). Errors: `HB_STATUS_STOPPED`.
  */
@@ -1020,6 +1028,14 @@ hb_status hb_watcher_stop(const hb_watcher *watcher, hb_error **err);
  * pointer again) and the callback's release is deferred, as for `hb_watcher_stop`.
  */
 void hb_watcher_free(hb_watcher *watcher);
+
+/**
+ * Where the HTTP API listens (`http_addr`), as `ip:port` (the bound port when 0 was asked
+ * for). On success `*out` receives a string owned by the caller (`hb_string_free`), or NULL
+ * when the watcher serves no HTTP API (no `http_addr`, not started, or stopped).
+ * Errors: `HB_STATUS_FORKED`.
+ */
+hb_status hb_watcher_http_addr(const hb_watcher *watcher, char **out, hb_error **err);
 
 /**
  * A snapshot of every registration the watcher knows. On success `*out` receives a snapshot owned

@@ -92,6 +92,25 @@ func (m *Monitor) Peers() ([]Peer, error) {
 	return peers, err
 }
 
+// HTTPAddr is where the HTTP API listens ("127.0.0.1:40123", the bound port when the
+// http_addr option asked for port 0); "" when the monitor serves none (no http_addr, not
+// started, or stopped).
+func (m *Monitor) HTTPAddr() (string, error) {
+	var addr string
+	err := m.l.use(func(n native, _ *pump) error {
+		nm := n.(*nativeMonitor)
+		defer runtime.KeepAlive(nm)
+		var s *C.char
+		var cerr *C.hb_error
+		if err := takeError(C.hb_monitor_http_addr(nm.ptr, &s, &cerr), cerr); err != nil {
+			return err
+		}
+		addr = goStringFree(s)
+		return nil
+	})
+	return addr, err
+}
+
 // LocalAddrs are the bound addresses ("udp://127.0.0.1:40123"), in the order of the
 // listen list: the way to learn the port after listening on port 0.
 func (m *Monitor) LocalAddrs() ([]string, error) {

@@ -75,6 +75,25 @@ func (w *Watcher) OnEvent(fn func(Event)) { w.l.f.onEvent(fn) }
 // Stats reports dropped events and recovered callback panics.
 func (w *Watcher) Stats() Stats { return w.l.f.stats() }
 
+// HTTPAddr is where the HTTP API listens ("127.0.0.1:40123", the bound port when the
+// http_addr option asked for port 0); "" when the watcher serves none (no http_addr, not
+// started, or stopped).
+func (w *Watcher) HTTPAddr() (string, error) {
+	var addr string
+	err := w.l.use(func(n native, _ *pump) error {
+		nw := n.(*nativeWatcher)
+		defer runtime.KeepAlive(nw)
+		var s *C.char
+		var cerr *C.hb_error
+		if err := takeError(C.hb_watcher_http_addr(nw.ptr, &s, &cerr), cerr); err != nil {
+			return err
+		}
+		addr = goStringFree(s)
+		return nil
+	})
+	return addr, err
+}
+
 // Peers is a snapshot of every registration under the prefix.
 func (w *Watcher) Peers() ([]Peer, error) {
 	var peers []Peer

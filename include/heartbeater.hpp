@@ -315,6 +315,16 @@ class handle_base {
     return r ? std::move(*r) : std::nullopt;
   }
 
+  /// An address the C ABI hands out as an owned string, or NULL for none.
+  std::optional<std::string> address(hb_status (*fn)(const T*, char**, hb_error**)) const {
+    error_slot err;
+    char* s = nullptr;
+    check(fn(h_.get(), &s, err.out()), err);
+    if (!s) return std::nullopt;
+    std::unique_ptr<char, deleter<char, hb_string_free>> owned(s);
+    return std::string(s);
+  }
+
  private:
   std::unique_ptr<T, deleter<T, Free>> h_;
   std::atomic<bool> ended_{false};
@@ -550,6 +560,9 @@ class Monitor : public detail::handle_base<hb_monitor, hb_monitor_free> {
     return detail::guarded(ec, message, [&] { return local_addrs(); });
   }
 
+  /// Where the HTTP API listens (`http_addr`) as `ip:port`; nullopt when not serving.
+  std::optional<std::string> http_addr() const { return address(hb_monitor_http_addr); }
+
   std::vector<Peer> peers() const {
     detail::error_slot err;
     hb_peers* raw = nullptr;
@@ -601,6 +614,9 @@ class Watcher : public detail::handle_base<hb_watcher, hb_watcher_free> {
     detail::error_slot err;
     return detail::check(hb_watcher_stop(get(), err.out()), err, ec, message);
   }
+
+  /// Where the HTTP API listens (`http_addr`) as `ip:port`; nullopt when not serving.
+  std::optional<std::string> http_addr() const { return address(hb_watcher_http_addr); }
 
   std::vector<Peer> peers() const {
     detail::error_slot err;

@@ -207,8 +207,8 @@ handle_methods!(Monitor {
     }
 
     /// `"ip:port"` of the HTTP API (`http_addr`), None when not serving.
-    fn http_addr(&self) -> Option<String> {
-        self.inner().http_addr().map(|a| a.to_string())
+    fn http_addr(&self) -> PyResult<Option<String>> {
+        Ok(self.inner().http_addr().py()?.map(|a| a.to_string()))
     }
 
     fn peers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
@@ -243,6 +243,11 @@ handle_methods!(Watcher {
     fn stop(&self, py: Python<'_>) -> PyResult<()> {
         let w = Arc::clone(self.inner());
         py.detach(move || w.stop()).py()
+    }
+
+    /// `"ip:port"` of the HTTP API (`http_addr`), None when not serving.
+    fn http_addr(&self) -> PyResult<Option<String>> {
+        Ok(self.inner().http_addr().py()?.map(|a| a.to_string()))
     }
 
     fn peers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {

@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.request
 import warnings
 from collections import defaultdict
 from typing import Any, Callable, Dict, Iterator, List, Optional, Union, get_args
@@ -265,6 +266,50 @@ class Driver:
             ids = sorted(p.id for p in peers)
             if ids != sorted(expect["ids"]):
                 raise fail(f"expected peers {expect['ids']}, got {ids}")
+
+    def do_http_addr(self, s: Dict[str, Any]) -> None:
+        h = self.handle(s["h"])
+        if isinstance(h, heartbeater.Client):
+            raise fail(f"{s['h']} is a client: no HTTP API")
+        addr = self.call(s, lambda: h.http_addr)
+        if "error" in s["expect"]:
+            return
+        got = "none" if addr is None else "port 0" if addr.endswith(":0") else "serving"
+        if got != s["expect"]["value"]:
+            raise fail(f"http_addr {got} ({addr}), expected {s['expect']['value']}")
+
+    def do_http_peers(self, s: Dict[str, Any]) -> None:
+        # Until the API and peers() agree on what was expected: the two reads are not one snapshot.
+        deadline = time.monotonic() + s.get("within_ms", 2000) / 1000
+        while True:
+            try:
+                return self.http_peers_once(s)
+            except (Failure, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    def http_peers_once(self, s: Dict[str, Any]) -> None:
+        """GET /v1/peers against expect.ids and against this language's own peers()."""
+        h = self.handle(s["h"])
+        if isinstance(h, heartbeater.Client) or h.http_addr is None:
+            raise fail(f"{s['h']} serves no HTTP API")
+        with urllib.request.urlopen(f"http://{h.http_addr}/v1/peers", timeout=10) as resp:
+            body = json.load(resp)
+
+        def fields(id: str, service: str, labels: Any, state: str, incarnation: int) -> Dict[str, Any]:
+            return {"id": id, "service": service, "labels": dict(labels), "state": state, "incarnation": incarnation}
+
+        def order(p: Dict[str, Any]) -> Any:
+            return (p["service"], p["id"])
+
+        api = [fields(p["id"], p["service"], p["labels"], p["state"], p["incarnation"]) for p in body["peers"]]
+        own = [fields(p.id, p.service, p.labels, p.state, p.incarnation) for p in h.peers()]
+        ids = sorted(p["id"] for p in api)
+        if ids != sorted(s["expect"]["ids"]):
+            raise fail(f"GET /v1/peers ids {ids}, expected {s['expect']['ids']}")
+        if sorted(api, key=order) != sorted(own, key=order):
+            raise fail(f"GET /v1/peers {api}, peers() {own}")
 
     def do_wait_state(self, s: Dict[str, Any]) -> None:
         h = self.client(s)

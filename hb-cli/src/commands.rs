@@ -111,7 +111,7 @@ fn monitor(a: MonitorArgs) -> CmdResult {
     if let Some(warning) = unauthenticated_warning(&addrs, a.auth_key_file.is_some()) {
         eprintln!("{warning}");
     }
-    if let Some(addr) = monitor.http_addr() {
+    if let Some(addr) = monitor.http_addr()? {
         say_http("monitor", addr, a.http_token_file.is_some());
     }
     let _metrics = match metrics_addr {
@@ -279,16 +279,13 @@ fn watch(a: WatchArgs) -> CmdResult {
     let watcher = Arc::new(Watcher::new(&o)?);
     let json = a.json;
     watcher.events().set_callback(Box::new(move |ev| print_event(ev, json)))?;
-    // Served from before the first listing, so that its events are in the stream's history.
-    let http = hb_core::http::serve_view(watcher.config(), Arc::clone(&watcher) as _, watcher.events())?;
-    if let Some(server) = &http {
-        say_http("watch", server.local_addr(), a.http_token_file.is_some());
-    }
     watcher.start()?;
+    if let Some(addr) = watcher.http_addr()? {
+        say_http("watch", addr, a.http_token_file.is_some());
+    }
     eprintln!("heartbeater watch: watching {}", a.endpoint);
     let sig = signals::wait_forever();
     eprintln!("heartbeater watch: {sig}, stopping");
-    drop(http);
     watcher.stop()?;
     Ok(0)
 }

@@ -161,6 +161,32 @@ impl Driver {
                     }
                 }
             }
+            "http_addr" => {
+                let r = match self.handle(step)? {
+                    Handle::Monitor(m) => m.http_addr(),
+                    Handle::Watcher(w) => w.http_addr(),
+                    Handle::Client(_) => return Err("http_addr of a client".into()),
+                };
+                judge(r, expect, |addr| {
+                    let got = match addr {
+                        Some(a) if a.port() != 0 => "serving",
+                        Some(_) => "port 0",
+                        None => "none",
+                    };
+                    same(&Value::from(got), &expect["value"])
+                })
+            }
+            "http_peers" => {
+                // Until the API and peers() agree on what was expected: the two reads are
+                // not one snapshot.
+                let until = Instant::now() + Duration::from_millis(step["within_ms"].as_u64().unwrap_or(2_000));
+                loop {
+                    match self.http_peers_once(step, expect) {
+                        Err(_) if Instant::now() <= until => std::thread::sleep(Duration::from_millis(20)),
+                        done => return done,
+                    }
+                }
+            }
             "next_event" => {
                 let timeout = Duration::from_millis(step["timeout_ms"].as_u64().unwrap_or(0));
                 let got = self.handle(step)?.source().next_event(Some(timeout));
@@ -272,6 +298,45 @@ impl Driver {
             ids.sort();
             (ids == want).then_some(()).ok_or(format!("peers {ids:?}, expected {want:?}"))
         })
+    }
+
+    fn http_addr(&self, step: &Value) -> Result<Option<std::net::SocketAddr>, String> {
+        match self.handle(step)? {
+            Handle::Monitor(m) => m.http_addr().map_err(|e| e.to_string()),
+            Handle::Watcher(w) => w.http_addr().map_err(|e| e.to_string()),
+            Handle::Client(_) => Err("http_addr of a client".into()),
+        }
+    }
+
+    /// `GET /v1/peers` against `expect.ids` and against this language's own `peers()`.
+    fn http_peers_once(&self, step: &Value, expect: &Value) -> Result<(), String> {
+        let addr = self.http_addr(step)?.ok_or("not serving HTTP")?;
+        let body = http_get(addr, "/v1/peers")?;
+        let api: Vec<Value> =
+            body["peers"].as_array().ok_or(format!("no peers in {body}"))?.iter().map(peer_fields).collect();
+        let own = match self.handle(step)? {
+            Handle::Monitor(m) => m.peers(),
+            Handle::Watcher(w) => w.peers(),
+            Handle::Client(_) => return Err("peers of a client".into()),
+        }
+        .map_err(|e| format!("peers(): {e}"))?;
+        let own: Vec<Value> = own
+            .iter()
+            .map(|p| {
+                serde_json::json!({"id": p.id, "service": p.service, "labels": p.labels,
+                                   "state": p.state.as_str(), "incarnation": p.incarnation})
+            })
+            .collect();
+        let mut ids: Vec<String> = api.iter().map(|p| p["id"].as_str().unwrap_or("").to_string()).collect();
+        ids.sort();
+        let want: Vec<String> =
+            expect["ids"].as_array().into_iter().flatten().map(|v| self.subst(v.as_str().unwrap_or(""))).collect();
+        if ids != want {
+            return Err(format!("GET /v1/peers ids {ids:?}, expected {want:?}"));
+        }
+        (sorted(api.clone()) == sorted(own.clone()))
+            .then_some(())
+            .ok_or(format!("GET /v1/peers {api:?}, peers() {own:?}"))
     }
 
     fn learn_addrs(&mut self, step: &Value) {
@@ -462,6 +527,32 @@ impl Driver {
 }
 
 /// Compares a result with a step's `expect`: absent (or a value check) means success.
+/// The fields every language's peer has, taken from the HTTP API's JSON peer.
+fn peer_fields(p: &Value) -> Value {
+    serde_json::json!({"id": p["id"], "service": p["service"], "labels": p["labels"],
+                       "state": p["state"], "incarnation": p["incarnation"]})
+}
+
+fn sorted(mut peers: Vec<Value>) -> Vec<Value> {
+    peers.sort_by_key(|p| (p["service"].to_string(), p["id"].to_string()));
+    peers
+}
+
+/// A plain HTTP/1.0 GET (the server closes after the answer); the body as JSON if 200.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<Value, String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(|e| format!("GET {path}: {e}"))?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).map_err(|e| format!("GET {path}: {e}"))?;
+    let (head, body) = text.split_once("\r\n\r\n").ok_or(format!("GET {path}: no header end in {text:?}"))?;
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("GET {path}: {}", head.lines().next().unwrap_or("")));
+    }
+    serde_json::from_str(body).map_err(|e| format!("GET {path}: {e} in {body:?}"))
+}
+
 fn judge<T>(r: hb_core::Result<T>, expect: &Value, on_ok: impl FnOnce(&T) -> Outcome) -> Outcome {
     match r {
         Err(e) => expected_error(&e, expect),

@@ -38,7 +38,7 @@ fn get_json(addr: SocketAddr, path: &str) -> Value {
 }
 
 fn http_addr(m: &Monitor) -> SocketAddr {
-    m.http_addr().expect("serving http")
+    m.http_addr().unwrap().expect("serving http")
 }
 
 /// What must agree between `peers()` and the JSON: everything but the clocks that move

@@ -191,6 +191,11 @@ pub(crate) fn c_string(s: &str) -> CString {
     CString::new(s.replace('\0', "\u{fffd}")).unwrap_or_default()
 }
 
+/// An owned C string for the caller to free (`hb_string_free`), or NULL for `None`.
+pub(crate) fn optional_c_string(s: Option<String>) -> *mut c_char {
+    s.map_or(std::ptr::null_mut(), |s| c_string(&s).into_raw())
+}
+
 pub(crate) fn c_labels(labels: &std::collections::BTreeMap<String, String>) -> Vec<(CString, CString)> {
     labels.iter().map(|(k, v)| (c_string(k), c_string(v))).collect()
 }

@@ -126,6 +126,24 @@ pub unsafe extern "C" fn hb_monitor_local_addr(
     })
 }
 
+/// Where the HTTP API listens (`http_addr`), as `ip:port` (the bound port when 0 was asked
+/// for). On success `*out` receives a string owned by the caller (`hb_string_free`), or NULL
+/// when the monitor serves no HTTP API (no `http_addr`, not started, or stopped).
+/// Errors: `HB_STATUS_FORKED`.
+#[no_mangle]
+pub unsafe extern "C" fn hb_monitor_http_addr(
+    monitor: *const hb_monitor,
+    out: *mut *mut c_char,
+    err: *mut *mut hb_error,
+) -> hb_status {
+    ffi_try!(err, {
+        let monitor = arg!(monitor);
+        nonnull!(out);
+        unsafe { out.write(crate::event::optional_c_string(monitor.inner.http_addr()?.map(|a| a.to_string()))) };
+        Ok(())
+    })
+}
+
 /// A snapshot of every peer the monitor knows. On success `*out` receives a snapshot owned
 /// by the caller (`hb_peers_free`). Errors: `HB_STATUS_STOPPED`.
 #[no_mangle]

@@ -1,6 +1,6 @@
 //! `hb_watcher`: watches an etcd prefix — the live set of registered instances.
 
-use std::ffi::c_void;
+use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
 use hb_core::Watcher;
@@ -74,6 +74,24 @@ pub unsafe extern "C" fn hb_watcher_free(watcher: *mut hb_watcher) {
         if let Some(watcher) = unsafe { crate::boundary::take(watcher) } {
             let _ = watcher.inner.stop();
         }
+    })
+}
+
+/// Where the HTTP API listens (`http_addr`), as `ip:port` (the bound port when 0 was asked
+/// for). On success `*out` receives a string owned by the caller (`hb_string_free`), or NULL
+/// when the watcher serves no HTTP API (no `http_addr`, not started, or stopped).
+/// Errors: `HB_STATUS_FORKED`.
+#[no_mangle]
+pub unsafe extern "C" fn hb_watcher_http_addr(
+    watcher: *const hb_watcher,
+    out: *mut *mut c_char,
+    err: *mut *mut hb_error,
+) -> hb_status {
+    ffi_try!(err, {
+        let watcher = arg!(watcher);
+        nonnull!(out);
+        unsafe { out.write(crate::event::optional_c_string(watcher.inner.http_addr()?.map(|a| a.to_string()))) };
+        Ok(())
     })
 }
 

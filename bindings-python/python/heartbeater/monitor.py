@@ -17,6 +17,7 @@ class _NativePeerView(_NativeEvents, Protocol):
     def start(self) -> None: ...
     def stop(self) -> None: ...
     def peers(self) -> list[dict[str, Any]]: ...
+    def http_addr(self) -> Optional[str]: ...
 
 
 class _PeerView(Handle):
@@ -43,6 +44,11 @@ class _PeerView(Handle):
         """A snapshot of every peer known now (none before start); :class:`StoppedError`
         once stopped."""
         return [Peer._from_native(p) for p in self._native.peers()]
+
+    @property
+    def http_addr(self) -> Optional[str]:
+        """``"ip:port"`` of the HTTP API while it serves (useful with port 0), else None."""
+        return self._native.http_addr()
 
 
 class Monitor(_PeerView):
@@ -97,17 +103,13 @@ class Monitor(_PeerView):
         """The bound addresses as ``udp://ip:port`` / ``tcp://ip:port``."""
         return [name if "://" in name else f"{name}://{addr}" for name, addr in self._native.local_addrs()]
 
-    @property
-    def http_addr(self) -> Optional[str]:
-        """``"ip:port"`` of the HTTP API while it serves (useful with port 0), else None."""
-        return self._native.http_addr()
-
 
 class Watcher(_PeerView):
     """Follows the registrations under an etcd prefix (``etcd://host:port[,host:port]/prefix``):
     ``joined``, ``updated``, ``expired``, ``left`` events and ``peers()``. ``etcd_ca_file``,
     ``etcd_cert_file``/``etcd_key_file`` and ``etcd_username``/``etcd_password`` set TLS and
-    credentials, as for :class:`Client`; ``options`` any other engine option as text.
+    credentials, as for :class:`Client`; ``http_addr`` and ``http_token_file`` serve the HTTP
+    API as for :class:`Monitor`; ``options`` any other engine option as text.
     ``start()`` lists the prefix, then watches from that revision."""
 
     def __init__(
@@ -121,6 +123,8 @@ class Watcher(_PeerView):
         etcd_key_file: Union[str, "os.PathLike[str]", None] = None,
         etcd_username: Optional[str] = None,
         etcd_password: Optional[str] = None,
+        http_addr: Optional[str] = None,
+        http_token_file: Optional[str] = None,
         options: Optional[TextOptions] = None,
     ) -> None:
         super().__init__()
@@ -129,6 +133,8 @@ class Watcher(_PeerView):
         _options.seconds(pairs, "connect_timeout", connect_timeout)
         _options.count(pairs, "event_capacity", event_capacity)
         _options.etcd_security(pairs, etcd_ca_file, etcd_cert_file, etcd_key_file, etcd_username, etcd_password)
+        _options.text(pairs, "http_addr", http_addr)
+        _options.text(pairs, "http_token_file", http_token_file)
         _options.generic(pairs, options)
         self._native: _heartbeater.Watcher = _heartbeater.Watcher(pairs)
 

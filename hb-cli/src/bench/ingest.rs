@@ -473,7 +473,7 @@ fn run_one(
     // Every peer is tracked before the throughput steps start.
     let mut cursor = populate(&monitor, &gen, &mut frames, 0)?;
     let stop_polling = Arc::new(AtomicBool::new(false));
-    let poller = match (poll, monitor.http_addr()) {
+    let poller = match (poll, monitor.http_addr()?) {
         (Some(period), Some(addr)) => Some(poll_peers(addr, period, Arc::clone(&stop_polling))),
         _ => None,
     };

@@ -334,9 +334,11 @@ impl Monitor {
         &self.events
     }
 
-    /// Where the HTTP API listens (`http_addr`, useful with port 0); None when not serving.
-    pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.life.with_running(|r| r.http.as_ref().map(|h| h.local_addr())).flatten()
+    /// Where the HTTP API listens (`http_addr`, useful with port 0): from `start` to `stop`,
+    /// None before, after and without `http_addr`; `Forked` in a forked child.
+    pub fn http_addr(&self) -> Result<Option<SocketAddr>> {
+        self.life.same_process()?;
+        Ok(self.life.with_running(|r| r.http.as_ref().map(|h| h.local_addr())).flatten())
     }
 }
 

@@ -6,6 +6,7 @@
 //! data was wiped and its revisions went backwards) the prefix is listed again and diffed
 //! against the view, which reports exactly the differences. Retries go on for ever.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use crate::backoff::Backoff;
 use crate::config::{Config, Options, Role};
 use crate::error::{Error, Result};
 use crate::events::EventHub;
+use crate::http::HttpServer;
 use crate::lifecycle::{EventSource, HandleKind, Lifecycle, Phase, Started};
 use crate::peers::PeerInfo;
 
@@ -28,7 +30,13 @@ pub struct Watcher {
     config: Config,
     events: Arc<EventHub>,
     view: Arc<Mutex<View>>,
-    life: Lifecycle<JoinHandle<()>>,
+    life: Lifecycle<Running>,
+}
+
+/// What a started watcher owns: the watch task and, with `http_addr`, the HTTP API.
+struct Running {
+    task: JoinHandle<()>,
+    http: Option<HttpServer>,
 }
 
 impl Watcher {
@@ -55,7 +63,7 @@ impl Watcher {
         self.life.begin_start()?;
         match self.life.finish_start(self.run())? {
             Started::Running => {}
-            Started::StopWon(task) => task.abort(),
+            Started::StopWon(running) => running.task.abort(),
         }
         Ok(())
     }
@@ -65,7 +73,14 @@ impl Watcher {
         self.life.phase()
     }
 
-    fn run(&self) -> Result<JoinHandle<()>> {
+    /// Where the HTTP API listens (`http_addr`, useful with port 0): from `start` to `stop`,
+    /// None before, after and without `http_addr`; `Forked` in a forked child.
+    pub fn http_addr(&self) -> Result<Option<SocketAddr>> {
+        self.life.same_process()?;
+        Ok(self.life.with_running(|r| r.http.as_ref().map(|h| h.local_addr())).flatten())
+    }
+
+    fn run(&self) -> Result<Running> {
         let config = self.config.clone();
         let timeout = config.connect_timeout;
         let prefix = watch_prefix(&config);
@@ -85,6 +100,8 @@ impl Watcher {
             },
             other => other,
         })??;
+        // Served before the listing's events are emitted, so that they are in its history.
+        let http = crate::http::serve_view(&self.config, Arc::new(HttpView(Arc::clone(&self.view))), &self.events)?;
         for ev in self.view.lock().resync(&pairs(&listing)) {
             self.events.emit(ev);
         }
@@ -95,14 +112,15 @@ impl Watcher {
             view: Arc::clone(&self.view),
             events: Arc::clone(&self.events),
         };
-        Ok(crate::runtime::handle()?.spawn(state.run()))
+        Ok(Running { task: crate::runtime::handle()?.spawn(state.run()), http })
     }
 
     /// Stops watching and closes the event stream: no callback runs after this returns.
     /// Idempotent.
     pub fn stop(&self) -> Result<()> {
-        if let Some(task) = self.life.begin_stop(self.config.stop_timeout)? {
-            task.abort();
+        if let Some(running) = self.life.begin_stop(self.config.stop_timeout)? {
+            running.task.abort();
+            drop(running.http);
         }
         self.events.close();
         Ok(())
@@ -288,15 +306,14 @@ impl WatchState {
     }
 }
 
-/// What `heartbeater watch --http` serves (docs/http.md).
-impl crate::http::PeerView for Watcher {
-    fn peers(&self) -> Result<Vec<crate::peers::PeerInfo>> {
-        Watcher::peers(self)
+/// What the HTTP API shows of a started watcher: it is served only while the watcher runs.
+struct HttpView(Arc<Mutex<View>>);
+
+impl crate::http::PeerView for HttpView {
+    fn peers(&self) -> Result<Vec<PeerInfo>> {
+        Ok(self.0.lock().peers())
     }
     fn ready(&self) -> std::result::Result<(), String> {
-        match self.phase() {
-            Phase::Running => Ok(()),
-            phase => Err(format!("watcher is {}", phase.as_str())),
-        }
+        Ok(())
     }
 }

@@ -16,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -426,6 +429,192 @@ static int step_peers(world *w, const cJSON *step) {
   return ok;
 }
 
+/* ---- the HTTP API ------------------------------------------------------------------- */
+
+/* The handle's HTTP address ("ip:port", caller frees), NULL when it serves none; 0 on a
+   failed call (w->msg set). */
+static int http_addr_of(world *w, handle *h, char **out) {
+  hb_error *err = NULL;
+  hb_status s;
+  *out = NULL;
+  if (h->kind == K_MONITOR) s = hb_monitor_http_addr(h->ptr, out, &err);
+  else if (h->kind == K_WATCHER) s = hb_watcher_http_addr(h->ptr, out, &err);
+  else return fail(w, "%s has no HTTP API", h->name);
+  if (s != HB_STATUS_OK) {
+    fail(w, "http_addr: %s", err ? hb_error_message(err) : hb_status_str(s));
+    hb_error_free(err);
+    return 0;
+  }
+  return 1;
+}
+
+static int step_http_addr(world *w, const cJSON *step) {
+  handle *h = need(w, step, "h");
+  if (!h) return 0;
+  if (h->kind == K_CLIENT) return fail(w, "%s has no HTTP API", h->name);
+  char *addr = NULL;
+  hb_error *err = NULL;
+  hb_status s = h->kind == K_MONITOR ? hb_monitor_http_addr(h->ptr, &addr, &err) : hb_watcher_http_addr(h->ptr, &addr, &err);
+  if (!outcome(w, step, s, err)) return 0;
+  if (s != HB_STATUS_OK) return 1;
+  const char *got = !addr ? "none" : strcmp(strrchr(addr, ':'), ":0") == 0 ? "port 0" : "serving";
+  const char *want = jstr(cJSON_GetObjectItemCaseSensitive(step, "expect"), "value");
+  int ok = !want || strcmp(got, want) == 0 ? 1 : fail(w, "http_addr %s (%s), expected %s", got, addr ? addr : "-", want);
+  hb_string_free(addr);
+  return ok;
+}
+
+/* A plain HTTP/1.0 GET on 127.0.0.1-style "ip:port" (the server closes after the answer):
+   the body of a 200 parsed as JSON, else NULL with w->msg set. */
+static cJSON *http_get(world *w, const char *addr, const char *path) {
+  char host[64];
+  snprintf(host, sizeof host, "%s", addr);
+  char *colon = strrchr(host, ':');
+  if (!colon) return fail(w, "bad address %s", addr), NULL;
+  *colon = 0;
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0 || inet_pton(AF_INET, host, &sa.sin_addr) != 1 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    fail(w, "connect %s: %s", addr, strerror(errno));
+    if (fd >= 0) close(fd);
+    return NULL;
+  }
+  char req[256];
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, addr);
+  if (write(fd, req, (size_t)n) != n) {
+    close(fd);
+    return fail(w, "GET %s: write failed", path), NULL;
+  }
+  size_t len = 0, cap = 4096;
+  char *buf = malloc(cap);
+  for (ssize_t r; (r = read(fd, buf + len, cap - len - 1)) > 0;) {
+    len += (size_t)r;
+    if (cap - len < 1024) buf = realloc(buf, cap *= 2);
+  }
+  close(fd);
+  buf[len] = 0;
+  char *body = strstr(buf, "\r\n\r\n");
+  cJSON *json = NULL;
+  if (strncmp(buf, "HTTP/1.0 200", 12) != 0 && strncmp(buf, "HTTP/1.1 200", 12) != 0) {
+    char *eol = strstr(buf, "\r\n");
+    if (eol) *eol = 0;
+    fail(w, "GET %s: %s", path, buf);
+  } else if (!body || !(json = cJSON_Parse(body + 4))) {
+    fail(w, "GET %s: no JSON body", path);
+  }
+  free(buf);
+  return json;
+}
+
+/* The fields every language's peer has: {id, service, labels, state, incarnation}. */
+static cJSON *peer_fields(const char *id, const char *service, cJSON *labels, const char *state, double incarnation) {
+  cJSON *p = cJSON_CreateObject();
+  cJSON_AddStringToObject(p, "id", id ? id : "");
+  cJSON_AddStringToObject(p, "service", service ? service : "");
+  cJSON_AddItemToObject(p, "labels", labels ? labels : cJSON_CreateNull());
+  cJSON_AddStringToObject(p, "state", state ? state : "");
+  cJSON_AddNumberToObject(p, "incarnation", incarnation);
+  return p;
+}
+
+static int cmp_peer(const void *a, const void *b) {
+  const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+  int c = strcmp(jstr(x, "service"), jstr(y, "service"));
+  return c ? c : strcmp(jstr(x, "id"), jstr(y, "id"));
+}
+
+/* `list` sorted by (service, id), as a new array that owns copies. */
+static cJSON *sorted_peers(const cJSON *list) {
+  int n = cJSON_GetArraySize(list);
+  const cJSON **items = calloc((size_t)n + 1, sizeof *items);
+  for (int i = 0; i < n; i++) items[i] = cJSON_GetArrayItem(list, i);
+  qsort(items, (size_t)n, sizeof *items, cmp_peer);
+  cJSON *out = cJSON_CreateArray();
+  for (int i = 0; i < n; i++) cJSON_AddItemToArray(out, cJSON_Duplicate(items[i], 1));
+  free(items);
+  return out;
+}
+
+/* GET /v1/peers against expect.ids and against this language's own peers(). */
+static int http_peers_once(world *w, const cJSON *step) {
+  handle *h = need(w, step, "h");
+  char *addr = NULL;
+  if (!h || !http_addr_of(w, h, &addr)) return 0;
+  if (!addr) return fail(w, "%s serves no HTTP API", h->name);
+  cJSON *body = http_get(w, addr, "/v1/peers");
+  hb_string_free(addr);
+  if (!body) return 0;
+  cJSON *api = cJSON_CreateArray(), *own = cJSON_CreateArray();
+  const cJSON *p;
+  cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(body, "peers")) {
+    const cJSON *inc = cJSON_GetObjectItemCaseSensitive(p, "incarnation");
+    cJSON_AddItemToArray(api, peer_fields(jstr(p, "id"), jstr(p, "service"),
+                                          cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(p, "labels"), 1),
+                                          jstr(p, "state"), cJSON_IsNumber(inc) ? inc->valuedouble : -1));
+  }
+  cJSON_Delete(body);
+  hb_error *err = NULL;
+  hb_peers *peers = NULL;
+  hb_status s = h->kind == K_MONITOR ? hb_monitor_peers(h->ptr, &peers, &err) : hb_watcher_peers(h->ptr, &peers, &err);
+  int ok = 1;
+  if (s != HB_STATUS_OK) {
+    ok = fail(w, "peers(): %s", err ? hb_error_message(err) : hb_status_str(s));
+    hb_error_free(err);
+  } else {
+    for (size_t i = 0; i < hb_peers_len(peers); i++) {
+      const hb_peer *q = hb_peers_get(peers, i);
+      cJSON *labels = cJSON_CreateObject();
+      for (size_t j = 0; j < hb_peer_label_count(q); j++) {
+        const char *k = NULL, *v = NULL;
+        if (hb_peer_label_at(q, j, &k, &v, NULL) == HB_STATUS_OK) cJSON_AddStringToObject(labels, k, v);
+      }
+      cJSON_AddItemToArray(own, peer_fields(hb_peer_id(q), hb_peer_service(q), labels, hb_state_str(hb_peer_state(q)),
+                                            hb_peer_incarnation(q)));
+    }
+    hb_peers_free(peers);
+  }
+  cJSON *api_sorted = sorted_peers(api), *own_sorted = sorted_peers(own);
+  if (ok) {
+    /* The ids, sorted, as expected. */
+    char gots[MSG] = "", wants[MSG] = "";
+    char **ids = calloc((size_t)cJSON_GetArraySize(api) + 1, sizeof *ids);
+    int n = 0;
+    cJSON_ArrayForEach(p, api) ids[n++] = (char *)jstr(p, "id");
+    qsort(ids, (size_t)n, sizeof *ids, cmp_str);
+    for (int i = 0; i < n; i++) snprintf(gots + strlen(gots), sizeof gots - strlen(gots), "%s%s", i ? "," : "", ids[i]);
+    free(ids);
+    int i = 0;
+    const cJSON *id;
+    cJSON_ArrayForEach(id, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(step, "expect"), "ids")) {
+      char *v = subst(w, cJSON_IsString(id) ? id->valuestring : "");
+      snprintf(wants + strlen(wants), sizeof wants - strlen(wants), "%s%s", i++ ? "," : "", v ? v : "");
+      free(v);
+    }
+    if (strcmp(gots, wants) != 0) ok = fail(w, "GET /v1/peers ids [%s], expected [%s]", gots, wants);
+  }
+  if (ok && !cJSON_Compare(api_sorted, own_sorted, 1)) {
+    char *a = cJSON_PrintUnformatted(api_sorted), *o = cJSON_PrintUnformatted(own_sorted);
+    ok = fail(w, "GET /v1/peers %s, peers() %s", a, o);
+    free(a);
+    free(o);
+  }
+  cJSON_Delete(api);
+  cJSON_Delete(own);
+  cJSON_Delete(api_sorted);
+  cJSON_Delete(own_sorted);
+  return ok;
+}
+
+static int step_http_peers(world *w, const cJSON *step) {
+  /* Until the API and peers() agree on what was expected: the two reads are not one snapshot. */
+  long long deadline = now_ms() + jnum(step, "within_ms", 2000);
+  while (!http_peers_once(w, step)) {
+    if (now_ms() > deadline) return 0;
+    sleep_ms(20);
+  }
+  return 1;
+}
+
 /* One poll of `h`: 1 event recorded, 0 timeout, -1 end, -2 error (w->msg set). */
 static int poll_once(world *w, handle *h, uint32_t timeout_ms, hb_event **keep, hb_status *status, hb_error **err) {
   hb_event *ev = NULL;
@@ -772,6 +961,8 @@ static int run_step(world *w, const cJSON *step) {
     }
     return 1;
   }
+  if (strcmp(d, "http_addr") == 0) return step_http_addr(w, step);
+  if (strcmp(d, "http_peers") == 0) return step_http_peers(w, step);
   if (strcmp(d, "next_event") == 0) return step_next_event(w, step);
   if (strcmp(d, "on_event") == 0) return step_on_event(w, step);
   if (strcmp(d, "events") == 0) return step_events(w, step);

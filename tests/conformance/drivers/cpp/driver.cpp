@@ -6,6 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -238,6 +241,76 @@ void peers_once(World& w, const json& s) {
   }
 }
 
+// The handle's HTTP address ("ip:port"), nullopt when it serves none.
+std::optional<std::string> http_addr_of(Handle& h) {
+  if (auto* m = h.monitor()) return m->http_addr();
+  if (auto* x = h.watcher()) return x->http_addr();
+  throw Failure(h.name + " has no HTTP API");
+}
+
+// A plain HTTP/1.0 GET (the server closes after the answer): the body of a 200 as JSON.
+json http_get(const std::string& addr, const std::string& path) {
+  auto colon = addr.rfind(':');
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(std::stoi(addr.substr(colon + 1))));
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0 || inet_pton(AF_INET, addr.substr(0, colon).c_str(), &sa.sin_addr) != 1 ||
+      connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    std::string why = std::strerror(errno);
+    if (fd >= 0) close(fd);
+    throw Failure("connect " + addr + ": " + why);
+  }
+  std::string req = "GET " + path + " HTTP/1.0\r\nHost: " + addr + "\r\n\r\n", text;
+  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+    close(fd);
+    throw Failure("GET " + path + ": write failed");
+  }
+  char buf[4096];
+  for (ssize_t r; (r = read(fd, buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(r));
+  close(fd);
+  if (text.rfind("HTTP/1.0 200", 0) != 0 && text.rfind("HTTP/1.1 200", 0) != 0)
+    throw Failure("GET " + path + ": " + text.substr(0, text.find("\r\n")));
+  auto body = text.find("\r\n\r\n");
+  if (body == std::string::npos) throw Failure("GET " + path + ": no header end");
+  return json::parse(text.substr(body + 4));
+}
+
+// The fields every language's peer has.
+json peer_fields(const json& id, const json& service, const json& labels, const json& state, const json& incarnation) {
+  return {{"id", id}, {"service", service}, {"labels", labels}, {"state", state}, {"incarnation", incarnation}};
+}
+
+json sorted_peers(json peers) {
+  std::sort(peers.begin(), peers.end(), [](const json& a, const json& b) {
+    return std::make_pair(a["service"].get<std::string>(), a["id"].get<std::string>()) <
+           std::make_pair(b["service"].get<std::string>(), b["id"].get<std::string>());
+  });
+  return peers;
+}
+
+// GET /v1/peers against expect.ids and against this language's own peers().
+void http_peers_once(World& w, const json& s) {
+  auto h = w.get(s);
+  auto addr = http_addr_of(*h);
+  if (!addr) throw Failure(h->name + " serves no HTTP API");
+  json api = json::array(), own = json::array();
+  json body = http_get(*addr, "/v1/peers");
+  for (auto& p : body.at("peers"))
+    api.push_back(peer_fields(p["id"], p["service"], p["labels"], p["state"], p["incarnation"]));
+  auto* m = h->monitor();
+  std::vector<hb::Peer> peers = m ? m->peers() : h->watcher()->peers();
+  for (auto& p : peers)
+    own.push_back(peer_fields(p.id, p.service, json(p.labels), hb::to_string(p.state), p.incarnation));
+  std::vector<std::string> ids, want;
+  for (auto& p : api) ids.push_back(p["id"]);
+  std::sort(ids.begin(), ids.end());
+  for (auto& id : s.at("expect").at("ids")) want.push_back(w.subst(id));
+  if (ids != want) throw Failure("GET /v1/peers ids " + json(ids).dump() + ", expected " + json(want).dump());
+  if (sorted_peers(api) != sorted_peers(own))
+    throw Failure("GET /v1/peers " + api.dump() + ", peers() " + own.dump());
+}
+
 void step(World& w, const json& s, const fs::path& dir) {
   std::string d = s.value("do", std::string());
   if (d == "monitor" || d == "client" || d == "watcher") {
@@ -284,6 +357,26 @@ void step(World& w, const json& s, const fs::path& dir) {
                       std::to_string(expect.value("value_max", LLONG_MAX)) + "], got " + std::to_string(ms));
     } else {
       outcome(w, s, [&] { c->incarnation(); });
+    }
+  } else if (d == "http_addr") {
+    auto h = w.get(s);
+    std::optional<std::string> addr;
+    if (outcome(w, s, [&] { addr = http_addr_of(*h); }) && s.at("expect").contains("value")) {
+      std::string got = !addr ? "none" : addr->substr(addr->rfind(':')) == ":0" ? "port 0" : "serving";
+      std::string want = s.at("expect").at("value");
+      if (got != want) throw Failure("http_addr " + got + " (" + addr.value_or("-") + "), expected " + want);
+    }
+  } else if (d == "http_peers") {
+    // Until the API and peers() agree on what was expected: the two reads are not one snapshot.
+    auto deadline = clock_type::now() + std::chrono::milliseconds(s.value("within_ms", 2000));
+    for (;;) {
+      try {
+        http_peers_once(w, s);
+        break;
+      } catch (const std::exception&) {
+        if (clock_type::now() > deadline) throw;
+        std::this_thread::sleep_for(20ms);
+      }
     }
   } else if (d == "peers") {
     // With within_ms, until the list matches: a watcher's list follows etcd a round trip
