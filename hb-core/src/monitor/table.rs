@@ -215,8 +215,18 @@ impl Peer {
     }
 
     /// When the peer becomes `suspect`: the detector's, or `dead_deadline` if that is sooner.
+    /// Runs on every beat, so it does not place the detector's dead deadline (the costly
+    /// part of `dead_deadline`): that one is never before the suspect one, so only the TTL
+    /// bound and the promise can make `dead_deadline` sooner, exactly as computed here.
     fn suspect_deadline(&self, params: &DetectorParams) -> u64 {
-        self.detector.suspect_at(params).min(self.dead_deadline(params))
+        let suspect = self.detector.suspect_at(params);
+        let mut dead = suspect;
+        if self.ttl_ms != NO_TTL {
+            dead = dead.min(self.last_beat_ns().saturating_add(u64::from(self.ttl_ms) * MS));
+        }
+        let due = suspect.min(dead.max(self.promised_until_ns()));
+        debug_assert_eq!(due, suspect.min(self.dead_deadline(params)), "the shortcut is the definition");
+        due
     }
 
     /// The promise for an ACK sent now (the beat just arrived): `dead_deadline` − now,
