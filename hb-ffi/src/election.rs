@@ -208,7 +208,11 @@ pub unsafe extern "C" fn hb_election_leader_value(
 /// `campaign`, `token` and `leader` are `HB_STATUS_STOPPED`, `check` is
 /// `HB_STATUS_NOT_HOLDER`, `remaining` is 0; `resign` and `stop` succeed. Idempotent.
 #[no_mangle]
-pub unsafe extern "C" fn hb_election_stop(election: *const hb_election, timeout_ms: u32, err: *mut *mut hb_error) -> hb_status {
+pub unsafe extern "C" fn hb_election_stop(
+    election: *const hb_election,
+    timeout_ms: u32,
+    err: *mut *mut hb_error,
+) -> hb_status {
     ffi_try!(err, {
         let election = arg!(election);
         Ok(election.inner.stop(stop_timeout(&election.inner, timeout_ms))?)
