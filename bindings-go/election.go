@@ -164,13 +164,19 @@ func (e *Election) campaign(timeoutMs uint32) (Token, error) {
 		var cerr *C.hb_error
 		st := C.hb_election_campaign(ne.ptr, C.uint32_t(timeoutMs), &rev, &lease, &cerr)
 		runtime.KeepAlive(ne)
-		if err := takeError(st, cerr); err != nil {
-			return err
-		}
-		tok = Token{Revision: int64(rev), LeaseID: int64(lease)}
-		return nil
+		var err error
+		tok, err = takeToken(st, rev, lease, cerr)
+		return err
 	})
 	return tok, err
+}
+
+// takeToken is takeError for the calls that write a token.
+func takeToken(st C.hb_status, rev, lease C.int64_t, cerr *C.hb_error) (Token, error) {
+	if err := takeError(st, cerr); err != nil {
+		return Token{}, err
+	}
+	return Token{Revision: int64(rev), LeaseID: int64(lease)}, nil
 }
 
 // Resign steps down and withdraws the candidacy: a lost event (reason resigned) if this
@@ -260,11 +266,9 @@ func (e *Election) Token() (Token, error) {
 		var cerr *C.hb_error
 		st := C.hb_election_token(ne.ptr, &rev, &lease, &cerr)
 		runtime.KeepAlive(ne)
-		if err := takeError(st, cerr); err != nil {
-			return err
-		}
-		tok = Token{Revision: int64(rev), LeaseID: int64(lease)}
-		return nil
+		var err error
+		tok, err = takeToken(st, rev, lease, cerr)
+		return err
 	})
 	return tok, err
 }
