@@ -30,6 +30,10 @@ static hb_status hb_go_monitor_set_callback(hb_monitor *m, uintptr_t h, hb_error
 static hb_status hb_go_watcher_set_callback(hb_watcher *w, uintptr_t h, hb_error **err) {
 	return hb_watcher_set_callback(w, hb_go_on_event, (void *)h, hb_go_on_drop, err);
 }
+
+static hb_status hb_go_election_set_callback(hb_election *e, uintptr_t h, hb_error **err) {
+	return hb_election_set_callback(e, hb_go_on_event, (void *)h, hb_go_on_drop, err);
+}
 */
 import "C"
 
@@ -48,4 +52,9 @@ func monitorSetCallback(m *C.hb_monitor, h cgo.Handle) error {
 func watcherSetCallback(w *C.hb_watcher, h cgo.Handle) error {
 	var cerr *C.hb_error
 	return takeError(C.hb_go_watcher_set_callback(w, C.uintptr_t(h), &cerr), cerr)
+}
+
+func electionSetCallback(e *C.hb_election, h cgo.Handle) error {
+	var cerr *C.hb_error
+	return takeError(C.hb_go_election_set_callback(e, C.uintptr_t(h), &cerr), cerr)
 }

@@ -9,15 +9,20 @@ import (
 	"time"
 )
 
-// native is one engine handle (hb_client, hb_monitor or hb_watcher). Implementations call
-// runtime.KeepAlive after each C call.
+// native is one engine handle (hb_client, hb_monitor, hb_watcher or hb_election).
+// Implementations call runtime.KeepAlive after each C call.
 type native interface {
 	// setCallback registers the trampoline with h as user data.
 	setCallback(h cgo.Handle) error
-	start() error
 	stop(timeout time.Duration) error
 	// free releases the handle; the engine runs the user-data destructor by then.
 	free()
+}
+
+// starter is a native handle with a Start (all but hb_election, which campaigns instead).
+type starter interface {
+	native
+	start() error
 }
 
 // handle ties a Go wrapper (Client, Monitor, Watcher) to its engine handle. It keeps no
@@ -96,7 +101,7 @@ func (h *handle) use(fn func(n native, p *pump) error) error {
 
 func (h *handle) start(owner any) error {
 	return h.use(func(n native, p *pump) error {
-		err := n.start()
+		err := n.(starter).start()
 		if err == nil {
 			p.pin(owner)
 		}
@@ -142,6 +147,13 @@ func (h *handle) stop(timeout time.Duration) error {
 // shutdown is stop bounded by ctx: its deadline replaces the stop timeout, and a ctx that
 // is done (before or during the bounded stop) is reported, wrapping ctx.Err().
 func (h *handle) shutdown(ctx context.Context) error {
+	return h.bounded(ctx, "shutdown", "stop", h.stop)
+}
+
+// bounded runs op (stop, an election's resign) with ctx's deadline as its timeout (0, the
+// handle's stop_timeout, without one; the shortest real bound when ctx is already done),
+// and reports a ctx that is done by the time op returns, wrapping ctx.Err().
+func (h *handle) bounded(ctx context.Context, what, opName string, op func(timeout time.Duration) error) error {
 	var timeout time.Duration // the handle's stop_timeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(dl), time.Millisecond)
@@ -149,12 +161,12 @@ func (h *handle) shutdown(ctx context.Context) error {
 	if ctx.Err() != nil {
 		timeout = time.Millisecond // already done: the shortest real bound
 	}
-	err := h.stop(timeout)
+	err := op(timeout)
 	if cerr := ctx.Err(); cerr != nil {
 		if err != nil {
-			return fmt.Errorf("heartbeater: %s shutdown: %w (stop: %w)", h.kind, cerr, err)
+			return fmt.Errorf("heartbeater: %s %s: %w (%s: %w)", h.kind, what, cerr, opName, err)
 		}
-		return fmt.Errorf("heartbeater: %s shutdown: %w", h.kind, cerr)
+		return fmt.Errorf("heartbeater: %s %s: %w", h.kind, what, cerr)
 	}
 	return err
 }

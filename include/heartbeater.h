@@ -688,6 +688,27 @@ hb_status hb_election_leader(const hb_election *election,
                              hb_error **err);
 
 /**
+ * The leader as observed while campaigning, with its value: `revision` 0, `*value` NULL
+ * and `*value_len` 0 when nobody leads (or we are not campaigning). `*value` (NULL when
+ * the value is empty) is owned by the caller: free it with `hb_bytes_free(*value,
+ * *value_len)`. The token and the value are of the same observation.
+ */
+hb_status hb_election_leader_value(const hb_election *election,
+                                   int64_t *revision,
+                                   int64_t *lease_id,
+                                   uint8_t **value,
+                                   size_t *value_len,
+                                   hb_error **err);
+
+/**
+ * Resigns, then stops within `timeout_ms` (0: the configured `stop_timeout`): no event is
+ * delivered after it returns (the callback's `drop_user_data` has run). Afterwards
+ * `campaign`, `token` and `leader` are `HB_STATUS_STOPPED`, `check` is
+ * `HB_STATUS_NOT_HOLDER`, `remaining` is 0; `resign` and `stop` succeed. Idempotent.
+ */
+hb_status hb_election_stop(const hb_election *election, uint32_t timeout_ms, hb_error **err);
+
+/**
  * Election events (`HB_STATE_ELECTED`, `HB_STATE_LOST`, `HB_STATE_LEADER_CHANGED`) to
  * `callback(user_data, event)` on a delivery thread; as `hb_client_set_callback`.
  */
@@ -832,6 +853,12 @@ hb_status hb_metrics_text(char **out, hb_error **err);
  * from `malloc`).
  */
 void hb_string_free(char *s);
+
+/**
+ * Frees bytes the library handed out (`hb_election_leader_value`), with the length it
+ * gave. `hb_bytes_free(NULL, 0)` does nothing.
+ */
+void hb_bytes_free(uint8_t *bytes, size_t len);
 
 /**
  * Creates a monitor from `config` (copied; its endpoint is the listen list). Does not

@@ -50,7 +50,7 @@ pub fn peer_to_dict<'py>(py: Python<'py>, p: &PeerInfo) -> PyResult<Bound<'py, P
 
 /// Waiting happens in short slices with the GIL released; between slices pending signals
 /// are handled, so Ctrl-C interrupts a blocked `for ev in client.events()`.
-const SLICE: Duration = Duration::from_millis(100);
+pub const SLICE: Duration = Duration::from_millis(100);
 
 /// The next event as a dict; `None` when `timeout` (seconds) ran out; StoppedError once the
 /// handle is stopped and its queue drained (the engine's end of stream), ForkedError in a

@@ -1,4 +1,4 @@
-//! The native handles: `Client`, `Monitor`, `Watcher`. Each wraps its hb-core handle and
+//! The native handles: `Client`, `Monitor`, `Watcher`, `Election`. Each wraps its hb-core handle and
 //! releases the GIL for everything that can block. The lifecycle (what each call returns
 //! before start, after stop, in a forked child) is hb-core's (`hb_core::lifecycle`); this
 //! layer only converts its answers.
@@ -11,7 +11,7 @@ use std::time::Duration;
 use hb_core::EventSource;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 
 use crate::errors::IntoPyResult;
 use crate::{events, options};
@@ -49,8 +49,24 @@ fn check_callable(callback: &Bound<'_, PyAny>) -> PyResult<()> {
 }
 
 /// One `#[pymethods]` block per class (pyo3 allows only one): the class's own methods
-/// plus the methods every handle has.
+/// plus the methods every handle has (`phase` is the handles with a start: all but the
+/// election, which campaigns instead).
 macro_rules! handle_methods {
+    ($ty:ident { $($own:tt)* }) => {
+        event_methods!($ty {
+            $($own)*
+
+            /// Where the handle is in its life: idle, starting, running, stopped, forked.
+            #[getter]
+            fn phase(&self) -> &'static str {
+                self.inner().phase().as_str()
+            }
+        });
+    };
+}
+
+/// The class's own methods plus the event methods of every hb-core `EventSource`.
+macro_rules! event_methods {
     ($ty:ident { $($own:tt)* }) => {
         #[pymethods]
         impl $ty {
@@ -69,12 +85,6 @@ macro_rules! handle_methods {
                 check_callable(&callback)?;
                 let cb = events::callback(callback.unbind(), Arc::clone(&self.callback_errors));
                 self.inner().set_callback(cb).py()
-            }
-
-            /// Where the handle is in its life: idle, starting, running, stopped, forked.
-            #[getter]
-            fn phase(&self) -> &'static str {
-                self.inner().phase().as_str()
             }
 
             /// Events lost because nobody consumed them fast enough.
@@ -257,3 +267,96 @@ handle_methods!(Watcher {
         PyList::new(py, dicts)
     }
 });
+
+/// `Election.leader()` for the facade: `(revision, lease_id, value, key)`.
+type LeaderTuple<'py> = (i64, i64, Bound<'py, PyBytes>, String);
+
+#[pyclass(module = "heartbeater._heartbeater", frozen)]
+pub struct Election {
+    inner: Option<Arc<hb_core::Election>>,
+    callback_errors: Arc<AtomicU64>,
+}
+
+event_methods!(Election {
+    #[new]
+    #[pyo3(signature = (options, name, value))]
+    fn new(options: Vec<(String, String)>, name: &str, value: Vec<u8>) -> PyResult<Self> {
+        let opts = options::build(&options, None, None).py()?;
+        let inner = hb_core::Election::new(&opts, name, &value).py()?;
+        Ok(Election { inner: Some(Arc::new(inner)), callback_errors: Arc::default() })
+    }
+
+    /// Campaigns and waits to lead (GIL released): up to `timeout` seconds in one wait, or
+    /// (`None`) without limit in slices between which pending signals are handled, so that
+    /// Ctrl-C interrupts it. Returns the token as `(revision, lease_id)`.
+    #[pyo3(signature = (timeout=None))]
+    fn campaign(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<(i64, i64)> {
+        if let Some(t) = timeout {
+            let (e, t) = (Arc::clone(self.inner()), seconds("timeout", t)?);
+            let token = py.detach(move || e.campaign(t)).py()?;
+            return Ok((token.revision, token.lease_id));
+        }
+        loop {
+            let e = Arc::clone(self.inner());
+            match py.detach(move || e.campaign(events::SLICE)) {
+                Ok(token) => return Ok((token.revision, token.lease_id)),
+                Err(hb_core::Error::Timeout { .. }) => py.check_signals()?,
+                Err(e) => return Err(e).py(),
+            }
+        }
+    }
+
+    /// Steps down and withdraws within `timeout` seconds (`None`: the configured
+    /// stop_timeout). Idempotent.
+    #[pyo3(signature = (timeout=None))]
+    fn resign(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        let timeout = self.stop_timeout(timeout)?;
+        let e = Arc::clone(self.inner());
+        py.detach(move || e.resign(timeout)).py()
+    }
+
+    /// Resigns, then closes the events, within `timeout` seconds (`None`: the configured
+    /// stop_timeout). Idempotent.
+    #[pyo3(signature = (timeout=None))]
+    fn stop(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        let timeout = self.stop_timeout(timeout)?;
+        let e = Arc::clone(self.inner());
+        py.detach(move || e.stop(timeout)).py()
+    }
+
+    fn set_recampaign(&self, on: bool) {
+        self.inner().set_recampaign(on);
+    }
+
+    fn check(&self) -> PyResult<()> {
+        self.inner().check().py()
+    }
+
+    fn remaining(&self) -> PyResult<f64> {
+        Ok(self.inner().remaining().py()?.as_secs_f64())
+    }
+
+    fn token(&self) -> PyResult<(i64, i64)> {
+        let t = self.inner().token().py()?;
+        Ok((t.revision, t.lease_id))
+    }
+
+    /// `(revision, lease_id, value, key)` of the leader as observed, None when nobody leads.
+    fn leader<'py>(&self, py: Python<'py>) -> PyResult<Option<LeaderTuple<'py>>> {
+        Ok(self.inner().leader().py()?.map(|l| (l.token.revision, l.token.lease_id, PyBytes::new(py, &l.value), l.key)))
+    }
+
+    #[getter]
+    fn name(&self) -> String {
+        self.inner().name().to_string()
+    }
+});
+
+impl Election {
+    fn stop_timeout(&self, timeout: Option<f64>) -> PyResult<Duration> {
+        match timeout {
+            Some(t) => seconds("timeout", t),
+            None => Ok(self.inner().config().stop_timeout),
+        }
+    }
+}

@@ -50,5 +50,6 @@ fn _heartbeater(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<handles::Client>()?;
     m.add_class::<handles::Monitor>()?;
     m.add_class::<handles::Watcher>()?;
+    m.add_class::<handles::Election>()?;
     Ok(())
 }

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Callable, Iterator, List, NoReturn
+from typing import Any, Callable, Iterator, List, NoReturn
 
 import pytest
 
@@ -118,3 +118,20 @@ def python_client_args(endpoint: str, service: str, instance_id: str, interval: 
 
 def cli_client_args(hb_bin: str, endpoint: str, service: str, instance_id: str) -> List[str]:
     return [hb_bin, "beat", "--endpoint", endpoint, "--service", service, "--id", instance_id, "--ttl", "2s", "--interval", "200ms"]
+
+
+HARNESS = REPO / "tests" / "harness" / "etcd.py"
+
+
+@pytest.fixture(scope="module")
+def etcd() -> Iterator[Any]:
+    """A private etcd per test module (tests/harness/etcd.py), stopped at its end."""
+    sys.path.insert(0, str(HARNESS.parent))
+    try:
+        import etcd as harness  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(HARNESS.parent))
+    if not harness.available():
+        require_or_skip("etcd/etcdctl binaries not installed (apt-get install etcd-server etcd-client)")
+    with harness.Etcd() as server:
+        yield server

@@ -5,29 +5,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 import heartbeater
-from conftest import REPO, require_or_skip
-
-HARNESS = REPO / "tests" / "harness" / "etcd.py"
-
-
-@pytest.fixture(scope="module")
-def etcd() -> Iterator[Any]:
-    sys.path.insert(0, str(HARNESS.parent))
-    try:
-        import etcd as harness  # type: ignore[import-not-found]
-    finally:
-        sys.path.remove(str(HARNESS.parent))
-    if not harness.available():
-        require_or_skip("etcd/etcdctl binaries not installed (apt-get install etcd-server etcd-client)")
-    with harness.Etcd() as server:
-        yield server
-
 
 def etcdctl_keys(endpoint: str, prefix: str) -> list[str]:
     out = subprocess.run(

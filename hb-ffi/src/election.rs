@@ -173,6 +173,52 @@ pub unsafe extern "C" fn hb_election_leader(
     })
 }
 
+/// The leader as observed while campaigning, with its value: `revision` 0, `*value` NULL
+/// and `*value_len` 0 when nobody leads (or we are not campaigning). `*value` (NULL when
+/// the value is empty) is owned by the caller: free it with `hb_bytes_free(*value,
+/// *value_len)`. The token and the value are of the same observation.
+#[no_mangle]
+pub unsafe extern "C" fn hb_election_leader_value(
+    election: *const hb_election,
+    revision: *mut i64,
+    lease_id: *mut i64,
+    value: *mut *mut u8,
+    value_len: *mut usize,
+    err: *mut *mut hb_error,
+) -> hb_status {
+    ffi_try!(err, {
+        let election = arg!(election);
+        nonnull!(revision);
+        nonnull!(lease_id);
+        nonnull!(value);
+        nonnull!(value_len);
+        let leader = election.inner.leader()?;
+        let (ptr, len) = crate::misc::bytes_into_raw(leader.as_ref().map_or(&[][..], |l| &l.value[..]));
+        unsafe {
+            write_token(leader.map(|l| l.token), revision, lease_id);
+            value.write(ptr);
+            value_len.write(len);
+        }
+        Ok(())
+    })
+}
+
+/// Resigns, then stops within `timeout_ms` (0: the configured `stop_timeout`): no event is
+/// delivered after it returns (the callback's `drop_user_data` has run). Afterwards
+/// `campaign`, `token` and `leader` are `HB_STATUS_STOPPED`, `check` is
+/// `HB_STATUS_NOT_HOLDER`, `remaining` is 0; `resign` and `stop` succeed. Idempotent.
+#[no_mangle]
+pub unsafe extern "C" fn hb_election_stop(
+    election: *const hb_election,
+    timeout_ms: u32,
+    err: *mut *mut hb_error,
+) -> hb_status {
+    ffi_try!(err, {
+        let election = arg!(election);
+        Ok(election.inner.stop(stop_timeout(&election.inner, timeout_ms))?)
+    })
+}
+
 /// Election events (`HB_STATE_ELECTED`, `HB_STATE_LOST`, `HB_STATE_LEADER_CHANGED`) to
 /// `callback(user_data, event)` on a delivery thread; as `hb_client_set_callback`.
 #[no_mangle]

@@ -57,6 +57,28 @@ pub unsafe extern "C" fn hb_string_free(s: *mut c_char) {
     })
 }
 
+/// Frees bytes the library handed out (`hb_election_leader_value`), with the length it
+/// gave. `hb_bytes_free(NULL, 0)` does nothing.
+#[no_mangle]
+pub unsafe extern "C" fn hb_bytes_free(bytes: *mut u8, len: usize) {
+    ffi_value!((), {
+        if !bytes.is_null() {
+            // SAFETY: made by `bytes_into_raw` with this length (header contract).
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(bytes, len)) });
+        }
+    })
+}
+
+/// A copy of `bytes` for the caller to free with `hb_bytes_free`; NULL for no bytes.
+pub(crate) fn bytes_into_raw(bytes: &[u8]) -> (*mut u8, usize) {
+    if bytes.is_empty() {
+        return (std::ptr::null_mut(), 0);
+    }
+    let boxed: Box<[u8]> = bytes.into();
+    let len = boxed.len();
+    (Box::into_raw(boxed).cast::<u8>(), len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 /* Leader election through the C ABI, against a real etcd (with-etcd.sh sets
  * HB_TEST_ETCD_ENDPOINT): one of two candidates leads, the other times out and observes it,
- * resign hands over at once with a larger token, events, precise errors, everything freed. */
+ * resign hands over at once with a larger token, the leader's value, stop before free,
+ * events, precise errors, everything freed. */
 #include "testutil.h"
 
 static char etcd_url[256];
@@ -65,6 +66,13 @@ int main(void) {
     nanosleep(&pause, NULL);
   }
   EXPECT(seen_rev == rev_a && seen_lease == lease_a);
+  /* ... with its value, from the same observation; the bytes are ours to free. */
+  uint8_t *value = NULL;
+  size_t value_len = 0;
+  MUST(hb_election_leader_value(b, &seen_rev, &seen_lease, &value, &value_len, &err));
+  EXPECT(seen_rev == rev_a && value_len == 1 && value != NULL && value[0] == 'a');
+  hb_bytes_free(value, value_len);
+  hb_bytes_free(NULL, 0);
 
   long long t0 = now_ms();
   MUST(hb_election_resign(a, 0, &err));
@@ -75,6 +83,13 @@ int main(void) {
   MUST(hb_election_check(b, &err));
   EXPECT(wait_event(a, HB_STATE_LOST) == (uint64_t)rev_a);
 
+  /* stop without free: the documented answers afterwards, then free. */
+  MUST(hb_election_stop(a, 0, &err));
+  EXPECT_ERR(HB_STATUS_STOPPED, "election is stopped", hb_election_campaign(a, 100, &rev_a, &lease_a, &err));
+  EXPECT_ERR(HB_STATUS_STOPPED, "election is stopped",
+             hb_election_leader_value(a, &seen_rev, &seen_lease, &value, &value_len, &err));
+  EXPECT_ERR(HB_STATUS_NOT_HOLDER, "not the leader", hb_election_check(a, &err));
+  MUST(hb_election_stop(a, 0, &err));
   hb_election_free(a);
   hb_election_free(b);
   hb_election_free(NULL);

@@ -11,8 +11,9 @@ Diagnostics go to ``logging.getLogger("heartbeater")``.
 from __future__ import annotations
 
 from . import _heartbeater
-from ._types import Event, FencingToken, Peer, PhaseName, ReasonName, StateName
+from ._types import Event, FencingToken, Leader, Peer, PhaseName, ReasonName, StateName, Token
 from .client import Client
+from .election import Election
 from .errors import (
     ConfigError,
     ConnectError,
@@ -36,6 +37,9 @@ __all__ = [
     "Client",
     "Monitor",
     "Watcher",
+    "Election",
+    "Token",
+    "Leader",
     "Event",
     "Peer",
     "FencingToken",

@@ -1,5 +1,6 @@
-"""What Client, Monitor and Watcher share: events (iterator, async iterator, callback),
-context management, and stopping whatever is still running at interpreter exit."""
+"""What Client, Monitor, Watcher and Election share: events (iterator, async iterator,
+callback), stopping whatever is still running at interpreter exit, and (all but Election,
+which campaigns instead of starting) context management and the phase."""
 
 from __future__ import annotations
 
@@ -22,15 +23,18 @@ C = TypeVar("C", bound=EventCallback)
 H = TypeVar("H", bound="Handle")
 
 
-class _NativeEvents(Protocol):
+class _NativeEventSource(Protocol):
     def next_event(self, timeout: Optional[float] = None) -> Optional[dict[str, Any]]: ...
     def set_callback(self, callback: Callable[[dict[str, Any]], None]) -> None: ...
-    @property
-    def phase(self) -> str: ...
     @property
     def dropped_events(self) -> int: ...
     @property
     def callback_errors(self) -> int: ...
+
+
+class _NativeEvents(_NativeEventSource, Protocol):
+    @property
+    def phase(self) -> str: ...
 
 
 class _Deliver:
@@ -49,8 +53,9 @@ class _Deliver:
         return repr(self.callback)
 
 
-# Started handles, stopped at interpreter exit so that peers see `left`, not `dead`.
-_running: weakref.WeakSet[Handle] = weakref.WeakSet()
+# Started handles, stopped at interpreter exit so that peers see `left`, not `dead` (and an
+# election's next candidate leads at once).
+_running: weakref.WeakSet[EventSource] = weakref.WeakSet()
 _running_lock = threading.Lock()
 
 
@@ -68,10 +73,17 @@ def _stop_all_at_exit() -> None:
             _log.warning("stopping %r at exit failed: %s", h, e)
 
 
-class Handle:
-    """Base of Client, Monitor and Watcher (not made directly)."""
+def timeout_arg(timeout: Optional[float]) -> Optional[float]:
+    """A ``timeout`` argument: seconds (int or float) or ``None``."""
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
+        raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout).__name__}")
+    return None if timeout is None else float(timeout)
 
-    _native: _NativeEvents
+
+class EventSource:
+    """Base of every handle (not made directly): its events and its stop at exit."""
+
+    _native: _NativeEventSource
     #: Seconds an ``aevents()`` worker waits per pull; bounds how late it notices cancellation.
     _AEVENTS_SLICE = 0.2
 
@@ -79,7 +91,7 @@ class Handle:
         # Events a cancelled aevents() pull received after its awaiter was gone.
         self._pending: Deque[Event] = collections.deque()
 
-    # Subclasses implement start/stop and call these.
+    # Subclasses call these when they start running and when they stop.
     def _started(self) -> None:
         with _running_lock:
             _running.add(self)
@@ -89,24 +101,6 @@ class Handle:
             _running.discard(self)
 
     def _stop_at_exit(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self: H) -> H:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self.stop()
-        except ForkedError:
-            # A forked child leaving the parent's `with` block (sys.exit, an exception): the
-            # handle belongs to the parent, which stops it; the child leaves it alone.
-            pass
-
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
         raise NotImplementedError
 
     def on_event(self, callback: C) -> C:
@@ -119,13 +113,6 @@ class Handle:
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         self._native.set_callback(_Deliver(callback))
         return callback
-
-    @property
-    def phase(self) -> PhaseName:
-        """Where the handle is in its life, as the engine says: ``idle``, ``starting``,
-        ``running``, ``stopped``, or ``forked`` (this process is a fork of the one that made
-        it; every call then raises :class:`ForkedError`)."""
-        return self._native.phase  # type: ignore[return-value]
 
     @property
     def callback_errors(self) -> int:
@@ -143,12 +130,11 @@ class Handle:
         and every event queued before the stop has been read. After ``stop()`` has returned
         every ``None`` is the end (``phase == "stopped"``). The GIL is released while
         waiting. :class:`ForkedError` in a forked child."""
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
-            raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout).__name__}")
+        seconds = timeout_arg(timeout)
         if self._pending:
             return self._pending.popleft()
         try:
-            native = self._native.next_event(None if timeout is None else float(timeout))
+            native = self._native.next_event(seconds)
         except StoppedError:  # the engine's end of the stream
             return None
         return None if native is None else Event._from_native(native)
@@ -193,3 +179,38 @@ class Handle:
         native = pull.result()
         if native is not None:
             self._pending.appendleft(Event._from_native(native))
+
+
+class Handle(EventSource):
+    """Base of Client, Monitor and Watcher (not made directly): a start, a stop, a phase."""
+
+    _native: _NativeEvents
+
+    def __enter__(self: H) -> H:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        stop_leaving_forked(self.stop)
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def phase(self) -> PhaseName:
+        """Where the handle is in its life, as the engine says: ``idle``, ``starting``,
+        ``running``, ``stopped``, or ``forked`` (this process is a fork of the one that made
+        it; every call then raises :class:`ForkedError`)."""
+        return self._native.phase  # type: ignore[return-value]
+
+
+def stop_leaving_forked(stop: Callable[[], None]) -> None:
+    """``stop()`` for a ``with`` block's exit. A forked child leaving the parent's block
+    (sys.exit, an exception) leaves the handle alone: it belongs to the parent, which stops it."""
+    try:
+        stop()
+    except ForkedError:
+        pass

@@ -6,7 +6,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, NamedTuple, Optional
 
-__all__ = ["Event", "Peer", "FencingToken", "StateName", "ReasonName", "PhaseName"]
+__all__ = ["Event", "Peer", "FencingToken", "Token", "Leader", "StateName", "ReasonName", "PhaseName"]
 
 #: Every state name an event or peer can carry (the same in every language).
 StateName = Literal[
@@ -146,3 +146,21 @@ class FencingToken(NamedTuple):
 
     lease_id: int
     epoch: int
+
+
+class Token(NamedTuple):
+    """An election term's fencing token ``(revision, lease_id)``: the leader key's creation
+    revision, then its lease. A later term always has a larger ``revision``, so downstream
+    stores compare ``revision`` alone."""
+
+    revision: int
+    lease_id: int
+
+
+class Leader(NamedTuple):
+    """The leader of an election as a candidate's watch observed it: its term's token, its
+    candidate value and its etcd key."""
+
+    token: Token
+    value: bytes
+    key: str

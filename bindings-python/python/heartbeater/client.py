@@ -7,7 +7,7 @@ import os
 from typing import Mapping, Optional, Sequence, Union
 
 from . import _heartbeater, _options
-from ._handle import Handle
+from ._handle import Handle, timeout_arg
 from ._options import Interval, Seconds, TextOptions
 from ._types import FencingToken, StateName
 
@@ -91,9 +91,7 @@ class Client(Handle):
         """Says goodbye (peers see ``left``) and stops within ``timeout`` seconds (``None``:
         the configured ``stop_timeout``, 2 s by default). Idempotent. Pending events can
         still be read; ``events()`` and ``aevents()`` then end."""
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
-            raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout).__name__}")
-        self._native.stop(None if timeout is None else float(timeout))
+        self._native.stop(timeout_arg(timeout))
         self._stopped()
 
     def _stop_at_exit(self) -> None:
