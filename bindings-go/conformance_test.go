@@ -5,6 +5,7 @@ package heartbeater
 // a scenario is n/a only for a capability capabilities.json says Go lacks.
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,6 +84,8 @@ type step struct {
 	Value     string          `json:"value"`
 	Args      []string        `json:"args"`
 	Signal    string          `json:"signal"`
+	Name      string          `json:"name"`
+	Save      string          `json:"save"`
 }
 
 type expectation struct {
@@ -93,6 +96,7 @@ type expectation struct {
 	ValueMin *uint64         `json:"value_min"`
 	ValueMax *uint64         `json:"value_max"`
 	IDs      *[]string       `json:"ids"`
+	Greater  *string         `json:"greater_than"`
 	Event    *eventWant      `json:"event"`
 }
 
@@ -131,6 +135,76 @@ type confDriver struct {
 	logs     map[string]*eventLog
 	callback map[string]bool
 	procs    map[string]*exec.Cmd
+	tokens   map[string]Token // kept by `token` steps with `save`
+}
+
+// electionHandle gives an Election the shape of the driver's other handles.
+type electionHandle struct{ *Election }
+
+func (electionHandle) Start() error { return errors.New("an election has no start (campaign)") }
+
+func (d *confDriver) election(name string) (*Election, error) {
+	h, err := d.handle(name)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := h.(electionHandle)
+	if !ok {
+		return nil, fmt.Errorf("%q is not an election", name)
+	}
+	return e.Election, nil
+}
+
+func (d *confDriver) makeElection(st step, want expectation) error {
+	opts := []Option{WithLogger(d.logger)}
+	endpoint := "" // an Election takes its endpoint as NewElection's argument
+	for _, kv := range st.Options {
+		if kv[0] == "endpoint" && endpoint == "" {
+			endpoint = d.subst(kv[1])
+			continue
+		}
+		opts = append(opts, WithOption(kv[0], d.subst(kv[1])))
+	}
+	e, err := NewElection(endpoint, d.subst(st.Name), []byte(d.subst(st.Value)), opts...)
+	if err != nil || want.Error != nil {
+		if e != nil {
+			_ = e.Close()
+		}
+		return judge(err, want, nil)
+	}
+	d.mu.Lock()
+	d.handles[d.subst(st.As)] = electionHandle{e}
+	d.mu.Unlock()
+	return nil
+}
+
+// waitEvent waits until an event of any peer matches; it consumes it and every one before.
+func (d *confDriver) waitEvent(st step) error {
+	name := d.subst(st.H)
+	var want eventWant
+	if err := json.Unmarshal(st.Expect, &want); err != nil {
+		return fmt.Errorf("expect %s: %v", st.Expect, err)
+	}
+	until := time.Now().Add(withinOr(st.WithinMS))
+	l := d.log(name)
+	for {
+		l.mu.Lock()
+		for i, ev := range l.events {
+			if d.matches(ev, want) == nil {
+				l.events = append([]Event(nil), l.events[i+1:]...)
+				l.mu.Unlock()
+				return nil
+			}
+		}
+		seen := fmt.Sprint(l.events)
+		l.mu.Unlock()
+		if time.Now().After(until) {
+			return fmt.Errorf("no event %s within the time; recorded: %s", st.Expect, seen)
+		}
+		if err := d.poll(name, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 func (d *confDriver) subst(s string) string {
@@ -190,6 +264,7 @@ func (d *confDriver) step(st step) error {
 	var want expectation
 	var wantWord string // "timeout" / "end" for next_event
 	if len(st.Expect) > 0 {
+		st.Expect = json.RawMessage(d.subst(string(st.Expect))) // ${run} in messages
 		if err := json.Unmarshal(st.Expect, &wantWord); err != nil {
 			if err := json.Unmarshal(st.Expect, &want); err != nil && st.Do != "events" {
 				return fmt.Errorf("expect %s: %v", st.Expect, err)
@@ -199,6 +274,80 @@ func (d *confDriver) step(st step) error {
 	switch st.Do {
 	case "monitor", "client", "watcher":
 		return d.make(st, want)
+	case "election":
+		return d.makeElection(st, want)
+	case "campaign":
+		e, err := d.election(d.subst(st.H))
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(st.TimeoutMS)*time.Millisecond)
+		defer cancel()
+		_, err = e.Campaign(ctx)
+		return judge(err, want, nil)
+	case "resign":
+		e, err := d.election(d.subst(st.H))
+		if err != nil {
+			return err
+		}
+		return judge(e.Resign(context.Background()), want, nil)
+	case "token":
+		e, err := d.election(d.subst(st.H))
+		if err != nil {
+			return err
+		}
+		tok, err := e.Token()
+		if err == nil && st.Save != "" {
+			d.tokens[st.Save] = tok
+		}
+		return judge(err, want, func() error {
+			if want.Greater == nil {
+				return nil
+			}
+			before, ok := d.tokens[*want.Greater]
+			if !ok {
+				return fmt.Errorf("no saved token %q", *want.Greater)
+			}
+			if tok.Revision <= before.Revision {
+				return fmt.Errorf("token revision %d not above %s's %d", tok.Revision, *want.Greater, before.Revision)
+			}
+			return nil
+		})
+	case "leader":
+		// With within_ms, until it matches: the leader is what our watch has seen.
+		e, err := d.election(d.subst(st.H))
+		if err != nil {
+			return err
+		}
+		until := time.Now().Add(time.Duration(0))
+		if st.WithinMS != nil {
+			until = time.Now().Add(time.Duration(*st.WithinMS) * time.Millisecond)
+		}
+		for {
+			l, ok, err := e.Leader()
+			err = judge(err, want, func() error {
+				if len(want.Value) == 0 {
+					return nil
+				}
+				var w *string
+				if err := json.Unmarshal(want.Value, &w); err != nil {
+					return err
+				}
+				switch {
+				case w == nil && ok:
+					return fmt.Errorf("leader %q, expected nobody", l.Value)
+				case w != nil && (!ok || string(l.Value) != *w):
+					return fmt.Errorf("leader %q (found %v), expected %q", l.Value, ok, *w)
+				}
+				return nil
+			})
+			if err == nil || time.Now().After(until) {
+				return err
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	case "wait_event":
+		return d.waitEvent(st)
 	case "start":
 		h, err := d.handle(d.subst(st.H))
 		if err != nil {
@@ -239,6 +388,9 @@ func (d *confDriver) step(st step) error {
 		}
 		return sameValue(string(c.State()), want.Value)
 	case "check":
+		if e, err := d.election(d.subst(st.H)); err == nil {
+			return judge(e.Check(), want, nil)
+		}
 		c, err := d.client(d.subst(st.H))
 		if err != nil {
 			return err
@@ -252,6 +404,9 @@ func (d *confDriver) step(st step) error {
 		tok, err := c.FencingToken()
 		return judge(err, want, func() error { return sameValue([]any{tok.LeaseID, tok.Epoch}, want.Value) })
 	case "remaining":
+		if e, err := d.election(d.subst(st.H)); err == nil {
+			return within(uint64(e.Remaining().Milliseconds()), want)
+		}
 		c, err := d.client(d.subst(st.H))
 		if err != nil {
 			return err
@@ -915,7 +1070,7 @@ func TestConformance(t *testing.T) {
 				t: st, vars: vars, names: nameLists,
 				logger:  slog.New(slog.NewTextHandler(testWriter{st}, nil)),
 				handles: map[string]goHandle{}, logs: map[string]*eventLog{},
-				callback: map[string]bool{}, procs: map[string]*exec.Cmd{},
+				callback: map[string]bool{}, procs: map[string]*exec.Cmd{}, tokens: map[string]Token{},
 			}
 			err := d.run(sc.Steps)
 			d.finish()

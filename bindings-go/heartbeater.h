@@ -658,7 +658,8 @@ hb_status hb_election_resign(const hb_election *election, uint32_t timeout_ms, h
 hb_status hb_election_set_recampaign(const hb_election *election, int32_t on, hb_error **err);
 
 /**
- * `HB_STATUS_OK` while we lead and our lease is valid; `HB_STATUS_NOT_HOLDER` otherwise.
+ * `HB_STATUS_OK` while we lead and our lease is valid; `HB_STATUS_NOT_HOLDER` otherwise,
+ * `HB_STATUS_STOPPED` once stopped.
  * Asks nobody: cheap enough for every write.
  */
 hb_status hb_election_check(const hb_election *election, hb_error **err);
@@ -703,8 +704,8 @@ hb_status hb_election_leader_value(const hb_election *election,
 /**
  * Resigns, then stops within `timeout_ms` (0: the configured `stop_timeout`): no event is
  * delivered after it returns (the callback's `drop_user_data` has run). Afterwards
- * `campaign`, `token` and `leader` are `HB_STATUS_STOPPED`, `check` is
- * `HB_STATUS_NOT_HOLDER`, `remaining` is 0; `resign` and `stop` succeed. Idempotent.
+ * `campaign`, `token`, `leader` and `check` are `HB_STATUS_STOPPED`, `remaining` is 0;
+ * `resign` and `stop` succeed. Idempotent.
  */
 hb_status hb_election_stop(const hb_election *election, uint32_t timeout_ms, hb_error **err);
 

@@ -643,6 +643,111 @@ class Watcher : public detail::handle_base<hb_watcher, hb_watcher_free> {
   }
 };
 
+// ---- Election -------------------------------------------------------------------------
+
+/// A term's fencing token: `revision` grows from term to term (compare it downstream).
+struct ElectionToken {
+  int64_t revision = 0;
+  int64_t lease_id = 0;
+};
+
+/// The leader as a candidate observed it.
+struct Leader {
+  ElectionToken token;
+  std::string value;
+};
+
+/// A candidate in an etcd election (see hb_election; docs/election.md). The destructor
+/// resigns, stops and frees it.
+class Election : public detail::handle_base<hb_election, hb_election_free> {
+ public:
+  Election(const Config& config, const std::string& name, const std::string& value = std::string()) {
+    detail::error_slot err;
+    hb_election* raw = nullptr;
+    detail::check(hb_election_new(config.get(), name.c_str(), reinterpret_cast<const uint8_t*>(value.data()),
+                                  value.size(), &raw, err.out()),
+                  err);
+    reset(raw);
+  }
+
+  /// Waits up to `timeout` to lead; throws HB_STATUS_TIMEOUT (still a candidate) after it.
+  ElectionToken campaign(std::chrono::milliseconds timeout) {
+    detail::error_slot err;
+    ElectionToken t;
+    detail::check(hb_election_campaign(get(), detail::wait_ms(timeout), &t.revision, &t.lease_id, err.out()), err);
+    return t;
+  }
+  std::optional<ElectionToken> campaign(std::chrono::milliseconds timeout, std::error_code& ec,
+                                        std::string* message = nullptr) noexcept {
+    return detail::guarded(ec, message, [&] { return campaign(timeout); });
+  }
+
+  /// 0 ms: the configured stop_timeout.
+  void resign(std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+    detail::error_slot err;
+    detail::check(hb_election_resign(get(), detail::wait_ms(timeout), err.out()), err);
+  }
+  void stop(std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+    detail::error_slot err;
+    detail::check(hb_election_stop(get(), detail::wait_ms(timeout), err.out()), err);
+  }
+  bool stop(std::error_code& ec, std::string* message = nullptr) noexcept {
+    detail::error_slot err;
+    return detail::check(hb_election_stop(get(), 0, err.out()), err, ec, message);
+  }
+  void set_recampaign(bool on) {
+    detail::error_slot err;
+    detail::check(hb_election_set_recampaign(get(), on ? 1 : 0, err.out()), err);
+  }
+
+  /// Throws HB_STATUS_NOT_HOLDER unless we lead on a lease that is still valid.
+  void check() const {
+    detail::error_slot err;
+    detail::check(hb_election_check(get(), err.out()), err);
+  }
+  bool check(std::error_code& ec, std::string* message = nullptr) const noexcept {
+    detail::error_slot err;
+    return detail::check(hb_election_check(get(), err.out()), err, ec, message);
+  }
+
+  std::chrono::milliseconds remaining() const {
+    detail::error_slot err;
+    uint64_t ms = 0;
+    detail::check(hb_election_remaining_ms(get(), &ms, err.out()), err);
+    return std::chrono::milliseconds(ms);
+  }
+
+  ElectionToken token() const {
+    detail::error_slot err;
+    ElectionToken t;
+    detail::check(hb_election_token(get(), &t.revision, &t.lease_id, err.out()), err);
+    return t;
+  }
+
+  /// The leader as our watch saw it while campaigning; nullopt when nobody leads.
+  std::optional<Leader> leader() const {
+    detail::error_slot err;
+    Leader l;
+    uint8_t* value = nullptr;
+    size_t len = 0;
+    detail::check(hb_election_leader_value(get(), &l.token.revision, &l.token.lease_id, &value, &len, err.out()), err);
+    if (value) l.value.assign(reinterpret_cast<const char*>(value), len);
+    hb_bytes_free(value, len);
+    if (l.token.revision == 0) return std::nullopt;
+    return l;
+  }
+
+  /// `elected`, `lost`, `leader_changed`, on the election's delivery thread.
+  void on_event(std::function<void(const Event&)> fn) {
+    detail::set_callback(hb_election_set_callback, get(), std::move(fn));
+  }
+  std::optional<Event> next_event(std::chrono::milliseconds timeout) { return poll(hb_election_next_event, timeout); }
+  std::optional<Event> next_event(std::chrono::milliseconds timeout, std::error_code& ec,
+                                  std::string* message = nullptr) noexcept {
+    return poll(hb_election_next_event, timeout, ec, message);
+  }
+};
+
 // ---- process-wide ---------------------------------------------------------------------
 
 /// The Prometheus text of every heartbeater metric in this process.

@@ -32,7 +32,7 @@ import heartbeater
 import heartbeater._heartbeater as native
 from conftest import REPO, require_or_skip
 
-Handle = Union[heartbeater.Client, heartbeater.Monitor, heartbeater.Watcher]
+Handle = Union[heartbeater.Client, heartbeater.Monitor, heartbeater.Watcher, heartbeater.Election]
 
 
 def find_suite() -> pathlib.Path:
@@ -71,12 +71,21 @@ class Recorder:
     def __init__(self) -> None:
         self.cond = threading.Condition()
         self.queues: Dict[str, List[heartbeater.Event]] = defaultdict(list)
+        self.in_order: List[heartbeater.Event] = []  # every peer's, as they came
         self.by_callback = False
 
     def push(self, ev: heartbeater.Event) -> None:
         with self.cond:
             self.queues[ev.peer].append(ev)
+            self.in_order.append(ev)
             self.cond.notify_all()
+
+    def take_through(self, i: int) -> None:
+        """Consumes the first i + 1 events (of any peer)."""
+        with self.cond:
+            for ev in self.in_order[: i + 1]:
+                self.queues[ev.peer].remove(ev)
+            del self.in_order[: i + 1]
 
     def count(self, peer: str) -> int:
         with self.cond:
@@ -92,6 +101,7 @@ class Driver:
         self.records: Dict[str, Recorder] = {}
         self.addrs: Dict[str, List[str]] = {}
         self.procs: Dict[str, subprocess.Popen[bytes]] = {}
+        self.tokens: Dict[str, heartbeater.Token] = {}
         self.in_child = False
 
     # ---- running steps -------------------------------------------------------------
@@ -202,8 +212,90 @@ class Driver:
     def do_watcher(self, s: Dict[str, Any]) -> None:
         self.make(s, heartbeater.Watcher)
 
+    def do_election(self, s: Dict[str, Any]) -> None:
+        pairs = [(str(k), str(v)) for k, v in s.get("options", [])]
+        endpoint = next(v for k, v in pairs if k == "endpoint")
+        rest = {k: v for k, v in pairs if k != "endpoint"}
+        h = self.call(s, lambda: heartbeater.Election(endpoint, s["name"], s.get("value", ""), options=rest))
+        if h is not None:
+            self.handles[s["as"]] = h
+            self.records[s["as"]] = Recorder()
+
+    def view(self, s: Dict[str, Any]) -> Union[heartbeater.Monitor, heartbeater.Watcher]:
+        h = self.handle(s["h"])
+        if not isinstance(h, (heartbeater.Monitor, heartbeater.Watcher)):
+            raise fail(f"{s['h']} is not a monitor or watcher: no peers, no HTTP API")
+        return h
+
+    def election(self, s: Dict[str, Any]) -> heartbeater.Election:
+        h = self.handle(s["h"])
+        if not isinstance(h, heartbeater.Election):
+            raise fail(f"{s['h']} is not an election")
+        return h
+
+    def do_campaign(self, s: Dict[str, Any]) -> None:
+        h = self.election(s)
+        self.call(s, lambda: h.campaign(timeout=s["timeout_ms"] / 1000))
+
+    def do_resign(self, s: Dict[str, Any]) -> None:
+        self.call(s, self.election(s).resign)
+
+    def do_token(self, s: Dict[str, Any]) -> None:
+        token = self.call(s, self.election(s).token)
+        if token is None:
+            return
+        if "save" in s:
+            self.tokens[s["save"]] = token
+        above = s.get("expect", {}).get("greater_than")
+        if above is not None:
+            if above not in self.tokens:
+                raise fail(f"no saved token {above!r}")
+            if token.revision <= self.tokens[above].revision:
+                raise fail(f"token revision {token.revision} not above {above}'s {self.tokens[above].revision}")
+
+    def do_leader(self, s: Dict[str, Any]) -> None:
+        # With within_ms, until it matches: the leader is what our watch has seen.
+        h = self.election(s)
+        deadline = time.monotonic() + s.get("within_ms", 0) / 1000
+        expect = s.get("expect", {})
+        while True:
+            if "error" in expect:
+                self.call(s, h.leader)
+                return
+            leader = h.leader()
+            got = None if leader is None else leader.value.decode("utf-8", "replace")
+            if "value" not in expect or got == expect["value"]:
+                return
+            if time.monotonic() > deadline:
+                raise fail(f"leader {got!r}, expected {expect['value']!r}")
+            time.sleep(0.02)
+
+    def do_wait_event(self, s: Dict[str, Any]) -> None:
+        """Until an event of any peer matches; consumes it and every one before it."""
+        name, want = s["h"], s["expect"]
+        rec = self.records[name]
+        deadline = time.monotonic() + s.get("within_ms", 20000) / 1000
+        while True:
+            with rec.cond:
+                seen = list(rec.in_order)
+            for i, ev in enumerate(seen):
+                got = ev.to_dict()
+                if all(got.get(k) == v for k, v in want.items()):
+                    rec.take_through(i)
+                    return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise fail(f"no event {want} within {s.get('within_ms', 20000)} ms, got {[e.to_dict() for e in seen]}")
+            if rec.by_callback:
+                with rec.cond:
+                    rec.cond.wait(min(left, 0.1))
+            elif not self.poll(name, rec, min(left, 0.1)):
+                time.sleep(min(left, 0.05))
+
     def do_start(self, s: Dict[str, Any]) -> None:
         h = self.handle(s["h"])
+        if isinstance(h, heartbeater.Election):
+            raise fail(f"{s['h']} is an election: no start (campaign)")
         self.call(s, h.start)
         if isinstance(h, heartbeater.Monitor) and h.phase == "running":
             self.addrs[s["h"]] = h.local_addrs  # for ${m.udp} once m is stopped
@@ -222,7 +314,8 @@ class Driver:
         self.expect_value(s, self.call(s, lambda: h.state))
 
     def do_check(self, s: Dict[str, Any]) -> None:
-        self.call(s, self.client(s).check)
+        h = self.handle(s["h"])
+        self.call(s, (h if isinstance(h, heartbeater.Election) else self.client(s)).check)
 
     def do_fencing_token(self, s: Dict[str, Any]) -> None:
         h = self.client(s)
@@ -230,8 +323,8 @@ class Driver:
         self.expect_value(s, None if token is None else list(token))
 
     def do_remaining(self, s: Dict[str, Any]) -> None:
-        h = self.client(s)
-        seconds = self.call(s, h.remaining)
+        h = self.handle(s["h"])
+        seconds = self.call(s, (h if isinstance(h, heartbeater.Election) else self.client(s)).remaining)
         self.expect_value(s, None if seconds is None else round(seconds * 1000))
 
     def do_incarnation(self, s: Dict[str, Any]) -> None:
@@ -257,9 +350,7 @@ class Driver:
                 time.sleep(0.02)
 
     def peers_once(self, s: Dict[str, Any]) -> None:
-        h = self.handle(s["h"])
-        if isinstance(h, heartbeater.Client):
-            raise fail(f"{s['h']} is a client: no peers")
+        h = self.view(s)
         peers = self.call(s, h.peers)
         expect = s.get("expect")
         if peers is not None and isinstance(expect, dict) and "ids" in expect:
@@ -268,9 +359,7 @@ class Driver:
                 raise fail(f"expected peers {expect['ids']}, got {ids}")
 
     def do_http_addr(self, s: Dict[str, Any]) -> None:
-        h = self.handle(s["h"])
-        if isinstance(h, heartbeater.Client):
-            raise fail(f"{s['h']} is a client: no HTTP API")
+        h = self.view(s)
         addr = self.call(s, lambda: h.http_addr)
         if "error" in s["expect"]:
             return
@@ -291,8 +380,8 @@ class Driver:
 
     def http_peers_once(self, s: Dict[str, Any]) -> None:
         """GET /v1/peers against expect.ids and against this language's own peers()."""
-        h = self.handle(s["h"])
-        if isinstance(h, heartbeater.Client) or h.http_addr is None:
+        h = self.view(s)
+        if h.http_addr is None:
             raise fail(f"{s['h']} serves no HTTP API")
         with urllib.request.urlopen(f"http://{h.http_addr}/v1/peers", timeout=10) as resp:
             body = json.load(resp)
@@ -328,7 +417,7 @@ class Driver:
         if isinstance(expect, dict) and "error" in expect:
             return
         # None is the timeout, or the end of the stream: once stopped, every None is the end.
-        seen = "end" if ev is None and h.phase == "stopped" else "timeout" if ev is None else ev.to_dict()
+        seen = "end" if ev is None and getattr(h, "phase", None) == "stopped" else "timeout" if ev is None else ev.to_dict()
         if expect in ("timeout", "end"):
             if seen != expect:
                 raise fail(f"expected {expect}, got {seen}")
@@ -372,7 +461,7 @@ class Driver:
         if ev is not None:
             rec.push(ev)
             return True
-        return h.phase != "stopped"
+        return getattr(h, "phase", None) != "stopped"  # an Election has no phase
 
     def wait_for(self, name: str, peer: str, n: int, within: float) -> List[heartbeater.Event]:
         rec = self.records[name]

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hb_core::{Client, Error, Event, EventSource, Monitor, Options, Reason, State, Watcher};
+use hb_core::{Client, Election, Error, Event, EventSource, Monitor, Options, Reason, State, Watcher};
 use parking_lot::{Condvar, Mutex};
 use serde_json::Value;
 
@@ -33,6 +33,7 @@ enum Handle {
     Client(Arc<Client>),
     Monitor(Arc<Monitor>),
     Watcher(Arc<Watcher>),
+    Election(Arc<Election>),
 }
 
 impl Handle {
@@ -41,6 +42,7 @@ impl Handle {
             Handle::Client(c) => c.as_ref(),
             Handle::Monitor(m) => m.as_ref(),
             Handle::Watcher(w) => w.as_ref(),
+            Handle::Election(e) => e.as_ref(),
         }
     }
 }
@@ -68,6 +70,8 @@ struct Driver {
     with_callback: Vec<String>,
     procs: HashMap<String, Child>,
     names: Value,
+    /// Election tokens kept by `token` steps with `save`, by name.
+    tokens: HashMap<String, hb_core::election::Token>,
 }
 
 type Outcome = Result<(), String>;
@@ -86,6 +90,7 @@ impl Driver {
             with_callback: Vec::new(),
             procs: HashMap::new(),
             names,
+            tokens: HashMap::new(),
         }
     }
 
@@ -95,6 +100,16 @@ impl Driver {
             out = out.replace(&format!("${{{k}}}"), v);
         }
         out
+    }
+
+    /// `value` with `subst` applied to every string in it.
+    fn subst_all(&self, value: &Value) -> Value {
+        match value {
+            Value::String(s) => Value::String(self.subst(s)),
+            Value::Array(a) => Value::Array(a.iter().map(|v| self.subst_all(v)).collect()),
+            Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), self.subst_all(v))).collect()),
+            other => other.clone(),
+        }
     }
 
     fn s(&self, step: &Value, field: &str) -> Result<String, String> {
@@ -118,7 +133,7 @@ impl Driver {
     }
 
     fn step(&mut self, step: &Value) -> Outcome {
-        let expect = &step["expect"];
+        let expect = &self.subst_all(&step["expect"]);
         match step["do"].as_str().unwrap_or("") {
             kind @ ("monitor" | "client" | "watcher") => self.make(kind, step),
             "start" => {
@@ -126,6 +141,7 @@ impl Driver {
                     Handle::Client(c) => c.start(),
                     Handle::Monitor(m) => m.start().map(|_| self.learn_addrs(step)),
                     Handle::Watcher(w) => w.start(),
+                    Handle::Election(_) => return Err("an election has no start (campaign)".into()),
                 };
                 judge(r, expect, |_| Ok(()))
             }
@@ -134,6 +150,7 @@ impl Driver {
                     Handle::Client(c) => c.stop(c.config().stop_timeout),
                     Handle::Monitor(m) => m.stop(),
                     Handle::Watcher(w) => w.stop(),
+                    Handle::Election(e) => e.stop(e.config().stop_timeout),
                 };
                 judge(r, expect, |_| Ok(()))
             }
@@ -144,11 +161,64 @@ impl Driver {
                 Ok(())
             }
             "state" => judge(self.client(step)?.state(), expect, |s| same(&Value::from(s.as_str()), &expect["value"])),
-            "check" => judge(self.client(step)?.check(), expect, |_| Ok(())),
+            "check" => match self.handle(step)? {
+                Handle::Election(e) => judge(e.check(), expect, |_| Ok(())),
+                _ => judge(self.client(step)?.check(), expect, |_| Ok(())),
+            },
             "fencing_token" => judge(self.client(step)?.fencing_token(), expect, |t| {
                 same(&serde_json::json!([t.lease_id, t.epoch]), &expect["value"])
             }),
-            "remaining" => judge(self.client(step)?.remaining(), expect, |d| within(d.as_millis() as u64, expect)),
+            "remaining" => {
+                let r = match self.handle(step)? {
+                    Handle::Election(e) => e.remaining(),
+                    _ => self.client(step)?.remaining(),
+                };
+                judge(r, expect, |d| within(d.as_millis() as u64, expect))
+            }
+            "election" => self.make_election(step),
+            "campaign" => {
+                let timeout = Duration::from_millis(step["timeout_ms"].as_u64().unwrap_or(0));
+                judge(self.election(step)?.campaign(timeout), expect, |_| Ok(()))
+            }
+            "resign" => {
+                let e = self.election(step)?;
+                judge(e.resign(e.config().stop_timeout), expect, |_| Ok(()))
+            }
+            "token" => {
+                let r = self.election(step)?.token();
+                if let (Ok(t), Some(name)) = (&r, step["save"].as_str()) {
+                    self.tokens.insert(name.to_string(), *t);
+                }
+                judge(r, expect, |t| match expect["greater_than"].as_str() {
+                    Some(name) => {
+                        let before = self.tokens.get(name).ok_or(format!("no saved token {name:?}"))?;
+                        (t.revision > before.revision)
+                            .then_some(())
+                            .ok_or(format!("token revision {} not above {name}'s {}", t.revision, before.revision))
+                    }
+                    None => Ok(()),
+                })
+            }
+            "leader" => {
+                // With within_ms, until it matches: the leader is what our watch has seen.
+                let e = self.election(step)?;
+                let until = Instant::now() + Duration::from_millis(step["within_ms"].as_u64().unwrap_or(0));
+                loop {
+                    let r = judge(e.leader(), expect, |l| {
+                        let got = l.as_ref().map(|l| Value::from(String::from_utf8_lossy(&l.value).into_owned()));
+                        let got = got.unwrap_or(Value::Null);
+                        match expect.get("value") {
+                            Some(want) if *want != got => Err(format!("leader {got}, expected {want}")),
+                            _ => Ok(()),
+                        }
+                    });
+                    match r {
+                        Err(_) if Instant::now() <= until => std::thread::sleep(Duration::from_millis(20)),
+                        done => return done,
+                    }
+                }
+            }
+            "wait_event" => self.wait_event(step),
             "incarnation" => judge(self.client(step)?.incarnation(), expect, |_| Ok(())),
             "peers" => {
                 // With within_ms, until the list matches: a watcher's list follows etcd a
@@ -165,7 +235,7 @@ impl Driver {
                 let r = match self.handle(step)? {
                     Handle::Monitor(m) => m.http_addr(),
                     Handle::Watcher(w) => w.http_addr(),
-                    Handle::Client(_) => return Err("http_addr of a client".into()),
+                    Handle::Client(_) | Handle::Election(_) => return Err("http_addr of a client or election".into()),
                 };
                 judge(r, expect, |addr| {
                     let got = match addr {
@@ -256,6 +326,29 @@ impl Driver {
         }
     }
 
+    fn election(&self, step: &Value) -> Result<Arc<Election>, String> {
+        match self.handle(step)? {
+            Handle::Election(e) => Ok(e),
+            _ => Err("not an election".into()),
+        }
+    }
+
+    fn make_election(&mut self, step: &Value) -> Outcome {
+        let name = self.s(step, "as")?;
+        let made = (|| {
+            let mut o = Options::new();
+            for pair in step["options"].as_array().into_iter().flatten() {
+                o.set(pair[0].as_str().unwrap_or(""), &self.subst(pair[1].as_str().unwrap_or("")))?;
+            }
+            let value = self.subst(step["value"].as_str().unwrap_or(""));
+            Election::new(&o, &self.subst(step["name"].as_str().unwrap_or("")), value.as_bytes()).map(Arc::new)
+        })();
+        judge(made, &step["expect"], |e| {
+            self.handles.lock().insert(name.clone(), Handle::Election(Arc::clone(e)));
+            Ok(())
+        })
+    }
+
     fn client(&self, step: &Value) -> Result<Arc<Client>, String> {
         match self.handle(step)? {
             Handle::Client(c) => Ok(c),
@@ -287,7 +380,7 @@ impl Driver {
         let r = match self.handle(step)? {
             Handle::Monitor(m) => m.peers(),
             Handle::Watcher(w) => w.peers(),
-            Handle::Client(_) => return Err("peers of a client".into()),
+            Handle::Client(_) | Handle::Election(_) => return Err("peers of a client or election".into()),
         };
         let want: Vec<String> = match expect["ids"].as_array() {
             Some(ids) => ids.iter().map(|v| self.subst(v.as_str().unwrap_or(""))).collect(),
@@ -304,7 +397,7 @@ impl Driver {
         match self.handle(step)? {
             Handle::Monitor(m) => m.http_addr().map_err(|e| e.to_string()),
             Handle::Watcher(w) => w.http_addr().map_err(|e| e.to_string()),
-            Handle::Client(_) => Err("http_addr of a client".into()),
+            Handle::Client(_) | Handle::Election(_) => Err("http_addr of a client or election".into()),
         }
     }
 
@@ -317,7 +410,7 @@ impl Driver {
         let own = match self.handle(step)? {
             Handle::Monitor(m) => m.peers(),
             Handle::Watcher(w) => w.peers(),
-            Handle::Client(_) => return Err("peers of a client".into()),
+            Handle::Client(_) | Handle::Election(_) => return Err("peers of a client or election".into()),
         }
         .map_err(|e| format!("peers(): {e}"))?;
         let own: Vec<Value> = own
@@ -368,6 +461,7 @@ impl Driver {
                         Some(Handle::Client(c)) => drop(c.stop(c.config().stop_timeout)),
                         Some(Handle::Monitor(m)) => drop(m.stop()),
                         Some(Handle::Watcher(w)) => drop(w.stop()),
+                        Some(Handle::Election(e)) => drop(e.stop(e.config().stop_timeout)),
                         None => {}
                     }
                 }
@@ -397,6 +491,25 @@ impl Driver {
             Err(e) => return Err(format!("next_event: {e}")),
         }
         Ok(())
+    }
+
+    /// Until an event of any peer matches `expect`; consumes it and every event before it.
+    fn wait_event(&mut self, step: &Value) -> Outcome {
+        let name = self.s(step, "h")?;
+        let until = Instant::now() + Duration::from_millis(step["within_ms"].as_u64().unwrap_or(10_000));
+        let log = self.log(&name);
+        loop {
+            let found = log.events.lock().iter().position(|e| self.matches(e, &step["expect"]).is_ok());
+            if let Some(i) = found {
+                log.events.lock().drain(..=i);
+                return Ok(());
+            }
+            if Instant::now() > until {
+                let seen: Vec<String> = log.events.lock().iter().map(|e| e.to_string()).collect();
+                return Err(format!("no event {} within the time; recorded: {seen:?}", step["expect"]));
+            }
+            self.poll(&name, Duration::from_millis(50))?;
+        }
     }
 
     fn events(&mut self, step: &Value) -> Outcome {

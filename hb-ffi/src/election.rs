@@ -111,7 +111,8 @@ pub unsafe extern "C" fn hb_election_set_recampaign(
     })
 }
 
-/// `HB_STATUS_OK` while we lead and our lease is valid; `HB_STATUS_NOT_HOLDER` otherwise.
+/// `HB_STATUS_OK` while we lead and our lease is valid; `HB_STATUS_NOT_HOLDER` otherwise,
+/// `HB_STATUS_STOPPED` once stopped.
 /// Asks nobody: cheap enough for every write.
 #[no_mangle]
 pub unsafe extern "C" fn hb_election_check(election: *const hb_election, err: *mut *mut hb_error) -> hb_status {
@@ -205,8 +206,8 @@ pub unsafe extern "C" fn hb_election_leader_value(
 
 /// Resigns, then stops within `timeout_ms` (0: the configured `stop_timeout`): no event is
 /// delivered after it returns (the callback's `drop_user_data` has run). Afterwards
-/// `campaign`, `token` and `leader` are `HB_STATUS_STOPPED`, `check` is
-/// `HB_STATUS_NOT_HOLDER`, `remaining` is 0; `resign` and `stop` succeed. Idempotent.
+/// `campaign`, `token`, `leader` and `check` are `HB_STATUS_STOPPED`, `remaining` is 0;
+/// `resign` and `stop` succeed. Idempotent.
 #[no_mangle]
 pub unsafe extern "C" fn hb_election_stop(
     election: *const hb_election,

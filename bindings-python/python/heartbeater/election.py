@@ -99,7 +99,7 @@ class Election(EventSource):
     def stop(self, timeout: Optional[float] = None) -> None:
         """Resigns, then ends the events (``events()`` ends once drained), within
         ``timeout`` seconds. Idempotent. Afterwards ``campaign()``, ``token()`` and
-        ``leader()`` raise :class:`StoppedError`, ``check()`` :class:`NotHolderError`."""
+        ``leader()`` and ``check()`` raise :class:`StoppedError`."""
         self._native.stop(timeout_arg(timeout))
         self._stopped()
 

@@ -484,12 +484,15 @@ fn run_one(
     for &rate in rates {
         frames.set_interval(((peers as f64 / rate as f64) * 1000.0).ceil() as u32);
 
-        let (r0, c0) = (monitor_received(), procstat::threads_cpu("hb-"));
+        // The engine's CPU (beats), apart from the HTTP API's (a `--poll-http` reader).
+        let engine_cpu = || procstat::threads_cpu("hb-").saturating_sub(procstat::threads_cpu("hb-http"));
+        let (r0, c0, h0) = (monitor_received(), engine_cpu(), procstat::threads_cpu("hb-http"));
         let t0 = Instant::now();
         let sent = generate(&gen, &mut frames, rate, step_len, &mut cursor);
         let seconds = t0.elapsed().as_secs_f64();
         let r1 = settle(&|| monitor_received());
-        let cpu = procstat::threads_cpu("hb-") - c0;
+        let cpu = engine_cpu().saturating_sub(c0);
+        let http_cpu = procstat::threads_cpu("hb-http").saturating_sub(h0);
         let m = Step { offered: rate, sent, received: r1 - r0, seconds, cpu };
 
         let (q0, k0) = (raw.received.load(Ordering::Relaxed), raw.cpu_ns.load(Ordering::Relaxed));
@@ -500,8 +503,9 @@ fn run_one(
         let q1 = settle(&|| raw.received.load(Ordering::Relaxed));
         let cpu = Duration::from_nanos(raw.cpu_ns.load(Ordering::Relaxed).saturating_sub(k0));
         let r = Step { offered: rate, sent, received: q1 - q0, seconds, cpu };
+        let http = if poll.is_some() { format!(" (http {} ms CPU)", http_cpu.as_millis()) } else { String::new() };
         eprintln!(
-            "  {rate}/s: monitor {:.0}/s loss {:.3}% {:.2} µs/hb | raw {:.0}/s loss {:.3}%",
+            "  {rate}/s: monitor {:.0}/s loss {:.3}% {:.2} µs/hb{http} | raw {:.0}/s loss {:.3}%",
             m.rate(),
             m.loss() * 100.0,
             m.cpu_us_per_beat(),

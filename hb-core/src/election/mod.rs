@@ -170,9 +170,10 @@ impl Election {
     }
 
     /// Passes only while we lead and our lease is valid by the Client's conservative
-    /// arithmetic; fails at once on lease loss, resign or stop. Asks nobody.
+    /// arithmetic; fails at once on lease loss, resign or stop (`Stopped` once stopped, as a
+    /// Client's). Asks nobody.
     pub fn check(&self) -> Result<()> {
-        self.guard.check()?;
+        self.usable()?;
         self.with_term(|health, now| health.check(now)).unwrap_or_else(|| Err(self.not_leader()))
     }
 
@@ -323,8 +324,13 @@ impl Inner {
         Some(token)
     }
 
+    /// No candidacy runs: nothing watches the election, so no leader is shown (a stale one
+    /// could be ourselves).
     fn candidacy_over(&self) {
-        self.status.lock().campaigning = false;
+        let mut status = self.status.lock();
+        status.campaigning = false;
+        status.leader = None;
+        drop(status);
         self.changed.notify_all();
     }
 

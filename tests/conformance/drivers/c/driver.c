@@ -68,13 +68,13 @@ typedef struct {
   hb_reason reason;
 } rec_event;
 
-typedef enum { K_MONITOR, K_CLIENT, K_WATCHER } kind;
+typedef enum { K_MONITOR, K_CLIENT, K_WATCHER, K_ELECTION } kind;
 typedef enum { THEN_NONE, THEN_RECORD, THEN_STOP, THEN_FREE } then_mode;
 
 typedef struct handle {
   char name[64];
   kind kind;
-  void *ptr;              /* hb_monitor* / hb_client* / hb_watcher* */
+  void *ptr;              /* hb_monitor* / hb_client* / hb_watcher* / hb_election* */
   atomic_int freed;       /* set once by whoever frees ptr (a step, a callback, cleanup) */
   int has_callback;
   then_mode then;
@@ -107,6 +107,7 @@ static void free_handle(handle *h) {
     case K_MONITOR: hb_monitor_free(h->ptr); break;
     case K_CLIENT: hb_client_free(h->ptr); break;
     case K_WATCHER: hb_watcher_free(h->ptr); break;
+    case K_ELECTION: hb_election_free(h->ptr); break;
   }
 }
 
@@ -120,6 +121,7 @@ static void on_event_cb(void *user_data, const hb_event *ev) {
       case K_MONITOR: hb_monitor_stop(h->ptr, NULL); break;
       case K_CLIENT: hb_client_stop(h->ptr, 0, NULL); break;
       case K_WATCHER: hb_watcher_stop(h->ptr, NULL); break;
+      case K_ELECTION: hb_election_stop(h->ptr, 0, NULL); break;
     }
   } else if (h->then == THEN_FREE) {
     free_handle(h);
@@ -140,6 +142,11 @@ typedef struct {
   int n_procs;
   char run[64];
   const char *etcd;
+  struct {
+    char name[32];
+    int64_t revision;
+  } tokens[8]; /* election tokens kept by `token` steps with `save` */
+  int n_tokens;
   char msg[MSG]; /* the failure of the current step */
 } world;
 
@@ -295,6 +302,19 @@ static int step_make(world *w, const cJSON *step, kind k) {
       case K_MONITOR: s = hb_monitor_new(cfg, (hb_monitor **)&ptr, &err); break;
       case K_CLIENT: s = hb_client_new(cfg, (hb_client **)&ptr, &err); break;
       case K_WATCHER: s = hb_watcher_new(cfg, (hb_watcher **)&ptr, &err); break;
+      case K_ELECTION: {
+        char *name = subst(w, jstr(step, "name") ? jstr(step, "name") : "");
+        char *value = subst(w, jstr(step, "value") ? jstr(step, "value") : "");
+        if (name && value)
+          s = hb_election_new(cfg, name, (const uint8_t *)value, strlen(value), (hb_election **)&ptr, &err);
+        free(name);
+        free(value);
+        if (!name || !value) {
+          hb_config_free(cfg);
+          return 0;
+        }
+        break;
+      }
     }
   }
   hb_config_free(cfg);
@@ -325,6 +345,10 @@ static int step_start_stop(world *w, const cJSON *step, int start) {
   switch (h->kind) {
     case K_MONITOR: s = start ? hb_monitor_start(h->ptr, &err) : hb_monitor_stop(h->ptr, &err); break;
     case K_CLIENT: s = start ? hb_client_start(h->ptr, &err) : hb_client_stop(h->ptr, 0, &err); break;
+    case K_ELECTION:
+      if (start) return fail(w, "an election has no start (campaign)");
+      s = hb_election_stop(h->ptr, 0, &err);
+      break;
     default: s = start ? hb_watcher_start(h->ptr, &err) : hb_watcher_stop(h->ptr, &err); break;
   }
   return outcome(w, step, s, err);
@@ -345,9 +369,19 @@ static int value_int(world *w, const cJSON *step, long long got, const char *wha
 
 static int step_client_call(world *w, const cJSON *step, const char *what) {
   handle *h = need(w, step, "h");
-  if (!h || !want_client(w, h)) return 0;
   hb_error *err = NULL;
   hb_status s;
+  if (h && h->kind == K_ELECTION && strcmp(what, "check") == 0) {
+    s = hb_election_check(h->ptr, &err);
+    return outcome(w, step, s, err);
+  }
+  if (h && h->kind == K_ELECTION && strcmp(what, "remaining") == 0) {
+    uint64_t ms = 0;
+    s = hb_election_remaining_ms(h->ptr, &ms, &err);
+    if (!outcome(w, step, s, err)) return 0;
+    return s != HB_STATUS_OK || value_int(w, step, (long long)ms, "remaining ms");
+  }
+  if (!h || !want_client(w, h)) return 0;
   const cJSON *expect = cJSON_GetObjectItemCaseSensitive(step, "expect");
   if (strcmp(what, "state") == 0) {
     hb_state st = HB_STATE_UNKNOWN;
@@ -622,6 +656,7 @@ static int poll_once(world *w, handle *h, uint32_t timeout_ms, hb_event **keep, 
   switch (h->kind) {
     case K_MONITOR: s = hb_monitor_next_event(h->ptr, timeout_ms, &ev, err); break;
     case K_CLIENT: s = hb_client_next_event(h->ptr, timeout_ms, &ev, err); break;
+    case K_ELECTION: s = hb_election_next_event(h->ptr, timeout_ms, &ev, err); break;
     default: s = hb_watcher_next_event(h->ptr, timeout_ms, &ev, err); break;
   }
   *status = s;
@@ -707,6 +742,7 @@ static int step_on_event(world *w, const cJSON *step) {
   switch (h->kind) {
     case K_MONITOR: s = hb_monitor_set_callback(h->ptr, on_event_cb, h, on_drop, &err); break;
     case K_CLIENT: s = hb_client_set_callback(h->ptr, on_event_cb, h, on_drop, &err); break;
+    case K_ELECTION: s = hb_election_set_callback(h->ptr, on_event_cb, h, on_drop, &err); break;
     default: s = hb_watcher_set_callback(h->ptr, on_event_cb, h, on_drop, &err); break;
   }
   if (s == HB_STATUS_OK) h->has_callback = 1;
@@ -935,12 +971,132 @@ static int step_fork(world *w, const cJSON *step) {
   return 1;
 }
 
+/* ---- elections ---------------------------------------------------------------------- */
+
+static handle *need_election(world *w, const cJSON *step) {
+  handle *h = need(w, step, "h");
+  if (h && h->kind != K_ELECTION) {
+    fail(w, "%s is not an election", h->name);
+    return NULL;
+  }
+  return h;
+}
+
+static int step_campaign(world *w, const cJSON *step) {
+  handle *h = need_election(w, step);
+  if (!h) return 0;
+  int64_t revision = 0, lease = 0;
+  hb_error *err = NULL;
+  hb_status s = hb_election_campaign(h->ptr, (uint32_t)jnum(step, "timeout_ms", 0), &revision, &lease, &err);
+  return outcome(w, step, s, err);
+}
+
+static int step_resign(world *w, const cJSON *step) {
+  handle *h = need_election(w, step);
+  if (!h) return 0;
+  hb_error *err = NULL;
+  hb_status s = hb_election_resign(h->ptr, 0, &err);
+  return outcome(w, step, s, err);
+}
+
+static int step_token(world *w, const cJSON *step) {
+  handle *h = need_election(w, step);
+  if (!h) return 0;
+  int64_t revision = 0, lease = 0;
+  hb_error *err = NULL;
+  hb_status s = hb_election_token(h->ptr, &revision, &lease, &err);
+  if (!outcome(w, step, s, err)) return 0;
+  if (s != HB_STATUS_OK) return 1;
+  const char *save = jstr(step, "save");
+  if (save) {
+    if (w->n_tokens == 8) return fail(w, "too many saved tokens");
+    snprintf(w->tokens[w->n_tokens].name, sizeof w->tokens[0].name, "%s", save);
+    w->tokens[w->n_tokens++].revision = revision;
+  }
+  const char *above = jstr(cJSON_GetObjectItemCaseSensitive(step, "expect"), "greater_than");
+  if (above) {
+    for (int i = 0; i < w->n_tokens; i++)
+      if (strcmp(w->tokens[i].name, above) == 0)
+        return revision > w->tokens[i].revision ? 1
+                                                : fail(w, "token revision %lld not above %s's %lld", (long long)revision,
+                                                       above, (long long)w->tokens[i].revision);
+    return fail(w, "no saved token \"%s\"", above);
+  }
+  return 1;
+}
+
+/* One look at the leader against expect.value (a string, or null for nobody). */
+static int leader_once(world *w, handle *h, const cJSON *step) {
+  int64_t revision = 0, lease = 0;
+  uint8_t *value = NULL;
+  size_t len = 0;
+  hb_error *err = NULL;
+  hb_status s = hb_election_leader_value(h->ptr, &revision, &lease, &value, &len, &err);
+  if (!outcome(w, step, s, err)) return 0;
+  if (s != HB_STATUS_OK) return 1;
+  const cJSON *want = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(step, "expect"), "value");
+  char got[256];
+  snprintf(got, sizeof got, "%.*s", (int)len, value ? (const char *)value : "");
+  hb_bytes_free(value, len);
+  if (cJSON_IsNull(want) && revision != 0) return fail(w, "leader \"%s\", expected nobody", got);
+  if (cJSON_IsString(want) && (revision == 0 || strcmp(got, want->valuestring) != 0))
+    return fail(w, "leader %s\"%s\", expected \"%s\"", revision ? "" : "(nobody) ", got, want->valuestring);
+  return 1;
+}
+
+static int step_leader(world *w, const cJSON *step) {
+  /* With within_ms, until it matches: the leader is what our watch has seen. */
+  handle *h = need_election(w, step);
+  if (!h) return 0;
+  long long deadline = now_ms() + jnum(step, "within_ms", 0);
+  while (!leader_once(w, h, step)) {
+    if (now_ms() > deadline) return 0;
+    sleep_ms(20);
+  }
+  return 1;
+}
+
+/* Until an event of any peer matches `expect`; consumes it and every event before it. */
+static int step_wait_event(world *w, const cJSON *step) {
+  handle *h = need(w, step, "h");
+  if (!h) return 0;
+  const cJSON *want = cJSON_GetObjectItemCaseSensitive(step, "expect");
+  long long deadline = now_ms() + jnum(step, "within_ms", 20000);
+  for (size_t seen = 0;;) {
+    pthread_mutex_lock(&h->mu);
+    for (; seen < h->n_events; seen++) {
+      char why[256];
+      if (event_matches(w, want, &h->events[seen], why, sizeof why)) {
+        memmove(h->events, h->events + seen + 1, (h->n_events - seen - 1) * sizeof *h->events);
+        h->n_events -= seen + 1;
+        pthread_mutex_unlock(&h->mu);
+        return 1;
+      }
+    }
+    size_t have = h->n_events;
+    pthread_mutex_unlock(&h->mu);
+    if (now_ms() > deadline) {
+      char *text = cJSON_PrintUnformatted(want);
+      fail(w, "no event %s within the time (%zu others recorded)", text, have);
+      free(text);
+      return 0;
+    }
+    wait_events(w, h, "", SIZE_MAX, now_ms() + 50); /* polls (or waits for the callback) a while */
+  }
+}
+
 static int run_step(world *w, const cJSON *step) {
   const char *d = jstr(step, "do");
   if (!d) return fail(w, "step without \"do\"");
   if (strcmp(d, "monitor") == 0) return step_make(w, step, K_MONITOR);
   if (strcmp(d, "client") == 0) return step_make(w, step, K_CLIENT);
   if (strcmp(d, "watcher") == 0) return step_make(w, step, K_WATCHER);
+  if (strcmp(d, "election") == 0) return step_make(w, step, K_ELECTION);
+  if (strcmp(d, "campaign") == 0) return step_campaign(w, step);
+  if (strcmp(d, "resign") == 0) return step_resign(w, step);
+  if (strcmp(d, "token") == 0) return step_token(w, step);
+  if (strcmp(d, "leader") == 0) return step_leader(w, step);
+  if (strcmp(d, "wait_event") == 0) return step_wait_event(w, step);
   if (strcmp(d, "start") == 0) return step_start_stop(w, step, 1);
   if (strcmp(d, "stop") == 0) return step_start_stop(w, step, 0);
   if (strcmp(d, "free") == 0) {

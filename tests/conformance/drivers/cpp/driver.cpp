@@ -31,6 +31,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -59,7 +60,9 @@ struct Rec {
 // One handle of a scenario and what it recorded.
 struct Handle {
   std::string name;
-  std::variant<std::unique_ptr<hb::Monitor>, std::unique_ptr<hb::Client>, std::unique_ptr<hb::Watcher>> h;
+  std::variant<std::unique_ptr<hb::Monitor>, std::unique_ptr<hb::Client>, std::unique_ptr<hb::Watcher>,
+               std::unique_ptr<hb::Election>>
+      h;
   std::mutex mu;  // guards `h` (a callback may free it) and `events`
   std::condition_variable cv;
   std::deque<Rec> events;
@@ -70,6 +73,7 @@ struct Handle {
   hb::Monitor* monitor() { return h.index() == 0 ? std::get<0>(h).get() : nullptr; }
   hb::Client* client() { return h.index() == 1 ? std::get<1>(h).get() : nullptr; }
   hb::Watcher* watcher() { return h.index() == 2 ? std::get<2>(h).get() : nullptr; }
+  hb::Election* election() { return h.index() == 3 ? std::get<3>(h).get() : nullptr; }
 
   void push(const hb::Event& e) {
     std::lock_guard<std::mutex> g(mu);
@@ -99,6 +103,7 @@ struct Handle {
 struct World {
   std::map<std::string, std::shared_ptr<Handle>> handles;
   std::map<std::string, pid_t> procs;
+  std::map<std::string, hb::ElectionToken> tokens;  // kept by `token` steps with `save`
   std::string run, etcd;
 
   std::shared_ptr<Handle> get(const json& step, const char* field = "h") {
@@ -324,9 +329,75 @@ void step(World& w, const json& s, const fs::path& dir) {
       else h->h = std::make_unique<hb::Watcher>(cfg);
     });
     if (made) w.handles[h->name] = h;
+  } else if (d == "election") {
+    auto h = std::make_shared<Handle>();
+    h->name = s.at("as");
+    bool made = outcome(w, s, [&] {
+      hb::Config cfg;
+      for (auto& kv : s.value("options", json::array())) cfg.set(kv.at(0).get<std::string>(), w.subst(kv.at(1)));
+      h->h = std::make_unique<hb::Election>(cfg, w.subst(s.at("name")), w.subst(s.value("value", std::string())));
+    });
+    if (made) w.handles[h->name] = h;
+  } else if (d == "campaign" || d == "resign" || d == "token" || d == "leader") {
+    auto h = w.get(s);
+    hb::Election* e = h->election();
+    if (!e) throw Failure(h->name + " is not an election");
+    const json expect = s.value("expect", json::object());
+    if (d == "campaign") {
+      outcome(w, s, [&] { e->campaign(std::chrono::milliseconds(s.value("timeout_ms", 0))); });
+    } else if (d == "resign") {
+      outcome(w, s, [&] { e->resign(); });
+    } else if (d == "token") {
+      hb::ElectionToken t;
+      if (!outcome(w, s, [&] { t = e->token(); })) return;
+      if (s.contains("save")) w.tokens[s["save"]] = t;
+      if (expect.contains("greater_than")) {
+        auto it = w.tokens.find(expect["greater_than"]);
+        if (it == w.tokens.end()) throw Failure("no saved token " + expect["greater_than"].dump());
+        if (t.revision <= it->second.revision)
+          throw Failure("token revision " + std::to_string(t.revision) + " not above " +
+                        std::to_string(it->second.revision));
+      }
+    } else {
+      // With within_ms, until it matches: the leader is what our watch has seen.
+      auto deadline = clock_type::now() + std::chrono::milliseconds(s.value("within_ms", 0));
+      for (;;) {
+        std::optional<hb::Leader> l;
+        if (!outcome(w, s, [&] { l = e->leader(); })) return;
+        bool ok = !expect.contains("value") || (expect["value"].is_null() ? !l : l && expect["value"] == l->value);
+        if (ok) break;
+        if (clock_type::now() > deadline)
+          throw Failure("leader " + (l ? json(l->value).dump() : std::string("(nobody)")) + ", expected " +
+                        expect["value"].dump());
+        std::this_thread::sleep_for(20ms);
+      }
+    }
+  } else if (d == "wait_event") {
+    // Until an event of any peer matches `expect`; consumes it and every event before it.
+    auto h = w.get(s);
+    auto deadline = clock_type::now() + std::chrono::milliseconds(s.value("within_ms", 20000));
+    for (size_t seen = 0;;) {
+      {
+        std::lock_guard<std::mutex> g(h->mu);
+        for (; seen < h->events.size(); ++seen) {
+          if (event_matches(w, s.at("expect"), h->events[seen])) {
+            h->events.erase(h->events.begin(), h->events.begin() + static_cast<long>(seen) + 1);
+            return;
+          }
+        }
+      }
+      if (clock_type::now() > deadline)
+        throw Failure("no event " + s.at("expect").dump() + " within the time (" + std::to_string(seen) + " others)");
+      wait_events(*h, "\x01none", SIZE_MAX, clock_type::now() + 50ms);  // polls (or waits for the callback) a while
+    }
   } else if (d == "start") {
     auto h = w.get(s);
-    outcome(w, s, [&] { h->with([](auto& x) { x.start(); }); });
+    outcome(w, s, [&] {
+      h->with([](auto& x) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(x)>, hb::Election>) throw Failure("an election has no start");
+        else x.start();
+      });
+    });
   } else if (d == "stop") {
     auto h = w.get(s);
     outcome(w, s, [&] { h->with([](auto& x) { x.stop(); }); });
@@ -335,9 +406,17 @@ void step(World& w, const json& s, const fs::path& dir) {
   } else if (d == "state" || d == "check" || d == "fencing_token" || d == "remaining" || d == "incarnation") {
     auto h = w.get(s);
     hb::Client* c = h->client();
-    if (!c) throw Failure(h->name + " is not a client");
+    hb::Election* e = h->election();
+    if (!c && !(e && (d == "check" || d == "remaining"))) throw Failure(h->name + " is not a client");
     const json expect = s.value("expect", json::object());
-    if (d == "state") {
+    if (e) {
+      long long ms = 0;
+      if (d == "check") outcome(w, s, [&] { e->check(); });
+      else if (outcome(w, s, [&] { ms = e->remaining().count(); }) &&
+               (ms < expect.value("value_min", LLONG_MIN) || ms > expect.value("value_max", LLONG_MAX)))
+        throw Failure("expected remaining in [" + std::to_string(expect.value("value_min", LLONG_MIN)) + ", " +
+                      std::to_string(expect.value("value_max", LLONG_MAX)) + "], got " + std::to_string(ms));
+    } else if (d == "state") {
       hb_state st = HB_STATE_UNKNOWN;
       if (outcome(w, s, [&] { st = c->state(); }) && expect.contains("value") && expect["value"] != hb::to_string(st))
         throw Failure("expected state " + expect["value"].get<std::string>() + ", got " + hb::to_string(st));
