@@ -37,6 +37,7 @@ use crate::peers::PeerInfo;
 
 pub use auth::read_token_file;
 pub use health::{HealthReport, HealthSource};
+pub use peers::{ListQuery, Listed};
 
 /// What one client of the listener may cost.
 #[derive(Clone, Copy, Debug)]
@@ -71,6 +72,10 @@ pub trait PeerView: Send + Sync + 'static {
     fn peers(&self) -> Result<Vec<PeerInfo>>;
     /// `Ok` when the view can be trusted (started, listed), else why not.
     fn ready(&self) -> std::result::Result<(), String>;
+    /// One page of a list request, and how many peers matched in all.
+    fn list(&self, query: &ListQuery) -> Result<(Vec<PeerInfo>, usize)> {
+        Ok(query.apply(self.peers()?))
+    }
 }
 
 /// A running listener; closes its socket and every connection when dropped.

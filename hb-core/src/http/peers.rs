@@ -13,9 +13,41 @@ use crate::peers::PeerInfo;
 pub const DEFAULT_LIMIT: usize = 1000;
 pub const MAX_LIMIT: usize = 10_000;
 
-/// What a request for a list asks for.
+/// What a list request filters and sorts on: a peer of `peers()`, or a row that becomes
+/// one (a monitor lists its table's rows and builds only the page's peers: a 100k-peer
+/// table then costs a page, not 100k strings, per request).
+pub trait Listed {
+    fn id(&self) -> &str;
+    fn service(&self) -> &str;
+    fn label(&self, key: &str) -> Option<&str>;
+    fn state(&self) -> PeerState;
+    /// Larger is heard more recently.
+    fn recency(&self) -> u64;
+}
+
+impl Listed for PeerInfo {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn service(&self) -> &str {
+        &self.service
+    }
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+    fn state(&self) -> PeerState {
+        self.state
+    }
+    fn recency(&self) -> u64 {
+        self.last_seen_unix_ms
+    }
+}
+
+/// What a request for a list asks for (`GET /v1/peers`'s parameters).
 #[derive(Debug, Default, PartialEq)]
-struct ListQuery {
+pub struct ListQuery {
+    /// Only this id (`GET /v1/peers/{id}`; not a list parameter).
+    id: Option<String>,
     service: Option<String>,
     states: Vec<PeerState>,
     labels: Vec<(String, String)>,
@@ -82,23 +114,22 @@ impl ListQuery {
         Ok(q)
     }
 
-    fn matches(&self, p: &PeerInfo) -> bool {
-        self.service.as_ref().map_or(true, |s| *s == p.service)
-            && (self.states.is_empty() || self.states.contains(&p.state))
-            && self.labels.iter().all(|(k, v)| p.labels.get(k) == Some(v))
+    fn matches(&self, p: &impl Listed) -> bool {
+        self.id.as_ref().map_or(true, |id| id == p.id())
+            && self.service.as_ref().map_or(true, |s| s == p.service())
+            && (self.states.is_empty() || self.states.contains(&p.state()))
+            && self.labels.iter().all(|(k, v)| p.label(k) == Some(v.as_str()))
     }
 
     /// The page asked for, and how many peers matched in all.
-    fn apply(&self, mut peers: Vec<PeerInfo>) -> (Vec<PeerInfo>, usize) {
+    pub fn apply<T: Listed>(&self, mut peers: Vec<T>) -> (Vec<T>, usize) {
         peers.retain(|p| self.matches(p));
-        let by_key = |a: &PeerInfo, b: &PeerInfo| (&a.service, &a.id).cmp(&(&b.service, &b.id));
+        let by_key = |a: &T, b: &T| (a.service(), a.id()).cmp(&(b.service(), b.id()));
         match self.sort {
             SortKey::Service => peers.sort_by(by_key),
-            SortKey::Id => peers.sort_by(|a, b| a.id.cmp(&b.id).then_with(|| by_key(a, b))),
-            SortKey::State => peers.sort_by(|a, b| a.state.cmp(&b.state).then_with(|| by_key(a, b))),
-            SortKey::LastSeen => {
-                peers.sort_by(|a, b| b.last_seen_unix_ms.cmp(&a.last_seen_unix_ms).then_with(|| by_key(a, b)))
-            }
+            SortKey::Id => peers.sort_by(|a, b| a.id().cmp(b.id()).then_with(|| by_key(a, b))),
+            SortKey::State => peers.sort_by(|a, b| a.state().cmp(&b.state()).then_with(|| by_key(a, b))),
+            SortKey::LastSeen => peers.sort_by(|a, b| b.recency().cmp(&a.recency()).then_with(|| by_key(a, b))),
         }
         let total = peers.len();
         let page = peers.into_iter().skip(self.offset).take(self.limit).collect();
@@ -115,11 +146,10 @@ pub(super) async fn list(State(s): State<ViewState>, Query(pairs): Query<Vec<(St
         Ok(q) => q,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, e),
     };
-    let peers = match s.view.peers() {
-        Ok(p) => p,
+    let (page, total) = match s.view.list(&q) {
+        Ok(listed) => listed,
         Err(e) => return view_error(e),
     };
-    let (page, total) = q.apply(peers);
     let next = q.offset + page.len();
     Json(serde_json::json!({
         "peers": page.iter().map(PeerInfo::to_json).collect::<Vec<_>>(),
@@ -143,18 +173,17 @@ pub(super) async fn one(
             _ => return error_response(StatusCode::BAD_REQUEST, bad("parameter", key, "service")),
         }
     }
-    let peers = match s.view.peers() {
-        Ok(p) => p,
+    let query = ListQuery { id: Some(id.clone()), service, limit: 1, ..ListQuery::default() };
+    let (found, total) = match s.view.list(&query) {
+        Ok(listed) => listed,
         Err(e) => return view_error(e),
     };
-    let found: Vec<&PeerInfo> =
-        peers.iter().filter(|p| p.id == id && service.as_ref().map_or(true, |s| *s == p.service)).collect();
-    match found.as_slice() {
-        [p] => Json(p.to_json()).into_response(),
-        [] => error_response(StatusCode::NOT_FOUND, format!("no peer with id {id:?}")),
+    match (found.as_slice(), total) {
+        ([p], 1) => Json(p.to_json()).into_response(),
+        (_, 0) => error_response(StatusCode::NOT_FOUND, format!("no peer with id {id:?}")),
         _ => error_response(
             StatusCode::CONFLICT,
-            format!("{} services have a peer with id {id:?}: add ?service=NAME", found.len()),
+            format!("{total} services have a peer with id {id:?}: add ?service=NAME"),
         ),
     }
 }

@@ -34,7 +34,7 @@ use crate::lifecycle::{EventSource, HandleKind, Lifecycle, Phase, Started};
 use crate::peers::PeerInfo;
 use crate::proto::AuthKey;
 
-use table::{PeerTable, TableConfig};
+use table::{PeerRow, PeerTable, TableConfig};
 
 pub use table::DEFAULT_REAP_AFTER_NS;
 
@@ -77,10 +77,13 @@ impl Ingest {
     /// The peers tracked now. Only Arc clones and copies under the lock; the strings are
     /// built after it.
     fn peers(&self) -> Vec<PeerInfo> {
-        let now = self.clock.now_ns();
-        let rows = self.table.lock().rows(now);
         let now_unix_ms = crate::events::unix_ms_now();
-        rows.into_iter().map(|r| r.info(now_unix_ms)).collect()
+        self.rows().into_iter().map(|r| r.info(now_unix_ms)).collect()
+    }
+
+    fn rows(&self) -> Vec<PeerRow> {
+        let now = self.clock.now_ns();
+        self.table.lock().rows(now)
     }
 }
 
@@ -93,6 +96,12 @@ impl crate::http::PeerView for HttpView {
     }
     fn ready(&self) -> std::result::Result<(), String> {
         Ok(())
+    }
+    /// Filters, sorts and pages the table's rows; builds only the page's peers.
+    fn list(&self, query: &crate::http::ListQuery) -> Result<(Vec<PeerInfo>, usize)> {
+        let (page, total) = query.apply(self.0.rows());
+        let now_unix_ms = crate::events::unix_ms_now();
+        Ok((page.into_iter().map(|r| r.info(now_unix_ms)).collect(), total))
     }
 }
 

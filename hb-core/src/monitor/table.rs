@@ -353,6 +353,25 @@ impl PeerRow {
     }
 }
 
+/// A row is listed as the peer it becomes (`GET /v1/peers`).
+impl crate::http::Listed for PeerRow {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn service(&self) -> &str {
+        &self.meta.service
+    }
+    fn label(&self, key: &str) -> Option<&str> {
+        self.meta.labels.iter().find(|(k, _)| &**k == key).map(|(_, v)| &**v)
+    }
+    fn state(&self) -> crate::events::State {
+        self.state.public()
+    }
+    fn recency(&self) -> u64 {
+        u64::MAX - self.ago_ms
+    }
+}
+
 /// Counters a Monitor reports in `stats()`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TableCounts {
