@@ -85,6 +85,26 @@ impl Ingest {
         let now = self.clock.now_ns();
         self.table.lock().rows(now)
     }
+
+    /// `rows`, copied a slab page at a time with the table released in between, so that a
+    /// reader of a 100k-peer table (the HTTP API, at low priority) never holds ingest up
+    /// for more than one page's copy. Not one instant's snapshot: a peer that joins or is
+    /// reaped meanwhile may be missing; every other peer is there once.
+    fn rows_paged(&self) -> Vec<PeerRow> {
+        const SLOTS_PER_LOCK: u32 = 1024;
+        let mut rows = Vec::new();
+        let mut start = 0;
+        loop {
+            let table = self.table.lock();
+            let end = (start + SLOTS_PER_LOCK).min(table.slots());
+            if start >= end {
+                return rows;
+            }
+            table.rows_in(start..end, self.clock.now_ns(), &mut rows);
+            drop(table);
+            start = end;
+        }
+    }
 }
 
 /// What the HTTP API shows of a running monitor: it is served only while the monitor runs.
@@ -99,7 +119,7 @@ impl crate::http::PeerView for HttpView {
     }
     /// Filters, sorts and pages the table's rows; builds only the page's peers.
     fn list(&self, query: &crate::http::ListQuery) -> Result<(Vec<PeerInfo>, usize)> {
-        let (page, total) = query.apply(self.0.rows());
+        let (page, total) = query.apply(self.0.rows_paged());
         let now_unix_ms = crate::events::unix_ms_now();
         Ok((page.into_iter().map(|r| r.info(now_unix_ms)).collect(), total))
     }

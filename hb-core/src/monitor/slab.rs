@@ -49,6 +49,11 @@ impl<T> Slab<T> {
         Some(value)
     }
 
+    /// One past the highest slot there can be: `0..slots()` covers every value.
+    pub fn slots(&self) -> u32 {
+        (self.pages.len() * PAGE) as u32
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
         self.pages.iter().enumerate().flat_map(|(p, page)| {
             page.iter().enumerate().filter_map(move |(i, v)| Some(((p * PAGE + i) as u32, v.as_ref()?)))

@@ -905,21 +905,30 @@ impl PeerTable {
     /// for this, and builds the strings (`PeerRow::info`) after releasing it, so that
     /// listing 100k peers does not stall ingest and the sweeper.
     pub fn rows(&self, now_ns: u64) -> Vec<PeerRow> {
-        self.slab
-            .iter()
-            .filter(|(_, p)| !p.on_probation)
-            .map(|(_, p)| PeerRow {
-                id: Arc::clone(&p.id),
-                meta: Arc::clone(&p.meta),
-                ago_ms: now_ns.saturating_sub(p.detector.last_heartbeat_ns()) / 1_000_000,
-                state: p.state,
-                incarnation: p.incarnation,
-                interval_ms: p.interval_ms,
-                rtt_us: p.rtt_us,
-                addr: SocketAddr::new(p.ip, p.port),
-                transport: p.transport,
-            })
-            .collect()
+        let mut rows = Vec::with_capacity(self.slab.len());
+        self.rows_in(0..self.slab.slots(), now_ns, &mut rows);
+        rows
+    }
+
+    /// One past the highest slot a peer can be in (for `rows_in`).
+    pub fn slots(&self) -> u32 {
+        self.slab.slots()
+    }
+
+    /// `rows` of the peers in the slots `range`, appended to `out`.
+    pub fn rows_in(&self, range: std::ops::Range<u32>, now_ns: u64, out: &mut Vec<PeerRow>) {
+        let rows = range.filter_map(|slot| self.slab.get(slot)).filter(|p| !p.on_probation).map(|p| PeerRow {
+            id: Arc::clone(&p.id),
+            meta: Arc::clone(&p.meta),
+            ago_ms: now_ns.saturating_sub(p.detector.last_heartbeat_ns()) / 1_000_000,
+            state: p.state,
+            incarnation: p.incarnation,
+            interval_ms: p.interval_ms,
+            rtt_us: p.rtt_us,
+            addr: SocketAddr::new(p.ip, p.port),
+            transport: p.transport,
+        });
+        out.extend(rows);
     }
 
     /// `rows` turned into `PeerInfo`s (for tests; the monitor releases the lock in between).
