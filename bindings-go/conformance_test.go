@@ -597,17 +597,7 @@ func (d *confDriver) peers(st step, want expectation) error {
 		for _, p := range peers {
 			ids = append(ids, p.ID)
 		}
-		sort.Strings(ids)
-		wantIDs := []string{}
-		if want.IDs != nil {
-			for _, id := range *want.IDs {
-				wantIDs = append(wantIDs, d.subst(id))
-			}
-		}
-		if !reflect.DeepEqual(ids, wantIDs) {
-			return fmt.Errorf("peers %v, expected %v", ids, wantIDs)
-		}
-		return nil
+		return d.sameIDs("peers", ids, want)
 	})
 }
 
@@ -693,6 +683,19 @@ func (d *confDriver) httpPeers(st step, want expectation) error {
 	for _, p := range api {
 		ids = append(ids, p.ID)
 	}
+	if err := d.sameIDs("GET /v1/peers ids", ids, want); err != nil {
+		return err
+	}
+	sortPeers(api)
+	sortPeers(own)
+	if !reflect.DeepEqual(api, own) {
+		return fmt.Errorf("GET /v1/peers %+v, Peers() %+v", api, own)
+	}
+	return nil
+}
+
+// sameIDs compares ids, sorted, with want.IDs.
+func (d *confDriver) sameIDs(what string, ids []string, want expectation) error {
 	sort.Strings(ids)
 	wantIDs := []string{}
 	if want.IDs != nil {
@@ -701,12 +704,7 @@ func (d *confDriver) httpPeers(st step, want expectation) error {
 		}
 	}
 	if !reflect.DeepEqual(ids, wantIDs) {
-		return fmt.Errorf("GET /v1/peers ids %v, expected %v", ids, wantIDs)
-	}
-	sortPeers(api)
-	sortPeers(own)
-	if !reflect.DeepEqual(api, own) {
-		return fmt.Errorf("GET /v1/peers %+v, Peers() %+v", api, own)
+		return fmt.Errorf("%s %v, expected %v", what, ids, wantIDs)
 	}
 	return nil
 }
