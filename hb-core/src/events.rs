@@ -385,7 +385,10 @@ impl EventHub {
             }
             *self.running_on.lock() = None;
         }
-        drop(gone);
+        if gone.is_some() {
+            drop(gone);
+            self.has_callback.store(false, Ordering::Release); // the stream has ended for pullers too
+        }
         self.scheduled.store(false, Ordering::Release);
         {
             let _turn = self.turn_lock.lock();
@@ -442,6 +445,8 @@ impl EventHub {
         // and a turn queued for this hub must not wait for it.
         let callback = self.callback.lock().take();
         drop(callback);
+        // The stream has ended: next_event says so (Stopped) rather than "a callback is set".
+        self.has_callback.store(false, Ordering::Release);
     }
 }
 
@@ -522,7 +527,9 @@ mod tests {
         assert_eq!(drops.load(Ordering::SeqCst), 1);
         hub.emit(ev(99));
         assert_eq!(seen.lock().len(), 20);
-        assert!(hub.next_event(Some(Duration::ZERO)).is_err());
+        // The stream has ended (as for a puller), not "a callback is set".
+        let after = hub.next_event(Some(Duration::ZERO));
+        assert!(matches!(after, Err(Error::Stopped(_))), "{after:?}");
     }
 
     #[test]
