@@ -99,14 +99,17 @@ fn watch(p: &Arc<Pool>) {
             }
             *crowded = false;
         }
-        std::thread::sleep(GROW_AFTER);
-        let threads = p.threads.load(Ordering::Acquire);
-        if !p.rx.is_empty() && threads < MAX_THREADS && every_thread_in_a_long_turn(p, threads) {
-            start_thread(p);
-        }
-        if !p.rx.is_empty() && p.busy.load(Ordering::Acquire) >= p.threads.load(Ordering::Acquire) {
-            // Still crowded: look again (the new thread may be caught by a slow callback too).
-            *p.crowded.lock() = true;
+        // Look every GROW_AFTER while turns wait: when every thread is stuck no handle is
+        // submitted (they are all queued already), so no one would say so again.
+        loop {
+            std::thread::sleep(GROW_AFTER);
+            if p.rx.is_empty() {
+                break;
+            }
+            let threads = p.threads.load(Ordering::Acquire);
+            if threads < MAX_THREADS && every_thread_in_a_long_turn(p, threads) {
+                start_thread(p);
+            }
         }
     }
 }

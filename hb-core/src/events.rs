@@ -238,8 +238,11 @@ enum Slot {
     Wake,
 }
 
-/// Events one turn delivers before the handle goes to the back of the pool's queue.
+/// Events one turn delivers before the handle goes to the back of the pool's queue...
 const EVENTS_PER_TURN: usize = 64;
+/// ...or how long it may run: a slow callback then holds a thread for one event at a
+/// time, not 64, and the handles queued behind it get their turns in between.
+const TURN_BUDGET: Duration = Duration::from_millis(10);
 
 impl EventHub {
     pub fn new(capacity: usize) -> Arc<EventHub> {
@@ -349,8 +352,9 @@ impl EventHub {
         Ok(())
     }
 
-    /// One turn on a delivery thread: up to `EVENTS_PER_TURN` events to the callback, then
-    /// back to the pool's queue if more wait (so handles share the threads).
+    /// One turn on a delivery thread: up to `EVENTS_PER_TURN` events to the callback (fewer
+    /// once it has run `TURN_BUDGET`), then back to the pool's queue if more wait (so
+    /// handles share the threads).
     pub(crate) fn run_turn(self: &Arc<Self>) {
         // A callback closed from inside itself, dropped once the turn has let go of the lock.
         let mut gone = None;
@@ -358,7 +362,8 @@ impl EventHub {
             let mut callback = self.callback.lock();
             *self.running_on.lock() = Some(thread::current().id());
             let mut delivered = 0;
-            while delivered < EVENTS_PER_TURN {
+            let began = std::time::Instant::now();
+            while delivered < EVENTS_PER_TURN && (delivered == 0 || began.elapsed() < TURN_BUDGET) {
                 let ev = match self.rx.try_recv() {
                     Ok(Slot::Event(ev)) => ev,
                     Ok(Slot::Wake) => continue, // close's wake-up, for pullers
@@ -638,6 +643,43 @@ mod tests {
         release_tx.send(()).unwrap();
         slow.close();
         fast.close();
+    }
+
+    #[test]
+    fn the_pool_grows_past_several_slow_callbacks_held_at_once() {
+        // Once every thread is held, nothing new is submitted (the other handles are all
+        // queued already): the pool must grow on its own, one thread per slow callback.
+        let (release_tx, release_rx) = crossbeam_channel::unbounded::<()>();
+        let held = Arc::new(AtomicUsize::new(0));
+        let slow: Vec<_> = (0..4)
+            .map(|_| {
+                let hub = EventHub::new(8);
+                let (h, rx) = (held.clone(), release_rx.clone());
+                hub.set_callback(Box::new(move |_| {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let _ = rx.recv_timeout(Duration::from_secs(30));
+                }))
+                .unwrap();
+                hub.emit(ev(1));
+                hub
+            })
+            .collect();
+        let fast = EventHub::new(8);
+        let fast_calls = Arc::new(AtomicUsize::new(0));
+        let f = fast_calls.clone();
+        fast.set_callback(Box::new(move |_| {
+            f.fetch_add(1, Ordering::SeqCst);
+        }))
+        .unwrap();
+        fast.emit(ev(1));
+        wait_until("all four slow callbacks running at once", || held.load(Ordering::SeqCst) == 4);
+        wait_until("the other handle's event", || fast_calls.load(Ordering::SeqCst) == 1);
+        for _ in 0..4 {
+            release_tx.send(()).unwrap();
+        }
+        for hub in slow.iter().chain([&fast]) {
+            hub.close();
+        }
     }
 
     #[test]
