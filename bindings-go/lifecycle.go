@@ -134,9 +134,11 @@ func (h *handle) stop(timeout time.Duration) error {
 	}
 	// The engine has dropped the callback by the time stop returns; the bound only
 	// guards against a broken engine, never the normal path.
+	guard := time.NewTimer(timeout + 30*time.Second)
+	defer guard.Stop() // or the timer stays reachable for its 30 s after every stop
 	select {
 	case <-p.done:
-	case <-time.After(timeout + 30*time.Second):
+	case <-guard.C:
 		if err == nil {
 			err = newError(ErrInternal, fmt.Sprintf("%s stopped but its event callback was not released", h.kind))
 		}

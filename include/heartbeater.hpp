@@ -13,7 +13,7 @@
 // next_event returns std::nullopt on timeout and at the end of the stream (after stop);
 // stopped() tells the two apart.
 //
-// Threading: as heartbeater.h. Callbacks run on the handle's delivery thread.
+// Threading: as heartbeater.h. Callbacks run on the shared delivery pool, one at a time per handle.
 // Hand-written (not generated); the C header is the contract.
 #ifndef HEARTBEATER_HPP
 #define HEARTBEATER_HPP

@@ -170,3 +170,28 @@ def test_raising_callback_is_logged_counted_and_delivery_goes_on(
     assert 'raise RuntimeError("boom from a user callback")' in text, text
     assert "in callback" in text, text
     assert "heartbeater_callback_panics_total" in heartbeater.metrics_text()
+
+
+def os_threads() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+
+
+def test_a_thousand_clients_with_on_event_share_a_few_threads(monitor: heartbeater.Monitor) -> None:
+    # Callbacks run on the engine's shared delivery pool (at most 16 threads), not a
+    # thread per handle: 1,000 clients with on_event set stay far below 1,000 threads.
+    seen: set[str] = set()
+    clients = []
+    before = os_threads()
+    try:
+        for i in range(1000):
+            c = heartbeater.Client(udp_addr(monitor), service="many", instance_id=f"many-{i}", interval=1.0)
+            c.on_event(lambda ev: seen.add(ev.peer))
+            c.start()
+            clients.append(c)
+        wait_until(lambda: len(seen) == 1000, 30, "an own event from every client's callback")
+        added = os_threads() - before
+        assert added <= 16, f"{added} OS threads added by 1,000 clients with on_event"
+    finally:
+        for c in clients:
+            c.stop(timeout=0.2)

@@ -211,8 +211,10 @@ pub struct BenchArgs {
 pub enum BenchCommand {
     /// Monitor ingest: heartbeats/s at <=0.1% loss, CPU per beat, bytes per peer, vs raw recvmmsg
     Ingest(IngestArgs),
-    /// RSS and CPU of a process holding 0, 1, 10, 100, 1000 clients
+    /// RSS, CPU and threads of a process holding 0, 1, 10, 100, 1000 clients
     Footprint(FootprintArgs),
+    /// What slow event callbacks cost the other handles on the shared delivery threads
+    Delivery(DeliveryArgs),
     /// Detection quality: recorded traces replayed through heartbeater's and reference
     /// detectors (--profile, --replay), or two live monitors on the same traffic
     Detection(DetectionArgs),
@@ -260,6 +262,9 @@ pub struct IngestChildArgs {
 pub struct FootprintArgs {
     #[arg(long, default_value = "0,1,10,100,1000")]
     pub clients: String,
+    /// Every client gets an event callback (they share the engine's delivery threads)
+    #[arg(long)]
+    pub callbacks: bool,
     /// How long CPU is measured for each count
     #[arg(long, default_value = "10s")]
     pub duration: String,
@@ -268,8 +273,30 @@ pub struct FootprintArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct DeliveryArgs {
+    /// Handles with a callback, each given one event every --period
+    #[arg(long, default_value_t = 1000)]
+    pub handles: usize,
+    /// How many of them have a slow callback, one row per count
+    #[arg(long, default_value = "0,1,4,16,32")]
+    pub slow: String,
+    /// How long a slow callback takes for each event
+    #[arg(long, default_value = "1s")]
+    pub slow_for: String,
+    #[arg(long, default_value = "100ms")]
+    pub period: String,
+    /// How long each row runs
+    #[arg(long, default_value = "5s")]
+    pub duration: String,
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct FootprintChildArgs {
     pub count: usize,
+    #[arg(long)]
+    pub callbacks: bool,
     #[arg(long)]
     pub endpoint: String,
 }

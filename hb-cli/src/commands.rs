@@ -28,6 +28,7 @@ pub fn run(cli: Cli) -> CmdResult {
             BenchCommand::Ingest(a) => bench::ingest::run(a),
             BenchCommand::IngestChild(a) => bench::ingest::child(a),
             BenchCommand::Footprint(a) => bench::footprint::run(a),
+            BenchCommand::Delivery(a) => bench::delivery::run(a),
             BenchCommand::FootprintChild(a) => bench::footprint::child(a),
             BenchCommand::Detection(a) => bench::detection::run(a),
             BenchCommand::Flood(a) => bench::flood::run(a),

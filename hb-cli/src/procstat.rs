@@ -14,6 +14,12 @@ pub fn rss_bytes(pid: Option<u32>) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// OS threads of a process (`Threads:` in its status).
+pub fn threads(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines().find_map(|l| l.strip_prefix("Threads:"))?.trim().parse().ok()
+}
+
 fn ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

@@ -1,20 +1,22 @@
 //! Events and their delivery.
 //!
 //! The engine never calls user code: it `emit`s into a bounded channel and returns at once.
-//! A consumer either pulls (`next_event`) or registers a callback, which runs on a delivery
-//! thread of its own. When the channel is full the oldest event is dropped and counted, so a
-//! slow consumer costs memory up to the bound and never delays a heartbeat.
+//! A consumer either pulls (`next_event`) or registers a callback, which runs on the shared
+//! pool of delivery threads (`delivery`): one handle's callback on one thread at a time, its
+//! events in order, a few events per turn so that handles share the threads. When the
+//! channel is full the oldest event is dropped and counted, so a slow consumer costs memory
+//! up to the bound and never delays a heartbeat.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle, ThreadId};
+use std::thread::{self, ThreadId};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 
@@ -215,7 +217,17 @@ pub struct EventHub {
     /// Monotonic ns after which queued events are no longer delivered (0: not closed).
     drain_deadline_ns: AtomicU64,
     dropped: AtomicU64,
-    delivery: Mutex<Option<Delivery>>,
+    /// The callback, once one is set; a delivery thread holds the lock while it runs it,
+    /// and `close` takes it out (and drops it) once no run can use it any more.
+    callback: Mutex<Option<Callback>>,
+    has_callback: AtomicBool,
+    /// Queued on the delivery pool, or being run: at most one turn at a time.
+    scheduled: AtomicBool,
+    /// The thread running the callback now (a call from inside the callback is re-entry).
+    running_on: Mutex<Option<ThreadId>>,
+    /// Signalled at the end of every turn: `close` waits for the backlog on it.
+    turn_ended: Condvar,
+    turn_lock: Mutex<()>,
     /// Kept only once someone asks for it (the HTTP event stream): ids and resume.
     history: std::sync::OnceLock<Arc<crate::history::History>>,
 }
@@ -226,10 +238,11 @@ enum Slot {
     Wake,
 }
 
-struct Delivery {
-    thread: JoinHandle<()>,
-    id: ThreadId,
-}
+/// Events one turn delivers before the handle goes to the back of the pool's queue...
+const EVENTS_PER_TURN: usize = 64;
+/// ...or how long it may run: a slow callback then holds a thread for one event at a
+/// time, not 64, and the handles queued behind it get their turns in between.
+const TURN_BUDGET: Duration = Duration::from_millis(10);
 
 impl EventHub {
     pub fn new(capacity: usize) -> Arc<EventHub> {
@@ -242,13 +255,18 @@ impl EventHub {
             closed_by_callback: AtomicBool::new(false),
             drain_deadline_ns: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
-            delivery: Mutex::new(None),
+            callback: Mutex::new(None),
+            has_callback: AtomicBool::new(false),
+            scheduled: AtomicBool::new(false),
+            running_on: Mutex::new(None),
+            turn_ended: Condvar::new(),
+            turn_lock: Mutex::new(()),
             history: std::sync::OnceLock::new(),
         })
     }
 
     /// Never blocks. When full, the oldest queued event makes room and is counted as dropped.
-    pub fn emit(&self, event: Event) {
+    pub fn emit(self: &Arc<Self>, event: Event) {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
@@ -263,6 +281,14 @@ impl EventHub {
             history.record(event.clone());
         }
         let _ = self.tx.send(Slot::Event(event));
+        self.schedule();
+    }
+
+    /// Puts this hub on the delivery pool, unless it has no callback or is already there.
+    fn schedule(self: &Arc<Self>) {
+        if self.has_callback.load(Ordering::Acquire) && !self.scheduled.swap(true, Ordering::AcqRel) {
+            crate::delivery::submit(Arc::clone(self));
+        }
     }
 
     /// This hub's event history, kept from the first call on (every event emitted after it).
@@ -282,7 +308,7 @@ impl EventHub {
     /// Pulls the next event, waiting up to `timeout` (`None`: until one comes or the hub
     /// closes). `Ok(None)` on timeout; `Err(Stopped)` once closed and drained.
     pub fn next_event(&self, timeout: Option<Duration>) -> Result<Option<Event>> {
-        if self.delivery.lock().is_some() {
+        if self.has_callback.load(Ordering::Acquire) {
             return Err(Error::InvalidState(
                 "events are delivered to a callback on this handle; next_event is not available".into(),
             ));
@@ -307,44 +333,76 @@ impl EventHub {
         }
     }
 
-    /// Starts delivering to `callback` on a thread named `hb-events`. One callback per hub.
+    /// Starts delivering to `callback` on the shared delivery pool. One callback per hub.
     pub fn set_callback(self: &Arc<Self>, callback: Callback) -> Result<()> {
-        let mut slot = self.delivery.lock();
-        if slot.is_some() {
+        let mut slot = self.callback.lock();
+        if self.has_callback.load(Ordering::Acquire) {
             return Err(Error::InvalidState("a callback is already set on this handle".into()));
         }
         if self.is_closed() {
             return Err(Error::Stopped("handle is stopped"));
         }
-        let hub = Arc::clone(self);
-        let thread = thread::Builder::new()
-            .name("hb-events".into())
-            .spawn(move || hub.deliver(callback))
-            .map_err(|e| Error::io("spawn event delivery thread", e))?;
-        let id = thread.thread().id();
-        *slot = Some(Delivery { thread, id });
+        *slot = Some(callback);
+        self.has_callback.store(true, Ordering::Release);
+        drop(slot);
+        // Events emitted before the callback was set are delivered to it.
+        if !self.rx.is_empty() {
+            self.schedule();
+        }
         Ok(())
     }
 
-    fn deliver(&self, mut callback: Callback) {
-        while let Ok(Slot::Event(ev)) = self.rx.recv() {
-            // After close, the backlog gets a short grace period, so that stop stays bounded
-            // even behind a slow callback; what is left then is dropped and counted.
-            if self.past_drain_deadline() {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                crate::metrics::dropped_events();
-                continue;
+    /// One turn on a delivery thread: up to `EVENTS_PER_TURN` events to the callback (fewer
+    /// once it has run `TURN_BUDGET`), then back to the pool's queue if more wait (so
+    /// handles share the threads).
+    pub(crate) fn run_turn(self: &Arc<Self>) {
+        // A callback closed from inside itself, dropped once the turn has let go of the lock.
+        let mut gone = None;
+        {
+            let mut callback = self.callback.lock();
+            *self.running_on.lock() = Some(thread::current().id());
+            let mut delivered = 0;
+            let began = std::time::Instant::now();
+            while delivered < EVENTS_PER_TURN && (delivered == 0 || began.elapsed() < TURN_BUDGET) {
+                let ev = match self.rx.try_recv() {
+                    Ok(Slot::Event(ev)) => ev,
+                    Ok(Slot::Wake) => continue, // close's wake-up, for pullers
+                    Err(_) => break,
+                };
+                // After close, the backlog gets a short grace period, so that stop stays
+                // bounded even behind a slow callback; what is left then (or anything once
+                // the callback is gone) is dropped and counted.
+                let Some(cb) = callback.as_mut().filter(|_| !self.past_drain_deadline()) else {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::dropped_events();
+                    continue;
+                };
+                // A panicking callback must not take the engine down with it.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&ev))).is_err() {
+                    crate::metrics::callback_panics();
+                }
+                delivered += 1;
+                // Closed from inside the callback: that stop has returned, so nothing more
+                // runs, and the callback is dropped now that it has returned.
+                if self.closed_by_callback.load(Ordering::Acquire) {
+                    gone = callback.take();
+                }
             }
-            // A panicking callback must not take the engine down with it.
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(&ev))).is_err() {
-                crate::metrics::callback_panics();
-            }
-            // Closed from inside the callback: that stop has returned, so nothing more runs.
-            if self.closed_by_callback.load(Ordering::Acquire) {
-                break;
-            }
+            *self.running_on.lock() = None;
         }
-        drop(callback);
+        if gone.is_some() {
+            drop(gone);
+            self.has_callback.store(false, Ordering::Release); // the stream has ended for pullers too
+        }
+        self.scheduled.store(false, Ordering::Release);
+        {
+            let _turn = self.turn_lock.lock();
+            self.turn_ended.notify_all();
+        }
+        // Events that came while the turn ran (or its share was used up) get a turn too.
+        if !self.rx.is_empty() {
+            self.schedule();
+        }
     }
 
     fn past_drain_deadline(&self) -> bool {
@@ -354,37 +412,46 @@ impl EventHub {
 
     /// True when called from this hub's own callback.
     pub fn on_delivery_thread(&self) -> bool {
-        self.delivery.lock().as_ref().is_some_and(|d| d.id == thread::current().id())
+        *self.running_on.lock() == Some(thread::current().id())
     }
 
     /// Closes the hub: events queued before it are still delivered to the callback for up to
-    /// [`DRAIN_GRACE`] (the rest are dropped and counted), then the callback is dropped. Returns once no callback can run any more, except when called from the
-    /// callback itself: then the delivery thread finishes on its own after it returns.
-    pub fn close(&self) {
-        if self.closed.swap(true, Ordering::AcqRel) {
-            return self.join_delivery();
+    /// [`DRAIN_GRACE`] (the rest are dropped and counted), then the callback is dropped.
+    /// Returns once no callback can run any more, except when called from the callback
+    /// itself: then the callback is dropped as soon as it returns.
+    pub fn close(self: &Arc<Self>) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            let deadline = crate::clock::monotonic_ns() + DRAIN_GRACE.as_nanos() as u64;
+            self.drain_deadline_ns.store(deadline, Ordering::Release);
+            // Wakes a puller at once, behind every queued event.
+            let _ = self.tx.send(Slot::Wake);
         }
-        self.drain_deadline_ns.store(crate::clock::monotonic_ns() + DRAIN_GRACE.as_nanos() as u64, Ordering::Release);
-        // Wakes the delivery thread (or a puller) at once, behind every queued event.
-        let _ = self.tx.send(Slot::Wake);
-        self.join_delivery();
-    }
-
-    fn join_delivery(&self) {
-        let delivery = {
-            let mut slot = self.delivery.lock();
-            match slot.as_ref() {
-                Some(d) if d.id == thread::current().id() => {
-                    self.closed_by_callback.store(true, Ordering::Release);
-                    None
-                }
-                Some(_) => slot.take(),
-                None => None,
+        if !self.has_callback.load(Ordering::Acquire) {
+            return;
+        }
+        if self.on_delivery_thread() {
+            self.closed_by_callback.store(true, Ordering::Release);
+            return;
+        }
+        // Let the backlog be delivered (or dropped once the grace period is over)...
+        self.schedule();
+        let mut turn = self.turn_lock.lock();
+        while !self.rx.is_empty() || self.scheduled.load(Ordering::Acquire) {
+            self.turn_ended.wait_for(&mut turn, Duration::from_millis(10));
+            if !self.rx.is_empty() && !self.scheduled.load(Ordering::Acquire) {
+                drop(turn);
+                self.schedule();
+                turn = self.turn_lock.lock();
             }
-        };
-        if let Some(d) = delivery {
-            let _ = d.thread.join();
         }
+        drop(turn);
+        // ...then no turn can call it any more (a running one finishes first). Dropped
+        // outside the lock: the user's destructor may take its time (a Go pump draining),
+        // and a turn queued for this hub must not wait for it.
+        let callback = self.callback.lock().take();
+        drop(callback);
+        // The stream has ended: next_event says so (Stopped) rather than "a callback is set".
+        self.has_callback.store(false, Ordering::Release);
     }
 }
 
@@ -465,7 +532,9 @@ mod tests {
         assert_eq!(drops.load(Ordering::SeqCst), 1);
         hub.emit(ev(99));
         assert_eq!(seen.lock().len(), 20);
-        assert!(hub.next_event(Some(Duration::ZERO)).is_err());
+        // The stream has ended (as for a puller), not "a callback is set".
+        let after = hub.next_event(Some(Duration::ZERO));
+        assert!(matches!(after, Err(Error::Stopped(_))), "{after:?}");
     }
 
     #[test]
@@ -510,6 +579,107 @@ mod tests {
         hub.emit(ev(2));
         hub.close();
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+        let t0 = std::time::Instant::now();
+        while !cond() {
+            assert!(t0.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn a_thousand_handles_share_a_few_threads_each_in_order() {
+        let hubs: Vec<_> = (0..1000).map(|_| EventHub::new(64)).collect();
+        let seen: Vec<Arc<Mutex<Vec<u32>>>> = (0..1000).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
+        for (hub, seen) in hubs.iter().zip(&seen) {
+            let s = Arc::clone(seen);
+            hub.set_callback(Box::new(move |e| s.lock().push(e.incarnation))).unwrap();
+        }
+        for i in 0..20 {
+            for hub in &hubs {
+                hub.emit(ev(i));
+            }
+        }
+        wait_until("every event delivered", || seen.iter().all(|s| s.lock().len() == 20));
+        assert!(seen.iter().all(|s| *s.lock() == (0..20).collect::<Vec<_>>()), "order per handle");
+        let threads = crate::delivery::threads();
+        assert!(threads <= crate::delivery::MAX_THREADS, "{threads} delivery threads");
+        for hub in &hubs {
+            hub.close();
+        }
+    }
+
+    #[test]
+    fn a_slow_callback_delays_only_its_own_handle() {
+        let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(0);
+        let slow = EventHub::new(64);
+        let slow_calls = Arc::new(AtomicUsize::new(0));
+        let c = slow_calls.clone();
+        slow.set_callback(Box::new(move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+            let _ = release_rx.recv_timeout(Duration::from_secs(30));
+        }))
+        .unwrap();
+        slow.emit(ev(1));
+        slow.emit(ev(2));
+        wait_until("the slow callback running", || slow_calls.load(Ordering::SeqCst) == 1);
+        // While it is held, another handle's events keep flowing.
+        let fast = EventHub::new(64);
+        let fast_calls = Arc::new(AtomicUsize::new(0));
+        let f = fast_calls.clone();
+        fast.set_callback(Box::new(move |_| {
+            f.fetch_add(1, Ordering::SeqCst);
+        }))
+        .unwrap();
+        for i in 0..10 {
+            fast.emit(ev(i));
+        }
+        wait_until("the other handle's events", || fast_calls.load(Ordering::SeqCst) == 10);
+        assert_eq!(slow_calls.load(Ordering::SeqCst), 1, "the slow handle's next event waits for it");
+        release_tx.send(()).unwrap();
+        wait_until("the slow handle's second event", || slow_calls.load(Ordering::SeqCst) == 2);
+        release_tx.send(()).unwrap();
+        slow.close();
+        fast.close();
+    }
+
+    #[test]
+    fn the_pool_grows_past_several_slow_callbacks_held_at_once() {
+        // Once every thread is held, nothing new is submitted (the other handles are all
+        // queued already): the pool must grow on its own, one thread per slow callback.
+        let (release_tx, release_rx) = crossbeam_channel::unbounded::<()>();
+        let held = Arc::new(AtomicUsize::new(0));
+        let slow: Vec<_> = (0..4)
+            .map(|_| {
+                let hub = EventHub::new(8);
+                let (h, rx) = (held.clone(), release_rx.clone());
+                hub.set_callback(Box::new(move |_| {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let _ = rx.recv_timeout(Duration::from_secs(30));
+                }))
+                .unwrap();
+                hub.emit(ev(1));
+                hub
+            })
+            .collect();
+        let fast = EventHub::new(8);
+        let fast_calls = Arc::new(AtomicUsize::new(0));
+        let f = fast_calls.clone();
+        fast.set_callback(Box::new(move |_| {
+            f.fetch_add(1, Ordering::SeqCst);
+        }))
+        .unwrap();
+        fast.emit(ev(1));
+        wait_until("all four slow callbacks running at once", || held.load(Ordering::SeqCst) == 4);
+        wait_until("the other handle's event", || fast_calls.load(Ordering::SeqCst) == 1);
+        for _ in 0..4 {
+            release_tx.send(()).unwrap();
+        }
+        for hub in slow.iter().chain([&fast]) {
+            hub.close();
+        }
     }
 
     #[test]

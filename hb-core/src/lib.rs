@@ -6,6 +6,7 @@
 pub mod backoff;
 pub mod clock;
 pub mod config;
+pub mod delivery;
 pub mod detect;
 pub mod election;
 pub mod error;

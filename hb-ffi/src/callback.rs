@@ -13,8 +13,9 @@ use crate::status::hb_status;
 /// Pass as `timeout_ms` to `hb_*_next_event` to wait until an event comes or the handle stops.
 pub const HB_WAIT_FOREVER: u32 = u32::MAX;
 
-/// Called with each event, on the handle's own delivery thread (one per handle, named
-/// `hb-events`), one event at a time, in order.
+/// Called with each event, on a thread of the process's shared delivery pool (`hb-events`,
+/// 1 to 16 threads), one event at a time, in order, never on two threads at once for one
+/// handle.
 ///
 /// `user_data` is the pointer given to `hb_*_set_callback`. `event` is borrowed for the
 /// duration of the call only: copy what you keep, never free it. The callback must not

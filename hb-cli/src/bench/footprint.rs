@@ -1,6 +1,7 @@
-//! `bench footprint`: RSS and CPU of a process holding 0, 1, 10, 100, 1000 clients beating
-//! at a 1 s interval to a monitor in this (parent) process. Each count runs in a fresh
-//! child (`bench footprint-child N`), measured from /proc/<pid>.
+//! `bench footprint`: RSS, CPU and OS threads of a process holding 0, 1, 10, 100, 1000
+//! clients beating at a 1 s interval to a monitor in this (parent) process, each with an
+//! event callback with `--callbacks`. Each count runs in a fresh child
+//! (`bench footprint-child N`), measured from /proc/<pid>.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
@@ -16,6 +17,7 @@ struct Row {
     clients: u64,
     rss: u64,
     cpu_percent: f64,
+    threads: u64,
 }
 
 pub fn run(a: FootprintArgs) -> CmdResult {
@@ -32,8 +34,13 @@ pub fn run(a: FootprintArgs) -> CmdResult {
 
     let mut rows = Vec::new();
     for &n in &counts {
+        let mut args = vec!["bench".to_string(), "footprint-child".into(), n.to_string()];
+        args.extend(["--endpoint".into(), format!("udp://{addr}")]);
+        if a.callbacks {
+            args.push("--callbacks".into());
+        }
         let mut child = Command::new(&exe)
-            .args(["bench", "footprint-child", &n.to_string(), "--endpoint", &format!("udp://{addr}")])
+            .args(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -55,17 +62,21 @@ pub fn run(a: FootprintArgs) -> CmdResult {
         std::thread::sleep(window);
         let cpu1 = procstat::process_cpu(Some(pid)).unwrap_or_default();
         let rss = procstat::rss_bytes(Some(pid)).unwrap_or(0);
+        let threads = procstat::threads(pid).unwrap_or(0);
         drop(child.stdin.take()); // the child exits when its stdin closes
         let _ = child.wait();
         let cpu_percent = (cpu1 - cpu0).as_secs_f64() / window.as_secs_f64() * 100.0;
-        eprintln!("  {n} clients: RSS {:.2} MB, CPU {:.3}%", rss as f64 / 1e6, cpu_percent);
-        rows.push(Row { clients: n, rss, cpu_percent });
+        eprintln!("  {n} clients: RSS {:.2} MB, CPU {:.3}%, {threads} threads", rss as f64 / 1e6, cpu_percent);
+        rows.push(Row { clients: n, rss, cpu_percent, threads });
     }
     monitor.stop()?;
 
     let base = rows.iter().find(|r| r.clients == 0).map(|r| r.rss);
     let one = rows.iter().find(|r| r.clients == 1).map(|r| r.rss);
-    println!("{:>8} {:>10} {:>14} {:>16} {:>8}", "clients", "RSS MB", "+RSS vs 0, MB", "per further, KB", "CPU %");
+    println!(
+        "{:>8} {:>10} {:>14} {:>16} {:>8} {:>8}",
+        "clients", "RSS MB", "+RSS vs 0, MB", "per further, KB", "CPU %", "threads"
+    );
     let mut json_rows = Vec::new();
     for r in &rows {
         let added = base.map(|b| r.rss as f64 - b as f64);
@@ -74,12 +85,13 @@ pub fn run(a: FootprintArgs) -> CmdResult {
             _ => None,
         };
         println!(
-            "{:>8} {:>10.2} {:>14} {:>16} {:>8.3}",
+            "{:>8} {:>10.2} {:>14} {:>16} {:>8.3} {:>8}",
             r.clients,
             r.rss as f64 / 1e6,
             added.map(|v| format!("{:.2}", v / 1e6)).unwrap_or("-".into()),
             per_further.map(|v| format!("{:.1}", v / 1024.0)).unwrap_or("-".into()),
-            r.cpu_percent
+            r.cpu_percent,
+            r.threads
         );
         json_rows.push(serde_json::json!({
             "clients": r.clients,
@@ -87,11 +99,14 @@ pub fn run(a: FootprintArgs) -> CmdResult {
             "rss_added_vs_zero_bytes": added,
             "rss_per_further_client_bytes": per_further,
             "cpu_percent": r.cpu_percent,
+            "threads": r.threads,
         }));
     }
     super::write_json(
         a.json.as_deref(),
-        &serde_json::json!({ "interval": "1s", "window_s": window.as_secs_f64(), "rows": json_rows }),
+        &serde_json::json!({
+            "interval": "1s", "window_s": window.as_secs_f64(), "callbacks": a.callbacks, "rows": json_rows,
+        }),
     )?;
     Ok(0)
 }
@@ -106,6 +121,11 @@ pub fn child(a: FootprintChildArgs) -> CmdResult {
         set(&mut o, "instance_id", &format!("fp-{}-{i}", std::process::id()))?;
         set(&mut o, "interval", "1s")?;
         let c = Client::new(&o)?;
+        if a.callbacks {
+            c.events().set_callback(Box::new(|ev| {
+                std::hint::black_box(ev);
+            }))?;
+        }
         c.start()?;
         clients.push(c);
     }

@@ -1,5 +1,6 @@
 //! Benchmarks: programs that print a table and write JSON. Not timed tests.
 
+pub mod delivery;
 pub mod detection;
 pub mod flood;
 pub mod footprint;
