@@ -10,7 +10,7 @@
 //! are busy, or busy for a while over many short turns (a loaded host), would grow the pool
 //! to its maximum without helping: only a turn that lasts is a slow callback.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,10 +37,11 @@ struct Pool {
     places: Mutex<[bool; MAX_THREADS]>,
     /// The process the threads run in: a forked child has none of them, so it starts its own pool.
     pid: u32,
-    /// Set when a turn was queued while every thread was busy: the watcher looks again
-    /// `GROW_AFTER` later and grows the pool if they still are.
-    crowded: Mutex<bool>,
-    crowded_cv: Condvar,
+    /// Set while the watcher looks every `GROW_AFTER` (some turn runs or waits); it
+    /// sleeps on `wake` while the pool is idle, and a submit wakes it.
+    watching: AtomicBool,
+    wake: Mutex<()>,
+    wake_cv: Condvar,
     watcher: std::sync::Once,
 }
 
@@ -61,8 +62,9 @@ fn pool() -> Arc<Pool> {
                 turn_began: std::array::from_fn(|_| AtomicU64::new(0)),
                 places: Mutex::new([false; MAX_THREADS]),
                 pid,
-                crowded: Mutex::new(false),
-                crowded_cv: Condvar::new(),
+                watching: AtomicBool::new(false),
+                wake: Mutex::new(()),
+                wake_cv: Condvar::new(),
                 watcher: std::sync::Once::new(),
             });
             *slot = Some(Arc::clone(&p));
@@ -71,44 +73,49 @@ fn pool() -> Arc<Pool> {
     }
 }
 
-/// Queues a turn for `hub`: the first thread starts at once; when every thread is inside
-/// a callback, the watcher is told.
+/// Queues a turn for `hub`: the first thread starts at once, and the watcher wakes if it
+/// sleeps.
 pub fn submit(hub: Arc<EventHub>) {
     let p = pool();
     let _ = p.tx.send(hub);
-    let threads = p.threads.load(Ordering::Acquire);
-    if threads == 0 {
+    if p.threads.load(Ordering::Acquire) == 0 {
         start_thread(&p);
-    } else if threads < MAX_THREADS && p.busy.load(Ordering::Acquire) >= threads {
-        p.watcher.call_once(|| {
-            let pool = Arc::clone(&p);
-            let _ = std::thread::Builder::new().name("hb-events-watch".into()).spawn(move || watch(&pool));
-        });
-        *p.crowded.lock() = true;
-        p.crowded_cv.notify_one();
+    }
+    p.watcher.call_once(|| {
+        let pool = Arc::clone(&p);
+        let _ = std::thread::Builder::new().name("hb-events-watch".into()).spawn(move || watch(&pool));
+    });
+    if !p.watching.swap(true, Ordering::AcqRel) {
+        let _wake = p.wake.lock();
+        p.wake_cv.notify_one();
     }
 }
 
-/// Grows the pool when turns wait behind threads that stay busy; sleeps while none do.
+/// Grows the pool when turns wait behind threads that stay inside one callback. It looks
+/// every `GROW_AFTER` while any turn runs or waits (not only when a handle is submitted:
+/// once every thread is stuck, the other handles are all queued already and nothing is
+/// submitted), and sleeps while the pool is idle.
 fn watch(p: &Arc<Pool>) {
     loop {
         {
-            let mut crowded = p.crowded.lock();
-            while !*crowded {
-                p.crowded_cv.wait(&mut crowded);
+            let mut wake = p.wake.lock();
+            while !p.watching.load(Ordering::Acquire) {
+                p.wake_cv.wait(&mut wake);
             }
-            *crowded = false;
         }
-        // Look every GROW_AFTER while turns wait: when every thread is stuck no handle is
-        // submitted (they are all queued already), so no one would say so again.
         loop {
             std::thread::sleep(GROW_AFTER);
-            if p.rx.is_empty() {
-                break;
-            }
             let threads = p.threads.load(Ordering::Acquire);
-            if threads < MAX_THREADS && every_thread_in_a_long_turn(p, threads) {
+            if !p.rx.is_empty() && threads < MAX_THREADS && every_thread_in_a_long_turn(p, threads) {
                 start_thread(p);
+            }
+            let idle = || p.rx.is_empty() && p.busy.load(Ordering::Acquire) == 0;
+            if idle() {
+                p.watching.store(false, Ordering::Release);
+                // A submit between the look and the store did not wake us: look again.
+                if idle() || p.watching.swap(true, Ordering::AcqRel) {
+                    break;
+                }
             }
         }
     }
