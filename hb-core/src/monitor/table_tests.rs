@@ -944,3 +944,54 @@ fn with_a_key_frames_from_outside_the_replay_window_are_refused() {
     let mut open = Fixture::new(TableConfig::new(DetectorKind::Adaptive, 10, false));
     assert!(open.send(&old).is_some());
 }
+
+/// A host that stays overloaded: every sweep runs late by more than the pause threshold,
+/// for a minute. Each late sweep is a pause, yet a peer that went silent is still
+/// convicted, within its deadline span plus the time the sweeps lost; a peer that keeps
+/// beating is never suspected.
+#[test]
+fn sustained_late_sweeps_delay_a_silent_peers_conviction_by_the_time_lost_only() {
+    let mut t = Fixture::plain();
+    let mut seq = 0;
+    for _ in 0..20 {
+        seq += 1;
+        t.send(&with_ttl(beat("silent", seq, 1), 3_000));
+        t.send(&with_ttl(beat("beating", seq, 1), 3_000));
+        t.run_for(S);
+    }
+    let last_heard = t.now;
+    let span = {
+        let p = t.table.slab.get(t.table.index["silent"]).unwrap();
+        p.dead_deadline(&DetectorParams::default()) - p.last_beat_ns()
+    };
+    t.events();
+    // From now on each sweep is planned a tick ahead and runs 300 ms later than planned:
+    // a pause whatever the peers' slack (the threshold is at most 250 ms).
+    let late = 300 * MS;
+    let pauses = metrics::get().sweeper_pauses.get();
+    let mut lost = 0;
+    let end = t.now + 60 * S;
+    let mut next_beat = t.now + S;
+    while t.now < end && t.state("silent") != Some(State::Dead) {
+        t.now += TICK_NS + late;
+        t.table.sweep(t.now - late, t.now);
+        lost += late;
+        if t.now >= next_beat {
+            seq += 1;
+            t.send(&with_ttl(beat("beating", seq, 1), 3_000));
+            next_beat += S;
+        }
+    }
+    assert_eq!(t.state("silent"), Some(State::Dead), "never convicted in 60 s of late sweeps");
+    assert!(metrics::get().sweeper_pauses.get() > pauses + 5, "the late sweeps were pauses");
+    let dead_after = t.since_ns("silent") - last_heard;
+    assert!(
+        dead_after <= span + lost + TICK_NS + late,
+        "dead {} ms after its last beat: span {} ms + {} ms lost to late sweeps",
+        dead_after / MS,
+        span / MS,
+        lost / MS
+    );
+    let beating: Vec<_> = t.events().into_iter().filter(|e| e.0 == "beating").collect();
+    assert!(beating.is_empty(), "{beating:?}");
+}
