@@ -21,6 +21,8 @@ RELEASE := $(CARGO_TARGET_DIR)/release
 # `make lib` leaves the shipped artifacts here: debug info moved out into .debug files.
 LIBDIR := $(RELEASE)/slim
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+# The .so's SONAME (hb-ffi/build.rs): libheartbeater.so.$(ABI); 0.x versions: major.minor.
+ABI := $(shell echo $(VERSION) | awk -F. '{ print ($$1 == 0) ? $$1 "." $$2 : $$1 }')
 # System libraries the Rust static library needs (from `rustc --print native-static-libs`).
 NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 comma := ,
@@ -29,7 +31,8 @@ space := $(subst ,, )
 PC_RPATH := $(if $(filter /usr /usr/local,$(PREFIX)),,-Wl$(comma)-rpath$(comma)$${libdir})
 # Everything install writes, relative to $(DESTDIR)$(PREFIX); uninstall removes these.
 INSTALLED := include/heartbeater.h include/heartbeater.hpp \
-  lib/libheartbeater.a lib/libheartbeater.so lib/.debug/libheartbeater.so.debug \
+  lib/libheartbeater.a lib/libheartbeater.so lib/libheartbeater.so.$(ABI) lib/libheartbeater.so.$(VERSION) \
+  lib/.debug/libheartbeater.so.debug \
   lib/pkgconfig/heartbeater.pc \
   lib/cmake/heartbeater/heartbeaterConfig.cmake lib/cmake/heartbeater/heartbeaterConfigVersion.cmake \
   bin/heartbeater bin/.debug/heartbeater.debug \
@@ -79,13 +82,15 @@ install: lib
 	  $$D/share/bash-completion/completions $$D/share/zsh/site-functions $$D/share/fish/vendor_completions.d && \
 	install -m 644 include/heartbeater.h include/heartbeater.hpp $$D/include/ && \
 	install -m 644 $(LIBDIR)/libheartbeater.a $$D/lib/ && \
-	install -m 755 $(LIBDIR)/libheartbeater.so $$D/lib/ && \
+	install -m 755 $(LIBDIR)/libheartbeater.so $$D/lib/libheartbeater.so.$(VERSION) && \
+	ln -sfn libheartbeater.so.$(VERSION) $$D/lib/libheartbeater.so.$(ABI) && \
+	ln -sfn libheartbeater.so.$(ABI) $$D/lib/libheartbeater.so && \
 	install -m 644 $(LIBDIR)/.debug/libheartbeater.so.debug $$D/lib/.debug/ && \
 	install -m 755 $(LIBDIR)/heartbeater $$D/bin/ && \
 	install -m 644 $(LIBDIR)/.debug/heartbeater.debug $$D/bin/.debug/ && \
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|' \
 	  -e 's|^Libs: .*|& $(PC_RPATH)|' hb-ffi/heartbeater.pc.in > $$D/lib/pkgconfig/heartbeater.pc && \
-	sed -e 's|@CMAKE_NATIVE_LIBS@|$(subst $(space),;,$(patsubst -l%,%,$(NATIVE_LIBS)))|' \
+	sed -e 's|@CMAKE_NATIVE_LIBS@|$(subst $(space),;,$(patsubst -l%,%,$(NATIVE_LIBS)))|' -e 's|@ABI@|$(ABI)|' \
 	  hb-ffi/cmake/heartbeaterConfig.cmake.in > $$D/lib/cmake/heartbeater/heartbeaterConfig.cmake && \
 	sed -e 's|@VERSION@|$(VERSION)|' \
 	  hb-ffi/cmake/heartbeaterConfigVersion.cmake.in > $$D/lib/cmake/heartbeater/heartbeaterConfigVersion.cmake && \

@@ -18,6 +18,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/hb-packaging.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/Cargo.toml" | head -n1)
+# The .so's SONAME is libheartbeater.so.$ABI (hb-ffi/build.rs): major.minor before 1.0.
+ABI=$(echo "$VERSION" | awk -F. '{ print ($1 == 0) ? $1 "." $2 : $1 }')
 MB=$((1024 * 1024))
 
 step() { echo; echo "== $*"; }
@@ -27,7 +29,7 @@ static() { if ldd "$1" | grep -e libheartbeater >/dev/null; then echo "FAIL: $1 
 logged() { "$@" >"$WORK/log" 2>&1 || { cat "$WORK/log"; echo "FAIL: $*"; return 1; }; }
 budget() { # budget <file> <MB>
   local size
-  size=$(stat -c %s "$1")
+  size=$(stat -L -c %s "$1")
   awk -v n="$(basename "$1")" -v s="$size" -v b="$2" 'BEGIN { printf "   %-26s %6.1f MB (budget %s MB)\n", n, s / 1048576, b }'
   ((size <= $2 * MB)) || { echo "FAIL: $1 is over its $2 MB budget"; return 1; }
 }
@@ -46,6 +48,12 @@ budget "$PREFIX/lib/libheartbeater.so" 8
 budget "$PREFIX/lib/libheartbeater.a" 40
 budget "$WORK/hello-static" 10
 budget "$PREFIX/bin/heartbeater" 10
+step "the .so's SONAME, its links, and what a dynamic program records"
+soname=$(readelf -d "$PREFIX/lib/libheartbeater.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[ "$soname" = "libheartbeater.so.$ABI" ] || { echo "FAIL: SONAME '$soname', expected libheartbeater.so.$ABI"; exit 1; }
+[ "$(readlink "$PREFIX/lib/libheartbeater.so")" = "libheartbeater.so.$ABI" ]
+[ "$(readlink "$PREFIX/lib/libheartbeater.so.$ABI")" = "libheartbeater.so.$VERSION" ]
+echo "   SONAME $soname; libheartbeater.so -> .so.$ABI -> .so.$VERSION"
 # The debug info is beside, not lost: gdb follows .gnu_debuglink into .debug/.
 for f in lib/libheartbeater.so bin/heartbeater; do
   readelf -S "$PREFIX/$f" | grep -e '\.gnu_debuglink' >/dev/null
@@ -76,7 +84,10 @@ logged cmake --build "$WORK/cmake-build" -j2
 for kind in shared static; do
   for t in e2e_c e2e_cpp; do
     bin="$WORK/cmake-build/${t}_$kind"
-    if [ $kind = static ]; then static "$bin"; else ldd "$bin" | grep -e "$PREFIX/lib/libheartbeater.so" >/dev/null; fi
+    if [ $kind = static ]; then static "$bin"; else
+      ldd "$bin" | grep -e "$PREFIX/lib/libheartbeater.so.$ABI" >/dev/null
+      readelf -d "$bin" | grep -F "(NEEDED)" | grep -F "[libheartbeater.so.$ABI]" >/dev/null
+    fi
     echo "   run ${t}_$kind"
     "$bin" >/dev/null
   done
