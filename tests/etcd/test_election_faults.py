@@ -11,7 +11,7 @@ term to term; every accepted write lies in its writer's term and the accepted to
 go back; after every loss a new leader passes check() within TTL + 1 s (+ 1 s when the
 loss follows an etcd leader change: see the end of the test).
 
-HB_ELECTION_FAULTS=N (default 3, about 25 s; 100 take 30-35 min), HB_ELECTION_SEED=S (default: random,
+HB_ELECTION_FAULTS=N (default 3, about 25 s; 100 take about 5 min), HB_ELECTION_SEED=S (default: random,
 printed); ETCD_BIN names another etcd.
 """
 
