@@ -7,6 +7,7 @@
 #      is missing, then `make -C bindings-go lib`, build, `go mod vendor`, build from vendor/, run.
 #   3. scripts/build-wheel: the wheel installs into a fresh venv with no cargo/rustc on PATH and
 #      runs a Monitor and a Client.
+#   4. The sdist from scripts/build-wheel installs with pip (built with cargo) and runs the same.
 # Reuses the release build of earlier stages (same CARGO_TARGET_DIR); from cold it builds it.
 #
 #   bash tests/packaging/run.sh
@@ -145,17 +146,28 @@ if PATH="$NORUST_PATH" command -v cargo >/dev/null || PATH="$NORUST_PATH" comman
   echo "FAIL: cargo or rustc is in $NORUST_PATH"; exit 1
 fi
 PATH="$NORUST_PATH" "$WORK/venv/bin/python" -m pip install -q --no-index "$wheel"
-(cd "$WORK" && PATH="$NORUST_PATH" "$WORK/venv/bin/python" -c '
-import heartbeater
+# smoke <python> <what>: a Monitor sees a Client alive, from outside the repository.
+smoke() {
+  (cd "$WORK" && "$1" -c '
+import sys, heartbeater
 with heartbeater.Monitor("udp://127.0.0.1:0") as mon:
     addr = mon.local_addrs[0]
     with heartbeater.Client(addr, service="wheel", ttl=6.0):
         for ev in mon.events(timeout=30):
             if ev.service == "wheel" and ev.to_state == "alive":
-                print("   wheel: monitor saw", ev.peer, "alive; heartbeater", heartbeater.__version__)
+                print("   " + sys.argv[1] + ": monitor saw", ev.peer, "alive; heartbeater", heartbeater.__version__)
                 break
         else:
             raise SystemExit("no alive event within 30 s")
-')
+' "$2")
+}
+PATH="$NORUST_PATH" smoke "$WORK/venv/bin/python" wheel
+
+# --- 4. Python: the sdist, for platforms without a wheel (pip builds it with cargo) ----------
+step "the sdist builds and installs in a fresh venv (pip, maturin from the index, cargo)"
+python3 -m venv "$WORK/venv-sdist"
+# CARGO_TARGET_DIR is exported: the build reuses what build-wheel compiled.
+logged "$WORK/venv-sdist/bin/python" -m pip install --no-cache-dir "$WORK/dist/heartbeater-$VERSION.tar.gz"
+smoke "$WORK/venv-sdist/bin/python" sdist
 echo
 echo "packaging: ok"
