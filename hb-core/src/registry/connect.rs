@@ -51,10 +51,6 @@ static POOL: Mutex<Option<Pool<Connection>>> = Mutex::new(None);
 struct Pool<T> {
     pid: u32,
     conns: HashMap<PoolKey, Weak<T>>,
-    /// Held while a connection for the key is being opened, so that callers arriving
-    /// meanwhile (a thousand Clients starting at once) wait for it instead of each
-    /// opening one of their own.
-    opening: HashMap<PoolKey, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl<T> Pool<T> {
@@ -64,17 +60,11 @@ impl<T> Pool<T> {
             // Leaked, not dropped: nothing of the parent's may run or be freed here.
             std::mem::forget(slot.take());
         }
-        slot.get_or_insert_with(|| Pool { pid, conns: HashMap::new(), opening: HashMap::new() })
+        slot.get_or_insert_with(|| Pool { pid, conns: HashMap::new() })
     }
 
     fn get(&self, key: &PoolKey) -> Option<Arc<T>> {
         self.conns.get(key).and_then(Weak::upgrade)
-    }
-
-    /// The lock to hold while opening the connection for `key`.
-    fn opening(&mut self, key: &PoolKey) -> Arc<tokio::sync::Mutex<()>> {
-        self.opening.retain(|_, lock| Arc::strong_count(lock) > 1);
-        Arc::clone(self.opening.entry(key.clone()).or_default())
     }
 
     /// Keeps `conn` unless another task put a live one under `key` meanwhile; returns
@@ -101,9 +91,8 @@ pub(crate) struct Connection {
     has_user: bool,
     /// One client per member (made on first use), for the streams that must not stay on a
     /// frozen member: the balanced channel cannot tell a stopped process from a slow one,
-    /// and may keep handing it new streams. Locked across the connect, so that its first
-    /// users (every registration's own-key watch at once) share one connection.
-    members: Vec<tokio::sync::Mutex<Option<Client>>>,
+    /// and may keep handing it new streams.
+    members: Vec<Mutex<Option<Client>>>,
     /// The member those streams go to now; moved on when one of them stalls.
     preferred: AtomicUsize,
 }
@@ -115,20 +104,11 @@ impl Connection {
             .etcd_endpoint()
             .ok_or_else(|| Error::Internal("etcd connection requested without an etcd endpoint".into()))?;
         let key = PoolKey::of(config, hosts);
-        let opening = {
-            let mut pool = POOL.lock();
-            let pool = Pool::of(&mut pool, std::process::id());
-            if let Some(conn) = pool.get(&key) {
-                return Ok(conn);
-            }
-            pool.opening(&key)
-        };
-        let _opening = opening.lock().await;
-        // Opened by the caller we waited for?
         if let Some(conn) = Pool::of(&mut POOL.lock(), std::process::id()).get(&key) {
             return Ok(conn);
         }
         let conn = Connection::open(config, hosts).await?;
+        // Another task may have opened the same connection meanwhile: keep the first.
         Ok(Pool::of(&mut POOL.lock(), std::process::id()).insert(key, conn))
     }
 
@@ -153,7 +133,7 @@ impl Connection {
             client: Mutex::new(client),
             keepalive: KeepaliveMux::spawn(weak.clone()),
             addr,
-            members: urls.iter().map(|_| tokio::sync::Mutex::new(None)).collect(),
+            members: urls.iter().map(|_| Mutex::new(None)).collect(),
             preferred: AtomicUsize::new(0),
             urls,
             options,
@@ -170,17 +150,12 @@ impl Connection {
     /// authenticated) within `timeout` if it is the first use.
     pub async fn member(&self, timeout: Duration) -> Result<(usize, Client)> {
         let index = self.preferred.load(Ordering::SeqCst) % self.members.len();
-        let url = &self.urls[index];
-        let deadline = tokio::time::Instant::now() + timeout;
-        let Ok(mut slot) = tokio::time::timeout_at(deadline, self.members[index].lock()).await else {
-            return Err(no_answer(url, timeout));
-        };
-        if let Some(client) = slot.as_ref() {
-            return Ok((index, client.clone()));
+        if let Some(client) = self.members[index].lock().clone() {
+            return Ok((index, client));
         }
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let client = connect(std::slice::from_ref(url), &self.options, url, left).await?;
-        *slot = Some(client.clone());
+        let url = &self.urls[index];
+        let client = connect(std::slice::from_ref(url), &self.options, url, timeout).await?;
+        *self.members[index].lock() = Some(client.clone());
         Ok((index, client))
     }
 
@@ -203,7 +178,7 @@ impl Connection {
             *self.client.lock() = client;
             // The members' clients log in again on their next use.
             for member in &self.members {
-                member.lock().await.take();
+                member.lock().take();
             }
         }
         Ok(())
@@ -224,15 +199,11 @@ async fn connect(urls: &[String], options: &ConnectOptions, addr: &str, timeout:
     match tokio::time::timeout(timeout, Client::connect(urls, Some(options.clone()))).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(e)) => Err(classify(addr, "connect", &e)),
-        Err(_) => Err(no_answer(addr, timeout)),
-    }
-}
-
-fn no_answer(addr: &str, timeout: Duration) -> Error {
-    Error::Connect {
-        what: "etcd",
-        addr: addr.to_string(),
-        detail: format!("no answer within {} ms", timeout.as_millis()),
+        Err(_) => Err(Error::Connect {
+            what: "etcd",
+            addr: addr.to_string(),
+            detail: format!("no answer within {} ms", timeout.as_millis()),
+        }),
     }
 }
 

@@ -1,6 +1,7 @@
 //! A Client's etcd registration: grant(TTL), put-with-lease, keepalive every TTL/3 (on the
-//! process's keepalive slots, `schedule`) over the connection's shared keepalive stream, re-registration with a higher epoch after a lost
-//! lease, a watch on our own key, and a graceful leave (mark `leaving`, then revoke).
+//! process's keepalive slots, `schedule`) over the connection's shared keepalive stream,
+//! re-registration with a higher epoch after a lost lease, a watch on our own key, and a
+//! graceful leave (mark `leaving`, then revoke).
 //!
 //! The own-key watch is what keeps fencing honest when etcd deletes the key before our
 //! TTL arithmetic says it may: a key deleted by hand, or a lease revoked while we kept it
