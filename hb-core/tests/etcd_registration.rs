@@ -189,6 +189,68 @@ fn many_members_share_one_keepalive_stream() {
     assert!(etcd.keys("/services/").is_empty());
 }
 
+/// When each lease's last acknowledged keepalive was sent, on the engine's clock: `remaining()`
+/// is that send time + TTL − margin − now, so `now + remaining()` moves by exactly the time
+/// between two sends.
+fn acked_send_ns(m: &Client) -> u64 {
+    hb_core::clock::monotonic_ns() + m.remaining().unwrap().as_nanos() as u64
+}
+
+#[test]
+fn batched_keepalives_renew_every_lease_every_ttl_over_3_on_shared_slots() {
+    if !etcd_support::etcd_installed() {
+        return;
+    }
+    let etcd = Etcd::start();
+    // TTL 3 s: a keepalive every 1 s, on slots 100 ms apart (hb-core/src/registry/schedule.rs).
+    let interval_ns = 1_000_000_000u64;
+    let tick_ns = 100_000_000u64;
+    let members: Vec<Client> = (0..4)
+        .map(|i| {
+            // Registered 35 ms apart: unbatched, their keepalives would be 35 ms apart too.
+            std::thread::sleep(Duration::from_millis(35));
+            member(&etcd, &format!("k{i}"), "3s")
+        })
+        .collect();
+    let mut sends: Vec<Vec<u64>> = members.iter().map(|m| vec![acked_send_ns(m)]).collect();
+    wait_for(Duration::from_secs(30), "7 keepalives of every lease", || {
+        for (m, seen) in members.iter().zip(sends.iter_mut()) {
+            let at = acked_send_ns(m);
+            if at > seen.last().unwrap() + 1_000_000 {
+                seen.push(at);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        sends.iter().all(|s| s.len() >= 8).then_some(())
+    });
+    for (i, s) in sends.iter().enumerate() {
+        // The first is the grant's put (any time), the second the first keepalive.
+        for pair in s[1..].windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(gap <= interval_ns + tick_ns, "lease k{i}: {gap} ns between two keepalives, {s:?}");
+            assert!(gap + tick_ns >= interval_ns, "lease k{i}: {gap} ns between two keepalives, {s:?}");
+        }
+    }
+    // Every lease's keepalives fall on the same 100 ms slots as k0's (within the wake-up
+    // delay): the keepalives of one slot leave together.
+    let reference = sends[0][1];
+    let mut off_slot: Vec<u64> = sends[1..]
+        .iter()
+        .flat_map(|s| s[1..].iter())
+        .map(|&at| {
+            let phase = at.abs_diff(reference) % tick_ns;
+            phase.min(tick_ns - phase)
+        })
+        .collect();
+    off_slot.sort_unstable();
+    let median = off_slot[off_slot.len() / 2];
+    assert!(median < 15_000_000, "keepalives {median} ns off the shared slots (median), {off_slot:?}");
+    for m in &members {
+        m.check().unwrap();
+        m.stop(Duration::from_secs(2)).unwrap();
+    }
+}
+
 #[test]
 fn unreachable_etcd_is_a_quick_connect_error() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

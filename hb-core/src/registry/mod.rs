@@ -7,6 +7,7 @@
 pub(crate) mod connect;
 mod keepalive;
 pub(crate) mod registration;
+mod schedule;
 pub mod value;
 mod view;
 mod watcher;

@@ -1,6 +1,7 @@
-//! A Client's etcd registration: grant(TTL), put-with-lease, keepalive every TTL/3 over the
-//! connection's shared keepalive stream, re-registration with a higher epoch after a lost
-//! lease, a watch on our own key, and a graceful leave (mark `leaving`, then revoke).
+//! A Client's etcd registration: grant(TTL), put-with-lease, keepalive every TTL/3 (on the
+//! process's keepalive slots, `schedule`) over the connection's shared keepalive stream,
+//! re-registration with a higher epoch after a lost lease, a watch on our own key, and a
+//! graceful leave (mark `leaving`, then revoke).
 //!
 //! The own-key watch is what keeps fencing honest when etcd deletes the key before our
 //! TTL arithmetic says it may: a key deleted by hand, or a lease revoked while we kept it
@@ -28,6 +29,7 @@ use crate::events::{Reason, State};
 
 use super::connect::{is_token_error, join_hosts, Connection};
 use super::keepalive::Answer;
+use super::schedule::Slots;
 use super::value::{self, RegistrationValue, STATE_LEAVING, STATE_UP};
 
 /// What a registration writes under its lease. A Client's record is its registration
@@ -248,7 +250,10 @@ async fn keep_registered(ctx: &Ctx) {
     let interval = ttl / 3;
     let mut backoff = Backoff::new(RETRY_MIN, interval.min(Duration::from_secs(3)));
     let mut lost_reason = Reason::LeaseExpired;
-    let mut next_keepalive = Instant::now();
+    // Keepalives go out on the process's slots for this interval (`schedule`), so that the
+    // keepalives of many leases leave together, each lease still exactly every TTL/3.
+    let slots = Slots::new(interval);
+    let mut next_slot = 0;
     let mut registered = false;
     loop {
         if !registered {
@@ -274,7 +279,8 @@ async fn keep_registered(ctx: &Ctx) {
                     let _ = ctx.attempts.send(Ok(()));
                     registered = true;
                     backoff.reset();
-                    next_keepalive = Instant::now() + interval;
+                    // The last slot before TTL/3 is up: the first keepalive may be early, never late.
+                    next_slot = slots.at_or_before(Instant::now() + interval);
                 }
                 Err(e) => {
                     let _ = ctx.attempts.send(Err(e));
@@ -295,7 +301,7 @@ async fn keep_registered(ctx: &Ctx) {
             continue;
         }
         tokio::select! {
-            _ = wait_ticking(shared, next_keepalive) => {}
+            _ = wait_ticking(shared, slots.at(next_slot)) => {}
             _ = ctx.key_gone.notified() => continue,
         }
         let Some(conn) = ctx.conn.lock().clone() else {
@@ -312,7 +318,12 @@ async fn keep_registered(ctx: &Ctx) {
                     (ctx.gone_lease.load(Ordering::SeqCst) != lease).then(|| h.acked(sent_ns)).flatten()
                 });
                 backoff.reset();
-                next_keepalive = sent + interval;
+                // Exactly one interval after this keepalive's slot; from the send itself
+                // if we woke so late that that slot has passed.
+                next_slot += slots.per_interval();
+                if slots.at(next_slot) < sent {
+                    next_slot = slots.at_or_before(sent + interval);
+                }
             }
             Ok(Answer::NotFound) => {
                 // Expired while we were cut off or frozen, revoked, or etcd's data wiped.
@@ -333,7 +344,7 @@ async fn keep_registered(ctx: &Ctx) {
                 if deadline_passed {
                     lost_reason = Reason::LeaseDeadline;
                 }
-                next_keepalive = Instant::now() + backoff.next().min(interval);
+                next_slot = slots.at_or_after(Instant::now() + backoff.next().min(interval));
             }
         }
     }
