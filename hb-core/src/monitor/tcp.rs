@@ -8,18 +8,19 @@
 //! NACK about the connection (seq 0, ts 0), so its client's `check()` can say so.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use crate::proto::stream::{self, StreamDecoder};
 use crate::proto::{decode, DecodeError, Flags, Kind, NackReason};
+use crate::tls::peer::PeerIds;
 
 use super::rejects::reject;
 use super::reply::ReplyEncoder;
@@ -32,21 +33,21 @@ pub const MAX_CONNECTIONS: usize = 16_384;
 pub const MAX_CONNECTIONS_PER_HOST: usize = MAX_CONNECTIONS / 16;
 /// A new connection must deliver a valid frame within this (a client sends its first beat
 /// as soon as it is connected).
-const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
 /// A frame that started must complete within this.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Open connections, in all and per source host.
 #[derive(Default)]
-struct Slots {
+pub(super) struct Slots {
     open: AtomicUsize,
     by_host: std::sync::Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl Slots {
     /// Takes a slot for a connection from `ip`; false when there is none for it.
-    fn take(&self, ip: IpAddr) -> bool {
+    pub(super) fn take(&self, ip: IpAddr) -> bool {
         if self.open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
             return false;
         }
@@ -60,7 +61,7 @@ impl Slots {
         true
     }
 
-    fn give_back(&self, ip: IpAddr) {
+    pub(super) fn give_back(&self, ip: IpAddr) {
         let mut by_host = self.by_host.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = by_host.get_mut(&ip) {
             *n -= 1;
@@ -90,7 +91,8 @@ pub(super) async fn run(listener: TcpListener, ingest: Arc<Ingest>) {
                     let _ = stream.set_nodelay(true);
                     let (ingest, slots) = (Arc::clone(&ingest), Arc::clone(&slots));
                     conns.spawn(async move {
-                        serve(stream, from, &ingest).await;
+                        let source = Source { addr: from, transport: Transport::Tcp };
+                        serve(stream, source, &ingest, None).await;
                         slots.give_back(from.ip());
                     });
                 }
@@ -102,13 +104,16 @@ pub(super) async fn run(listener: TcpListener, ingest: Arc<Ingest>) {
     }
 }
 
-async fn serve(stream: TcpStream, from: SocketAddr, ingest: &Ingest) {
-    let (mut rd, mut wr) = stream.into_split();
+/// Reads frames from one connection until it closes or breaks a rule. With `ids` (a
+/// `tls://` client's certificate), a frame under any other id is refused (`id_mismatch`).
+pub(super) async fn serve<S>(mut stream: S, source: Source, ingest: &Ingest, ids: Option<&PeerIds>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut inbox = StreamDecoder::new();
     let mut chunk = [0u8; 1024];
     let mut encoder = ReplyEncoder::new(&ingest.monitor_id, ingest.key.clone(), ingest.max_interval_ms);
     let (mut reply_frame, mut out) = (Vec::with_capacity(128), Vec::with_capacity(128));
-    let source = Source { addr: from, transport: Transport::Tcp };
     // When the frame now buffered in part began: it must complete within FRAME_TIMEOUT.
     let mut partial_since: Option<Instant> = None;
     // Until the first valid frame, the connection has FIRST_FRAME_TIMEOUT; then the idle
@@ -119,7 +124,7 @@ async fn serve(stream: TcpStream, from: SocketAddr, ingest: &Ingest) {
             Some(t) => (t + FRAME_TIMEOUT).min(idle_deadline),
             None => idle_deadline,
         };
-        let n = match timeout_at(deadline, rd.read(&mut chunk)).await {
+        let n = match timeout_at(deadline, stream.read(&mut chunk)).await {
             Ok(Ok(n)) if n > 0 => n,
             // Closed, reset, idle for too long, or a frame that never completed.
             _ => return,
@@ -135,11 +140,11 @@ async fn serve(stream: TcpStream, from: SocketAddr, ingest: &Ingest) {
                     ingest.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
                     out.clear();
                     stream::put(&connection_nack(&mut encoder, NackReason::Malformed), &mut out);
-                    let _ = timeout(WRITE_TIMEOUT, wr.write_all(&out)).await;
+                    let _ = timeout(WRITE_TIMEOUT, stream.write_all(&out)).await;
                     return;
                 }
             };
-            let (reply, valid) = match handle(frame, source, ingest) {
+            let (reply, valid) = match handle(frame, source, ingest, ids) {
                 Ok(reply) => (reply, true),
                 Err(refusal) => (Some(refusal), false),
             };
@@ -151,7 +156,7 @@ async fn serve(stream: TcpStream, from: SocketAddr, ingest: &Ingest) {
                 if encoder.encode(&reply, &mut reply_frame) {
                     out.clear();
                     stream::put(&reply_frame, &mut out);
-                    match timeout(WRITE_TIMEOUT, wr.write_all(&out)).await {
+                    match timeout(WRITE_TIMEOUT, stream.write_all(&out)).await {
                         Ok(Ok(())) => crate::metrics::get().acks_sent.inc(),
                         _ => return,
                     }
@@ -172,8 +177,13 @@ async fn serve(stream: TcpStream, from: SocketAddr, ingest: &Ingest) {
 
 /// Decodes one frame and applies it to the table: the reply to send, if any; or, for an
 /// invalid frame, the NACK to send before closing.
-fn handle(frame: &[u8], source: Source, ingest: &Ingest) -> Result<Option<Reply>, Reply> {
+fn handle(frame: &[u8], source: Source, ingest: &Ingest, ids: Option<&PeerIds>) -> Result<Option<Reply>, Reply> {
     match decode(frame, ingest.key.as_ref()) {
+        Ok(f) if ids.is_some_and(|ids| !ids.allows(f.id)) => {
+            reject(NackReason::IdMismatch.as_str());
+            ingest.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
+            Err(Reply::Nack { seq: f.seq, ts_ns: f.ts_ns, reason: NackReason::IdMismatch })
+        }
         Ok(f) => {
             if f.kind == Kind::Beat {
                 crate::metrics::get().beats_received.inc();
@@ -196,7 +206,7 @@ fn handle(frame: &[u8], source: Source, ingest: &Ingest) -> Result<Option<Reply>
 }
 
 /// A NACK about the connection rather than a beat (seq 0, ts 0), length-prefixed.
-fn connection_nack(encoder: &mut ReplyEncoder, reason: NackReason) -> Vec<u8> {
+pub(super) fn connection_nack(encoder: &mut ReplyEncoder, reason: NackReason) -> Vec<u8> {
     let (mut frame, mut out) = (Vec::with_capacity(64), Vec::with_capacity(66));
     if encoder.encode(&Reply::Nack { seq: 0, ts_ns: 0, reason }, &mut frame) {
         stream::put(&frame, &mut out);
