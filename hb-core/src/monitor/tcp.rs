@@ -8,13 +8,14 @@
 //! NACK about the connection (seq 0, ts 0), so its client's `check()` can say so.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::{timeout, timeout_at, Instant};
 
@@ -40,14 +41,14 @@ pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Open connections, in all and per source host.
 #[derive(Default)]
-pub(super) struct Slots {
+struct Slots {
     open: AtomicUsize,
     by_host: std::sync::Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl Slots {
     /// Takes a slot for a connection from `ip`; false when there is none for it.
-    pub(super) fn take(&self, ip: IpAddr) -> bool {
+    fn take(&self, ip: IpAddr) -> bool {
         if self.open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
             return false;
         }
@@ -61,7 +62,7 @@ impl Slots {
         true
     }
 
-    pub(super) fn give_back(&self, ip: IpAddr) {
+    fn give_back(&self, ip: IpAddr) {
         let mut by_host = self.by_host.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = by_host.get_mut(&ip) {
             *n -= 1;
@@ -74,25 +75,41 @@ impl Slots {
 }
 
 pub(super) async fn run(listener: TcpListener, ingest: Arc<Ingest>) {
+    let mut encoder = ReplyEncoder::new(&ingest.monitor_id, ingest.key.clone(), ingest.max_interval_ms);
+    // Said without waiting: a fresh socket's send buffer is empty.
+    let refuse = move |stream: &TcpStream| {
+        let _ = stream.try_write(&connection_nack(&mut encoder, NackReason::TooManyConnections));
+    };
+    accept_loop(listener, refuse, move |stream, from| {
+        let ingest = Arc::clone(&ingest);
+        async move { serve(stream, Source { addr: from, transport: Transport::Tcp }, &ingest, None).await }
+    })
+    .await
+}
+
+/// Accepts connections until aborted, each served by `conn` in a task of its own while it
+/// holds a slot; one past the limits is counted, handed to `refuse`, and closed.
+pub(super) async fn accept_loop<F, Fut>(listener: TcpListener, mut refuse: impl FnMut(&TcpStream), mut conn: F)
+where
+    F: FnMut(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     // Dropping the set (when this task is aborted by `stop`) aborts every connection.
     let mut conns = JoinSet::new();
     let slots = Arc::new(Slots::default());
-    let mut encoder = ReplyEncoder::new(&ingest.monitor_id, ingest.key.clone(), ingest.max_interval_ms);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, from)) => {
                     if !slots.take(from.ip()) {
                         reject("too_many_connections");
-                        // Said without waiting: a fresh socket's send buffer is empty.
-                        let _ = stream.try_write(&connection_nack(&mut encoder, NackReason::TooManyConnections));
+                        refuse(&stream);
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
-                    let (ingest, slots) = (Arc::clone(&ingest), Arc::clone(&slots));
+                    let (work, slots) = (conn(stream, from), Arc::clone(&slots));
                     conns.spawn(async move {
-                        let source = Source { addr: from, transport: Transport::Tcp };
-                        serve(stream, source, &ingest, None).await;
+                        work.await;
                         slots.give_back(from.ip());
                     });
                 }

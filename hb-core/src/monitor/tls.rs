@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 
@@ -24,7 +23,7 @@ use crate::tls::{peer, ServerTls};
 use super::rejects::reject;
 use super::reply::ReplyEncoder;
 use super::table::{Source, Transport};
-use super::tcp::{connection_nack, serve, Slots, FIRST_FRAME_TIMEOUT, WRITE_TIMEOUT};
+use super::tcp::{accept_loop, connection_nack, serve, FIRST_FRAME_TIMEOUT, WRITE_TIMEOUT};
 use super::Ingest;
 
 /// After a refusal, how long the client's own close is waited for: closing with its
@@ -32,30 +31,15 @@ use super::Ingest;
 const LINGER: Duration = Duration::from_secs(1);
 
 pub(super) async fn run(listener: TcpListener, ingest: Arc<Ingest>, tls: Arc<Reloading<ServerTls>>) {
-    // Dropping the set (when this task is aborted by `stop`) aborts every connection.
-    let mut conns = JoinSet::new();
-    let slots = Arc::new(Slots::default());
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, from)) => {
-                    if !slots.take(from.ip()) {
-                        reject("too_many_connections");
-                        continue;
-                    }
-                    let _ = stream.set_nodelay(true);
-                    let (ingest, slots, server) = (Arc::clone(&ingest), Arc::clone(&slots), tls.current());
-                    conns.spawn(async move {
-                        let source = Source { addr: from, transport: Transport::Tls };
-                        accept(stream, source, &ingest, &server).await;
-                        slots.give_back(from.ip());
-                    });
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
+    accept_loop(
+        listener,
+        |_| {},
+        move |stream, from| {
+            let (ingest, server) = (Arc::clone(&ingest), tls.current());
+            async move { accept(stream, Source { addr: from, transport: Transport::Tls }, &ingest, &server).await }
+        },
+    )
+    .await
 }
 
 async fn accept(stream: TcpStream, source: Source, ingest: &Ingest, server: &ServerTls) {
