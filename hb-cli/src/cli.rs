@@ -43,9 +43,11 @@ pub struct CompletionsArgs {
 
 #[derive(Args, Debug)]
 pub struct MonitorArgs {
-    /// Listen addresses: udp://H:P[,tcp://H:P] (port 0 picks a free port)
+    /// Listen addresses: udp://H:P[,tcp://H:P][,tls://H:P] (port 0 picks a free port)
     #[arg(long)]
     pub listen: String,
+    #[command(flatten)]
+    pub tls: TlsFileArgs,
     /// One JSON object per line instead of text
     #[arg(long)]
     pub json: bool,
@@ -78,11 +80,31 @@ pub struct MonitorArgs {
     pub http_token_file: Option<String>,
 }
 
+/// The certificate files of a `tls://` endpoint (docs/protocol.md, "TLS connections").
+#[derive(Args, Debug, Default)]
+pub struct TlsFileArgs {
+    /// tls://: PEM file of the CA that signs the other side's certificates
+    #[arg(long, value_name = "F")]
+    pub tls_ca_file: Option<String>,
+    /// tls://: PEM file of this side's certificate (a client's names its --id as a SAN)
+    #[arg(long, value_name = "F")]
+    pub tls_cert_file: Option<String>,
+    /// tls://: PEM file of this side's private key
+    #[arg(long, value_name = "F")]
+    pub tls_key_file: Option<String>,
+}
+
 #[derive(Args, Debug)]
 pub struct BeatArgs {
-    /// udp://H:P, tcp://H:P (comma-separated for several monitors) or etcd://H:P/prefix
+    /// udp://H:P, tcp://H:P, tls://H:P (comma-separated for several monitors) or
+    /// etcd://H:P/prefix
     #[arg(long)]
     pub endpoint: String,
+    #[command(flatten)]
+    pub tls: TlsFileArgs,
+    /// tls://: the name the monitor's certificate must hold (default: the endpoint's host)
+    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
+    pub tls_server_name: Option<String>,
     /// Service name (1..=64 bytes; the monitor shows it with every event)
     #[arg(long, allow_hyphen_values = true)]
     pub service: String,
