@@ -242,6 +242,8 @@ pub enum BenchCommand {
     FootprintChild(FootprintChildArgs),
     #[command(hide = true)]
     IngestChild(IngestChildArgs),
+    #[command(hide = true)]
+    IngestTlsGen(IngestTlsGenArgs),
     /// Hostile traffic: random datagrams, frames with a bad tag, replayed frames
     #[command(hide = true)]
     Flood(FloodArgs),
@@ -265,8 +267,24 @@ pub struct IngestArgs {
     /// polling delay ingest?)
     #[arg(long, value_name = "PERIOD")]
     pub poll_http: Option<String>,
+    /// Transports, comma-separated: udp (with the raw recvmmsg baseline) and/or tls (one
+    /// mutually authenticated TLS connection per peer, at the same rates)
+    #[arg(long, default_value = "udp")]
+    pub transport: String,
     #[arg(long, value_name = "FILE")]
     pub json: Option<String>,
+}
+
+/// The load generator of `bench ingest --transport tls`, in its own process.
+#[derive(Args, Debug)]
+pub struct IngestTlsGenArgs {
+    #[arg(long)]
+    pub target: std::net::SocketAddr,
+    #[arg(long)]
+    pub peers: usize,
+    /// Where the CA's certificate and key are
+    #[arg(long)]
+    pub dir: String,
 }
 
 /// One peer count's bytes/peer, measured by `bench ingest` in a fresh process.

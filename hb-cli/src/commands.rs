@@ -27,6 +27,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Bench(b) => match b.which {
             BenchCommand::Ingest(a) => bench::ingest::run(a),
             BenchCommand::IngestChild(a) => bench::ingest::child(a),
+            BenchCommand::IngestTlsGen(a) => bench::ingest_tls::generator(a),
             BenchCommand::Footprint(a) => bench::footprint::run(a),
             BenchCommand::FootprintChild(a) => bench::footprint::child(a),
             BenchCommand::Detection(a) => bench::detection::run(a),
