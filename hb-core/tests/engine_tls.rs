@@ -277,6 +277,20 @@ fn rotating_the_monitors_certificate_under_load_loses_no_peer() {
     wait_until("every client registered", DEADLINE, || clients.iter().chain([&late]).all(|c| c.check().is_ok()));
 }
 
+#[test]
+fn a_client_picks_up_its_renewed_certificate_without_a_restart() {
+    let pki = Pki::new("test CA");
+    let m = tls_monitor(&pki);
+    pki.issue("renewed", &["renewed"], Validity::Expired);
+    let c = tls_client(&m, &pki, "renewed", "renewed");
+    refused_with(&c, "the monitor refused us (cert_expired)");
+    // Renewed in place, as certificate tooling does: the next handshake uses it.
+    pki.issue("renewed", &["renewed"], Validity::Now);
+    let alive = wait_transition(&m, "renewed", State::Alive, DEADLINE);
+    assert_eq!(alive.reason, Reason::Registered);
+    wait_until("the client registered", DEADLINE, || c.check().is_ok());
+}
+
 /// A bare TLS client (no client certificate), to see what the monitor presents and says.
 struct RawTls(rustls::StreamOwned<rustls::ClientConnection, TcpStream>);
 
