@@ -64,9 +64,64 @@ func kindOf(err error) string {
 }
 
 type scenario struct {
-	Name     string            `json:"name"`
-	Requires []string          `json:"requires"`
-	Steps    []json.RawMessage `json:"steps"`
+	Name       string            `json:"name"`
+	Requires   []string          `json:"requires"`
+	Transports []string          `json:"transports"`
+	TLSIDs     []string          `json:"tls_ids"`
+	Steps      []json.RawMessage `json:"steps"`
+}
+
+// over is the scenario as run over transport (tests/conformance/README.md, "Transports"):
+// ${transport} replaced, and each list element ${tls.monitor}, ${tls.client} (options) or
+// ${tls.beat} (CLI arguments) replaced by that side's TLS files, or by nothing over
+// another transport.
+func over(v any, transport, certs string) any {
+	files := func(side string) [][2]string {
+		return [][2]string{
+			{"tls_ca_file", filepath.Join(certs, "ca.pem")},
+			{"tls_cert_file", filepath.Join(certs, side+".pem")},
+			{"tls_key_file", filepath.Join(certs, side+"-key.pem")},
+		}
+	}
+	pairs := func(side string) (out []any) {
+		for _, kv := range files(side) {
+			out = append(out, []any{kv[0], kv[1]})
+		}
+		return out
+	}
+	switch x := v.(type) {
+	case string:
+		return strings.ReplaceAll(x, "${transport}", transport)
+	case []any:
+		out := []any{}
+		for _, e := range x {
+			var splice []any
+			switch s, _ := e.(string); s {
+			case "${tls.monitor}":
+				splice = pairs("monitor")
+			case "${tls.client}":
+				splice = pairs("client")
+			case "${tls.beat}":
+				for _, kv := range files("client") {
+					splice = append(splice, "--"+strings.ReplaceAll(kv[0], "_", "-"), kv[1])
+				}
+			default:
+				out = append(out, over(e, transport, certs))
+				continue
+			}
+			if transport == "tls" {
+				out = append(out, splice...)
+			}
+		}
+		return out
+	case map[string]any:
+		out := map[string]any{}
+		for k, e := range x {
+			out[k] = over(e, transport, certs)
+		}
+		return out
+	}
+	return v
 }
 
 type step struct {
@@ -1038,43 +1093,76 @@ func TestConformance(t *testing.T) {
 	for i, file := range files {
 		var sc scenario
 		readJSON(t, file, &sc)
+		var generic any
+		readJSON(t, file, &generic)
 		stem := strings.TrimSuffix(filepath.Base(file), ".json")
 		raw, _ := os.ReadFile(file)
-		t.Run(stem, func(st *testing.T) {
-			if sc.Name != stem {
-				st.Fatalf("%s: the name %q must be the file's", file, sc.Name)
+		// Without "transports", the scenario runs once as written.
+		transports := sc.Transports
+		if len(transports) == 0 {
+			transports = []string{""}
+		}
+		for j, transport := range transports {
+			name := stem
+			if transport != "" {
+				name = stem + "-over-" + transport
 			}
-			for _, c := range sc.Requires {
-				switch v := caps.Capabilities[c]["go"].(type) {
-				case bool:
-					if !v {
-						st.Fatalf("capability %q is false for go in capabilities.json", c)
+			t.Run(name, func(st *testing.T) {
+				if sc.Name != stem {
+					st.Fatalf("%s: the name %q must be the file's", file, sc.Name)
+				}
+				for _, c := range sc.Requires {
+					switch v := caps.Capabilities[c]["go"].(type) {
+					case bool:
+						if !v {
+							st.Fatalf("capability %q is false for go in capabilities.json", c)
+						}
+					case string:
+						st.Skipf("n/a: %s (capabilities.json: %q)", c, v)
+					default:
+						st.Fatalf("capability %q is not declared for go in capabilities.json", c)
 					}
-				case string:
-					st.Skipf("n/a: %s (capabilities.json: %q)", c, v)
-				default:
-					st.Fatalf("capability %q is not declared for go in capabilities.json", c)
 				}
-			}
-			vars := map[string]string{"run": fmt.Sprintf("go%dx%d", os.Getpid(), i)}
-			if strings.Contains(string(raw), "${etcd}") {
-				etcdOnce(t)
-				if etcd == "" {
-					requireOrSkip(st, etcdWhy)
+				vars := map[string]string{"run": fmt.Sprintf("go%dx%dt%d", os.Getpid(), i, j)}
+				if strings.Contains(string(raw), "${etcd}") {
+					etcdOnce(t)
+					if etcd == "" {
+						requireOrSkip(st, etcdWhy)
+					}
+					vars["etcd"] = etcd
 				}
-				vars["etcd"] = etcd
-			}
-			d := &confDriver{
-				t: st, vars: vars, names: nameLists,
-				logger:  slog.New(slog.NewTextHandler(testWriter{st}, nil)),
-				handles: map[string]goHandle{}, logs: map[string]*eventLog{},
-				callback: map[string]bool{}, procs: map[string]*exec.Cmd{}, tokens: map[string]Token{},
-			}
-			err := d.run(sc.Steps)
-			d.finish()
-			if err != nil {
-				st.Fatal(err)
-			}
-		})
+				d := &confDriver{
+					t: st, vars: vars, names: nameLists,
+					logger:  slog.New(slog.NewTextHandler(testWriter{st}, nil)),
+					handles: map[string]goHandle{}, logs: map[string]*eventLog{},
+					callback: map[string]bool{}, procs: map[string]*exec.Cmd{}, tokens: map[string]Token{},
+				}
+				run := sc
+				if transport != "" {
+					certs := st.TempDir()
+					b, err := json.Marshal(over(generic, transport, certs))
+					if err == nil {
+						err = json.Unmarshal(b, &run)
+					}
+					if err != nil {
+						st.Fatalf("%s over %s: %v", stem, transport, err)
+					}
+					if transport == "tls" {
+						args := []string{certs}
+						for _, id := range run.TLSIDs {
+							args = append(args, d.subst(id))
+						}
+						if out, err := exec.Command(filepath.Join(dir, "tls-certs"), args...).CombinedOutput(); err != nil {
+							st.Fatalf("tests/conformance/tls-certs %v: %v\n%s", args, err, out)
+						}
+					}
+				}
+				err := d.run(run.Steps)
+				d.finish()
+				if err != nil {
+					st.Fatal(err)
+				}
+			})
+		}
 	}
 }

@@ -48,13 +48,15 @@ func (s *settings) addString(key, value string) {
 }
 
 // WithEndpoint says where to beat (Client) or what to watch (Watcher):
-// "udp://host:port", "tcp://host:port", "etcd://host:port[,host:port]/prefix";
+// "udp://host:port", "tcp://host:port", "tls://host:port" (see WithTLS),
+// "etcd://host:port[,host:port]/prefix";
 // several comma-separated. Default: $HEARTBEATER_ENDPOINT.
 func WithEndpoint(endpoint string) Option {
 	return func(s *settings) { s.addString("endpoint", endpoint) }
 }
 
-// WithListen says where a Monitor listens: "udp://127.0.0.1:7946", "tcp://...", several
+// WithListen says where a Monitor listens: "udp://127.0.0.1:7946", "tcp://...", "tls://..."
+// (see WithTLS), several
 // comma-separated. Port 0 picks a free port; see Monitor.LocalAddrs.
 func WithListen(addr string) Option {
 	return func(s *settings) { s.addString("listen", addr) }
@@ -155,6 +157,24 @@ func WithEtcdTLS(caFile, certFile, keyFile string) Option {
 			}
 		}
 	}
+}
+
+// WithTLS gives a tls:// endpoint (Client) or listener (Monitor) its PEM files, all three
+// required: caFile is the CA that signs the other side's certificates, certFile and keyFile
+// are this side's own. A Client's certificate must name its instance id as a DNS-name or URI
+// SAN (docs/protocol.md, "TLS connections"). The files are read again when they change.
+func WithTLS(caFile, certFile, keyFile string) Option {
+	return func(s *settings) {
+		s.addString("tls_ca_file", caFile)
+		s.addString("tls_cert_file", certFile)
+		s.addString("tls_key_file", keyFile)
+	}
+}
+
+// WithTLSServerName is the name a Client checks the monitor's certificate for, when that is
+// not the endpoint's host (a DNS name or IP address).
+func WithTLSServerName(name string) Option {
+	return func(s *settings) { s.addString("tls_server_name", name) }
 }
 
 // WithEtcdAuth logs in to etcd with a username and password.

@@ -28,6 +28,9 @@ func TestOptionErrorsArePreciseAndMatchErrConfig(t *testing.T) {
 		{"bad false dead rate", []Option{WithEndpoint("udp://127.0.0.1:9"), WithFalseDeadRate("1/fortnight")}, []string{`false_dead_rate "1/fortnight": expected a rate per peer as COUNT/PERIOD`}},
 		{"suspect rarer than dead", []Option{WithEndpoint("udp://127.0.0.1:9"), WithFalseDeadRate("1/h")}, []string{`false_suspect_rate "1/d (the default)": expected at least false_dead_rate (1/h)`}},
 		{"unknown option key", []Option{WithEndpoint("udp://127.0.0.1:9"), WithOption("colour", "blue")}, []string{"colour", "one of"}},
+		{"tls without its key", []Option{WithEndpoint("tls://127.0.0.1:9"), WithOption("tls_ca_file", "/ca.pem"), WithOption("tls_cert_file", "/c.pem")}, []string{`tls_key_file "": expected a PEM file of this side's private key: tls://127.0.0.1:9 needs it`}},
+		{"tls files unreadable", []Option{WithEndpoint("tls://127.0.0.1:9"), WithTLS("/nonexistent/ca.pem", "/c.pem", "/k.pem")}, []string{`tls_ca_file "/nonexistent/ca.pem": expected a readable PEM file`}},
+		{"bad tls server name", []Option{WithEndpoint("tls://127.0.0.1:9"), WithTLSServerName("not a name")}, []string{`tls_server_name "not a name": expected a DNS name or IP address`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

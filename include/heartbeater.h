@@ -549,7 +549,8 @@ void hb_config_free(hb_config *config);
  * `max_peers`, `stop_timeout`,
  * `connect_timeout`, `event_capacity`, `traceparent`, `metrics_addr`, `etcd_ca_file`,
  * `etcd_cert_file`, `etcd_key_file`, `etcd_username`, `etcd_password`, `ack`, `http_addr`,
- * `http_token_file`, `health_addr`.
+ * `http_token_file`, `health_addr`, `tls_ca_file`, `tls_cert_file`, `tls_key_file`,
+ * `tls_server_name` (a `tls://` endpoint's PEM files and the monitor's expected name).
  * Durations read like `200ms`, `15s`, `1.5s`; `interval` is `200ms` or `1s..30s`;
  * `labels` is `k=v,k=v` (replaces), `label` is one `k=v` (adds).
  *

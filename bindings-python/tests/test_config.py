@@ -40,6 +40,10 @@ UDP = "udp://127.0.0.1:9"
         (lambda: Watcher("udp://127.0.0.1:9"), "endpoint"),
         (lambda: Client("etcd://127.0.0.1:2379/p", service="api", etcd_cert_file="/c.pem"), "etcd_cert_file"),
         (lambda: Watcher("etcd://127.0.0.1:2379/p", etcd_username="root"), "etcd_username"),
+        (lambda: Monitor("tls://127.0.0.1:0", tls_ca_file="/ca.pem", tls_cert_file="/m.pem"), "tls_key_file"),
+        (lambda: Monitor("tls://127.0.0.1:0", tls_ca_file="/n/ca.pem", tls_cert_file="/m", tls_key_file="/k"), "tls_ca_file"),
+        (lambda: Client("tls://127.0.0.1:9", service="api", tls_server_name="not a name"), "tls_server_name"),
+        (lambda: Client(UDP, service="api", tls_ca_file="/ca.pem"), "tls_ca_file"),
     ],
 )
 def test_bad_values_name_the_argument(make: Callable[[], Any], field: str) -> None:

@@ -136,7 +136,7 @@ class Driver:
         if name == "etcd":
             return self.etcd()
         handle, _, scheme = name.partition(".")
-        if scheme in ("udp", "tcp"):
+        if scheme in ("udp", "tcp", "tls"):
             addrs = self.addrs.get(handle)
             if addrs is None:
                 h = self.handle(handle)
@@ -613,8 +613,50 @@ def etcd_server() -> Iterator[Callable[[], str]]:
         server.__exit__(None, None, None)
 
 
-@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
-def test_scenario(path: pathlib.Path, etcd_server: Callable[[], str], request: pytest.FixtureRequest) -> None:
+def over(value: Any, transport: str, certs: pathlib.Path) -> Any:
+    """The scenario as run over `transport` (tests/conformance/README.md, "Transports"):
+    ``${transport}`` replaced, and each list element ``${tls.monitor}``, ``${tls.client}``
+    (options) or ``${tls.beat}`` (CLI arguments) replaced by that side's TLS files, or by
+    nothing over another transport."""
+
+    def files(side: str) -> List[List[str]]:
+        names = [("tls_ca_file", "ca.pem"), ("tls_cert_file", f"{side}.pem"), ("tls_key_file", f"{side}-key.pem")]
+        return [[key, str(certs / name)] for key, name in names]
+
+    flags = [x for (key, path) in files("client") for x in (f"--{key.replace('_', '-')}", path)]
+    splices: Dict[str, List[Any]] = {
+        "${tls.monitor}": files("monitor"),
+        "${tls.client}": files("client"),
+        "${tls.beat}": flags,
+    }
+    if isinstance(value, str):
+        return value.replace("${transport}", transport)
+    if isinstance(value, list):
+        out: List[Any] = []
+        for v in value:
+            if isinstance(v, str) and v in splices:
+                out.extend(splices[v] if transport == "tls" else [])
+            else:
+                out.append(over(v, transport, certs))
+        return out
+    if isinstance(value, dict):
+        return {k: over(v, transport, certs) for k, v in value.items()}
+    return value
+
+
+def cases() -> List[Any]:
+    """Every scenario, once per transport it lists (once as written without the list)."""
+    out = []
+    for p in SCENARIOS:
+        for t in json.loads(p.read_text()).get("transports", [None]):
+            out.append(pytest.param(p, t, id=p.stem if t is None else f"{p.stem}-over-{t}"))
+    return out
+
+
+@pytest.mark.parametrize("path, transport", cases())
+def test_scenario(
+    path: pathlib.Path, transport: Optional[str], etcd_server: Callable[[], str], request: pytest.FixtureRequest
+) -> None:
     scenario = json.loads(path.read_text())
     if scenario.get("name") != path.stem:
         pytest.fail(f"{path.name}: name {scenario.get('name')!r} is not the file's name", pytrace=False)
@@ -629,6 +671,13 @@ def test_scenario(path: pathlib.Path, etcd_server: Callable[[], str], request: p
         return str(request.getfixturevalue("hb_bin"))
 
     driver = Driver(etcd_server, hb_bin)
+    certs = tempfile.TemporaryDirectory()
+    request.addfinalizer(certs.cleanup)
+    if transport is not None:
+        scenario = over(scenario, transport, pathlib.Path(certs.name))
+    if transport == "tls":
+        ids = [driver.expand(i) for i in scenario.get("tls_ids", [])]
+        subprocess.run([str(SUITE / "tls-certs"), certs.name, *ids], check=True)
     try:
         driver.run_steps(scenario["steps"])
     except Failure as e:

@@ -43,9 +43,11 @@ pub struct CompletionsArgs {
 
 #[derive(Args, Debug)]
 pub struct MonitorArgs {
-    /// Listen addresses: udp://H:P[,tcp://H:P] (port 0 picks a free port)
+    /// Listen addresses: udp://H:P[,tcp://H:P][,tls://H:P] (port 0 picks a free port)
     #[arg(long)]
     pub listen: String,
+    #[command(flatten)]
+    pub tls: TlsFileArgs,
     /// One JSON object per line instead of text
     #[arg(long)]
     pub json: bool,
@@ -78,11 +80,31 @@ pub struct MonitorArgs {
     pub http_token_file: Option<String>,
 }
 
+/// The certificate files of a `tls://` endpoint (docs/protocol.md, "TLS connections").
+#[derive(Args, Debug, Default)]
+pub struct TlsFileArgs {
+    /// tls://: PEM file of the CA that signs the other side's certificates
+    #[arg(long, value_name = "F")]
+    pub tls_ca_file: Option<String>,
+    /// tls://: PEM file of this side's certificate (a client's names its --id as a SAN)
+    #[arg(long, value_name = "F")]
+    pub tls_cert_file: Option<String>,
+    /// tls://: PEM file of this side's private key
+    #[arg(long, value_name = "F")]
+    pub tls_key_file: Option<String>,
+}
+
 #[derive(Args, Debug)]
 pub struct BeatArgs {
-    /// udp://H:P, tcp://H:P (comma-separated for several monitors) or etcd://H:P/prefix
+    /// udp://H:P, tcp://H:P, tls://H:P (comma-separated for several monitors) or
+    /// etcd://H:P/prefix
     #[arg(long)]
     pub endpoint: String,
+    #[command(flatten)]
+    pub tls: TlsFileArgs,
+    /// tls://: the name the monitor's certificate must hold (default: the endpoint's host)
+    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
+    pub tls_server_name: Option<String>,
     /// Service name (1..=64 bytes; the monitor shows it with every event)
     #[arg(long, allow_hyphen_values = true)]
     pub service: String,
@@ -222,6 +244,8 @@ pub enum BenchCommand {
     FootprintChild(FootprintChildArgs),
     #[command(hide = true)]
     IngestChild(IngestChildArgs),
+    #[command(hide = true)]
+    IngestTlsGen(IngestTlsGenArgs),
     /// Hostile traffic: random datagrams, frames with a bad tag, replayed frames
     #[command(hide = true)]
     Flood(FloodArgs),
@@ -245,8 +269,24 @@ pub struct IngestArgs {
     /// polling delay ingest?)
     #[arg(long, value_name = "PERIOD")]
     pub poll_http: Option<String>,
+    /// Transports, comma-separated: udp (with the raw recvmmsg baseline) and/or tls (one
+    /// mutually authenticated TLS connection per peer, at the same rates)
+    #[arg(long, default_value = "udp")]
+    pub transport: String,
     #[arg(long, value_name = "FILE")]
     pub json: Option<String>,
+}
+
+/// The load generator of `bench ingest --transport tls`, in its own process.
+#[derive(Args, Debug)]
+pub struct IngestTlsGenArgs {
+    #[arg(long)]
+    pub target: std::net::SocketAddr,
+    #[arg(long)]
+    pub peers: usize,
+    /// Where the CA's certificate and key are
+    #[arg(long)]
+    pub dir: String,
 }
 
 /// One peer count's bytes/peer, measured by `bench ingest` in a fresh process.

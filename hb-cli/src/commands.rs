@@ -27,6 +27,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Bench(b) => match b.which {
             BenchCommand::Ingest(a) => bench::ingest::run(a),
             BenchCommand::IngestChild(a) => bench::ingest::child(a),
+            BenchCommand::IngestTlsGen(a) => bench::ingest_tls::generator(a),
             BenchCommand::Footprint(a) => bench::footprint::run(a),
             BenchCommand::Delivery(a) => bench::delivery::run(a),
             BenchCommand::FootprintChild(a) => bench::footprint::child(a),
@@ -45,6 +46,18 @@ fn completions(a: CompletionsArgs) -> CmdResult {
 }
 
 /// `--http` and `--http-token-file`, as the options `http_addr` and `http_token_file`.
+/// `--tls-*-file` flags as the options of the same names.
+fn set_tls(o: &mut Options, tls: &crate::cli::TlsFileArgs) -> CmdResult<()> {
+    for (key, value) in
+        [("tls_ca_file", &tls.tls_ca_file), ("tls_cert_file", &tls.tls_cert_file), ("tls_key_file", &tls.tls_key_file)]
+    {
+        if let Some(v) = value {
+            set(o, key, v)?;
+        }
+    }
+    Ok(())
+}
+
 fn set_http(o: &mut Options, addr: Option<&str>, token_file: Option<&str>) -> CmdResult<()> {
     if let Some(addr) = addr {
         set(o, "http_addr", addr)?;
@@ -68,8 +81,12 @@ fn say_http(who: &str, addr: std::net::SocketAddr, has_token: bool) {
 
 /// The warning a monitor prints when it listens beyond loopback without a key, if it does.
 fn unauthenticated_warning(addrs: &[(String, std::net::SocketAddr)], has_key: bool) -> Option<String> {
-    let exposed: Vec<&str> =
-        addrs.iter().filter(|(_, a)| !a.ip().is_loopback()).map(|(name, _)| name.as_str()).collect();
+    // A tls:// listener authenticates every client by its certificate.
+    let exposed: Vec<&str> = addrs
+        .iter()
+        .filter(|(name, a)| !a.ip().is_loopback() && !name.starts_with("tls://"))
+        .map(|(name, _)| name.as_str())
+        .collect();
     (!has_key && !exposed.is_empty()).then(|| {
         format!(
             "heartbeater monitor: warning: {} is reachable beyond loopback without an auth key: anyone who can \
@@ -83,6 +100,7 @@ fn monitor(a: MonitorArgs) -> CmdResult {
     signals::block_termination();
     let mut o = Options::new();
     set(&mut o, "listen", &a.listen)?;
+    set_tls(&mut o, &a.tls)?;
     if let Some(f) = &a.auth_key_file {
         set(&mut o, "auth_key_file", f)?;
     }
@@ -179,6 +197,10 @@ fn beat(a: BeatArgs) -> CmdResult {
     }
     if let Some(f) = &a.auth_key_file {
         set(&mut o, "auth_key_file", f)?;
+    }
+    set_tls(&mut o, &a.tls)?;
+    if let Some(name) = &a.tls_server_name {
+        set(&mut o, "tls_server_name", name)?;
     }
     let watch_fencing =
         a.watch_fencing.as_deref().map(|p| hb_core::config::parse_duration("watch_fencing", p)).transpose()?;
@@ -341,5 +363,7 @@ mod tests {
         }
         let w = unauthenticated_warning(&addrs(&["127.0.0.1:1", "[::]:2"]), false).unwrap();
         assert!(w.contains("udp://[::]:2") && !w.contains("127.0.0.1"), "{w}");
+        let tls = vec![("tls://0.0.0.0:7946".to_string(), "0.0.0.0:7946".parse().unwrap())];
+        assert_eq!(unauthenticated_warning(&tls, false), None, "clients of tls:// hold certificates");
     }
 }

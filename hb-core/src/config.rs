@@ -71,6 +71,8 @@ impl fmt::Display for HostPort {
 pub enum Endpoint {
     Udp(HostPort),
     Tcp(HostPort),
+    /// The TCP framing inside TLS 1.3, mutually authenticated (docs/protocol.md, "tls://").
+    Tls(HostPort),
     /// `etcd://host:port[,host:port]/prefix`; keys are `prefix/<service>/<instance>`.
     Etcd {
         hosts: Vec<HostPort>,
@@ -83,6 +85,7 @@ impl fmt::Display for Endpoint {
         match self {
             Endpoint::Udp(hp) => write!(f, "udp://{hp}"),
             Endpoint::Tcp(hp) => write!(f, "tcp://{hp}"),
+            Endpoint::Tls(hp) => write!(f, "tls://{hp}"),
             Endpoint::Etcd { hosts, prefix } => {
                 let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
                 write!(f, "etcd://{}{}", hosts.join(","), prefix)
@@ -91,7 +94,7 @@ impl fmt::Display for Endpoint {
     }
 }
 
-const ENDPOINT_FORM: &str = "scheme://host:port[/prefix] with scheme udp, tcp or etcd, comma-separated";
+const ENDPOINT_FORM: &str = "scheme://host:port[/prefix] with scheme udp, tcp, tls or etcd, comma-separated";
 
 impl Endpoint {
     /// Parses a comma-separated list. A piece without a scheme continues the etcd
@@ -112,6 +115,7 @@ impl Endpoint {
                 match scheme {
                     "udp" => out.push(Endpoint::Udp(parse_host_port(text, rest)?)),
                     "tcp" => out.push(Endpoint::Tcp(parse_host_port(text, rest)?)),
+                    "tls" => out.push(Endpoint::Tls(parse_host_port(text, rest)?)),
                     "etcd" => etcd_pieces = Some(vec![rest.to_string()]),
                     _ => {
                         return Err(Error::config(
@@ -138,6 +142,10 @@ impl Endpoint {
 
     pub fn is_etcd(&self) -> bool {
         matches!(self, Endpoint::Etcd { .. })
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Endpoint::Tls(_))
     }
 }
 
@@ -399,6 +407,10 @@ pub struct Options {
     pub(crate) etcd_username: Option<String>,
     pub(crate) etcd_password: Option<Secret>,
     pub(crate) ack: Option<bool>,
+    pub(crate) tls_ca_file: Option<PathBuf>,
+    pub(crate) tls_cert_file: Option<PathBuf>,
+    pub(crate) tls_key_file: Option<PathBuf>,
+    pub(crate) tls_server_name: Option<String>,
 }
 
 /// The keys `Options::set` accepts, in the order shown in error messages.
@@ -432,6 +444,10 @@ pub const OPTION_KEYS: &[&str] = &[
     // Appended, not in order: the fuzz corpus names options by their index here.
     "false_dead_rate",
     "false_suspect_rate",
+    "tls_ca_file",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_server_name",
 ];
 
 impl Options {
@@ -493,6 +509,10 @@ impl Options {
             "etcd_username" => self.etcd_username = Some(value.to_string()),
             "etcd_password" => self.etcd_password = Some(Secret(value.as_bytes().to_vec())),
             "ack" => self.ack = Some(parse_bool("ack", value)?),
+            "tls_ca_file" => self.tls_ca_file = Some(PathBuf::from(value)),
+            "tls_cert_file" => self.tls_cert_file = Some(PathBuf::from(value)),
+            "tls_key_file" => self.tls_key_file = Some(PathBuf::from(value)),
+            "tls_server_name" => self.tls_server_name = Some(crate::tls::parse_server_name(value)?),
             _ => return Err(Error::config("option", key, format!("one of {}", OPTION_KEYS.join(", ")))),
         }
         Ok(())
@@ -626,6 +646,19 @@ pub struct Config {
     pub etcd: EtcdOptions,
     /// Ask the monitor to ACK each beat (needed for RTT, health and fencing).
     pub ack: bool,
+    /// The files of `tls://` endpoints; checked present when one is used.
+    pub tls: TlsOptions,
+}
+
+/// Paths as given; the files are read when a client or monitor starts, and again when they
+/// change (`crate::tls`).
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Client: the name the monitor's certificate must hold; by default the endpoint's host.
+    pub server_name: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -706,6 +739,7 @@ impl Config {
         };
         let labels = o.labels.clone().unwrap_or_default();
         validate_labels(&labels)?;
+        let tls = check_tls(&o, role, &endpoints)?;
         let detector = o.detector.unwrap_or(DetectorKind::Adaptive);
         let (false_dead_per_s, false_suspect_per_s) = detector_targets(&o, detector)?;
         if (o.etcd_cert_file.is_some()) != (o.etcd_key_file.is_some()) {
@@ -744,6 +778,7 @@ impl Config {
                 password: o.etcd_password.clone(),
             },
             ack: o.ack.unwrap_or(true),
+            tls,
         })
     }
 
@@ -818,7 +853,11 @@ fn overlay(base: Options, top: Options) -> Options {
         etcd_key_file,
         etcd_username,
         etcd_password,
-        ack
+        ack,
+        tls_ca_file,
+        tls_cert_file,
+        tls_key_file,
+        tls_server_name
     )
 }
 
@@ -826,7 +865,7 @@ fn check_endpoints(role: Role, endpoints: &[Endpoint]) -> Result<()> {
     let text = endpoints.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(",");
     let etcd = endpoints.iter().filter(|e| e.is_etcd()).count();
     let port_zero = endpoints.iter().any(|e| match e {
-        Endpoint::Udp(hp) | Endpoint::Tcp(hp) => hp.port == 0,
+        Endpoint::Udp(hp) | Endpoint::Tcp(hp) | Endpoint::Tls(hp) => hp.port == 0,
         Endpoint::Etcd { hosts, .. } => hosts.iter().any(|h| h.port == 0),
     });
     if port_zero && role != Role::Monitor {
@@ -838,16 +877,58 @@ fn check_endpoints(role: Role, endpoints: &[Endpoint]) -> Result<()> {
     }
     match role {
         Role::Client if etcd > 0 && endpoints.len() > 1 => {
-            Err(Error::config("endpoint", text, "either udp:// and tcp:// endpoints, or one etcd:// endpoint"))
+            Err(Error::config("endpoint", text, "either udp://, tcp:// and tls:// endpoints, or one etcd:// endpoint"))
         }
         Role::Monitor if etcd > 0 => {
-            Err(Error::config("listen", text, "udp://host:port and/or tcp://host:port (use a Watcher for etcd)"))
+            Err(Error::config("listen", text, "udp://, tcp:// and/or tls://host:port (use a Watcher for etcd)"))
         }
         Role::Watcher if etcd != 1 || endpoints.len() != 1 => {
             Err(Error::config("endpoint", text, "one etcd://host:port[,host:port]/prefix"))
         }
         _ => Ok(()),
     }
+}
+
+/// With a `tls://` endpoint, the three files are required (mutual authentication is the
+/// default, so both sides need all three); without one, TLS options are refused rather
+/// than silently unused.
+fn check_tls(o: &Options, role: Role, endpoints: &[Endpoint]) -> Result<TlsOptions> {
+    let tls = TlsOptions {
+        ca_file: o.tls_ca_file.clone(),
+        cert_file: o.tls_cert_file.clone(),
+        key_file: o.tls_key_file.clone(),
+        server_name: o.tls_server_name.clone(),
+    };
+    let given = [
+        ("tls_ca_file", tls.ca_file.is_some()),
+        ("tls_cert_file", tls.cert_file.is_some()),
+        ("tls_key_file", tls.key_file.is_some()),
+        ("tls_server_name", tls.server_name.is_some()),
+    ];
+    let field = if role == Role::Monitor { "listen" } else { "endpoint" };
+    let Some(ep) = endpoints.iter().find(|e| e.is_tls()) else {
+        return match given.iter().find(|(_, set)| *set) {
+            Some((key, _)) => {
+                let text = endpoints.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(",");
+                Err(Error::config(*key, "", format!("a tls:// {field} to apply to (the {field} is {text})")))
+            }
+            None => Ok(tls),
+        };
+    };
+    let what = [
+        "a PEM file of the CA that signs the other side's certificates",
+        "a PEM file of this side's certificate (chain)",
+        "a PEM file of this side's private key",
+    ];
+    for ((key, set), what) in given.iter().zip(what) {
+        if !set {
+            return Err(Error::config(*key, "", format!("{what}: {ep} needs it")));
+        }
+    }
+    if role == Role::Monitor && tls.server_name.is_some() {
+        return Err(Error::config("tls_server_name", "", "no server name for a monitor (it is a client's option)"));
+    }
+    Ok(tls)
 }
 
 fn effective_interval(explicit: Option<&Typed<IntervalRange>>, ttl: Duration) -> Result<IntervalRange> {

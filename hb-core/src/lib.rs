@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod peers;
 pub mod proto;
 pub mod runtime;
+mod tls;
 
 pub mod client;
 pub mod monitor;

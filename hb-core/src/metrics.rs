@@ -26,6 +26,8 @@ pub struct Metrics {
     pub callback_panics: IntCounter,
     pub sweeper_pauses: IntCounter,
     pub clients: IntGauge,
+    /// tls:// certificate files read again after a change, by result (ok, failed).
+    pub tls_reloads: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -95,6 +97,12 @@ impl Metrics {
                 &r,
                 "heartbeater_dropped_events_total",
                 "Events dropped because a consumer was slow",
+            ),
+            tls_reloads: counter_vec(
+                &r,
+                "heartbeater_tls_reloads_total",
+                "tls:// certificate files read again after they changed, by result (a failed one keeps the old files)",
+                "result",
             ),
             callback_panics: counter(&r, "heartbeater_callback_panics_total", "User callbacks that panicked or raised"),
             sweeper_pauses: counter(

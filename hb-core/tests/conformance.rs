@@ -732,6 +732,70 @@ fn not_here(scenario: &Value, caps: &Value) -> Option<String> {
     })
 }
 
+/// The scenario as run over `transport` (README, "Transports"): `${transport}` replaced in
+/// every string, and each list element `${tls.monitor}`, `${tls.client}` (options) or
+/// `${tls.beat}` (CLI arguments) replaced by that side's TLS files from `certs`, or by
+/// nothing over another transport.
+fn over(value: &Value, transport: &str, certs: &Path) -> Value {
+    let file = |f: &str| Value::String(certs.join(f).display().to_string());
+    let pairs = |side: &str| -> Vec<Value> {
+        [
+            ("tls_ca_file", "ca.pem".to_string()),
+            ("tls_cert_file", format!("{side}.pem")),
+            ("tls_key_file", format!("{side}-key.pem")),
+        ]
+        .into_iter()
+        .map(|(k, f)| Value::Array(vec![Value::String(k.into()), file(&f)]))
+        .collect()
+    };
+    let splice = |marker: &str| -> Option<Vec<Value>> {
+        let tls = transport == "tls";
+        Some(match marker {
+            "${tls.monitor}" if tls => pairs("monitor"),
+            "${tls.client}" if tls => pairs("client"),
+            "${tls.beat}" if tls => {
+                ["--tls-ca-file", "ca.pem", "--tls-cert-file", "client.pem", "--tls-key-file", "client-key.pem"]
+                    .chunks(2)
+                    .flat_map(|kv| [Value::String(kv[0].into()), file(kv[1])])
+                    .collect()
+            }
+            "${tls.monitor}" | "${tls.client}" | "${tls.beat}" => Vec::new(),
+            _ => return None,
+        })
+    };
+    match value {
+        Value::String(s) => Value::String(s.replace("${transport}", transport)),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .flat_map(|v| match v.as_str().and_then(splice) {
+                    Some(spliced) => spliced,
+                    None => vec![over(v, transport, certs)],
+                })
+                .collect(),
+        ),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), over(v, transport, certs))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Runs `tls-certs` (the helper every driver shares) for the scenario's `tls_ids`.
+fn make_certs(dir: &Path, driver: &Driver, scenario: &Value) -> Outcome {
+    let ids: Vec<String> = scenario["tls_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str())
+        .map(|v| driver.subst(v))
+        .collect();
+    let status = Command::new(suite_dir().join("tls-certs"))
+        .arg(dir)
+        .args(&ids)
+        .status()
+        .map_err(|e| format!("run tests/conformance/tls-certs: {e}"))?;
+    status.success().then_some(()).ok_or(format!("tests/conformance/tls-certs {ids:?}: {status}"))
+}
+
 fn needs(scenario: &Value, var: &str) -> bool {
     scenario.to_string().contains(&format!("${{{var}}}"))
 }
@@ -779,17 +843,32 @@ fn every_scenario() {
             println!("skip {name} (etcd is not installed)");
             continue;
         }
-        let run = format!("rs{}x{i}", std::process::id());
-        let mut driver = Driver::new(&run, etcd.as_deref(), names.clone());
-        let steps = scenario["steps"].as_array().cloned().unwrap_or_default();
-        let t0 = Instant::now();
-        let outcome = driver.run_steps(&steps);
-        driver.finish();
-        match outcome {
-            Ok(()) => println!("ok {name} ({} ms)", t0.elapsed().as_millis()),
-            Err(e) => {
-                println!("FAIL {name}: {e}");
-                failed.push(format!("{name}: {e}"));
+        // Without `transports`, the scenario runs once as written.
+        let transports: Vec<Option<&str>> = match scenario["transports"].as_array() {
+            Some(list) => list.iter().map(Value::as_str).collect(),
+            None => vec![None],
+        };
+        for (j, transport) in transports.into_iter().enumerate() {
+            let run = format!("rs{}x{i}t{j}", std::process::id());
+            let mut driver = Driver::new(&run, etcd.as_deref(), names.clone());
+            let certs = tempfile::tempdir().unwrap();
+            let (label, scenario) = match transport {
+                Some(t) => (format!("{name} over {t}"), over(scenario, t, certs.path())),
+                None => (name.clone(), scenario.clone()),
+            };
+            let t0 = Instant::now();
+            let outcome = match transport {
+                Some("tls") => make_certs(certs.path(), &driver, &scenario),
+                _ => Ok(()),
+            }
+            .and_then(|()| driver.run_steps(scenario["steps"].as_array().map_or(&[][..], Vec::as_slice)));
+            driver.finish();
+            match outcome {
+                Ok(()) => println!("ok {label} ({} ms)", t0.elapsed().as_millis()),
+                Err(e) => {
+                    println!("FAIL {label}: {e}");
+                    failed.push(format!("{label}: {e}"));
+                }
             }
         }
     }

@@ -124,6 +124,18 @@ def etcd_security(
     text(pairs, "etcd_password", password)
 
 
+def tls_files(
+    pairs: Pairs,
+    ca_file: "Union[str, os.PathLike[str], None]",
+    cert_file: "Union[str, os.PathLike[str], None]",
+    key_file: "Union[str, os.PathLike[str], None]",
+) -> None:
+    """A ``tls://`` endpoint's PEM files: the other side's CA, this side's certificate and key."""
+    path(pairs, "tls_ca_file", ca_file)
+    path(pairs, "tls_cert_file", cert_file)
+    path(pairs, "tls_key_file", key_file)
+
+
 def secret(name: str, value: Union[str, bytes, None]) -> Optional[bytes]:
     if value is None:
         return None

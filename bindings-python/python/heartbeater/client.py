@@ -32,7 +32,11 @@ class Client(Handle):
     ``(min, max)`` tuple (adaptive between bounds). ``auth_key`` (str or bytes, at least 16
     bytes) signs every beat. ``health_addr`` (``"ip:port"``, or a port on 127.0.0.1) serves
     the client's own ``/healthz`` for probes (200 while healthy or degraded, 503 otherwise;
-    docs/http.md). A bad value raises :class:`ConfigError` naming the argument;
+    docs/http.md). ``tls_ca_file``, ``tls_cert_file`` and ``tls_key_file`` (PEM files) are
+    required with a ``tls://`` endpoint: the CA that signs the monitor's certificate, and this
+    client's certificate (naming ``instance_id`` as a DNS-name or URI SAN) and key;
+    ``tls_server_name`` is the name the monitor's certificate holds when it is not the
+    endpoint's host (docs/protocol.md, "TLS connections"). A bad value raises :class:`ConfigError` naming the argument;
     a wrong type raises :class:`TypeError`.
     """
 
@@ -55,6 +59,10 @@ class Client(Handle):
         etcd_key_file: Union[str, "os.PathLike[str]", None] = None,
         etcd_username: Optional[str] = None,
         etcd_password: Optional[str] = None,
+        tls_ca_file: Union[str, "os.PathLike[str]", None] = None,
+        tls_cert_file: Union[str, "os.PathLike[str]", None] = None,
+        tls_key_file: Union[str, "os.PathLike[str]", None] = None,
+        tls_server_name: Optional[str] = None,
         options: Optional[TextOptions] = None,
     ) -> None:
         super().__init__()
@@ -69,6 +77,8 @@ class Client(Handle):
         _options.text(pairs, "traceparent", traceparent)
         _options.text(pairs, "health_addr", health_addr)
         _options.etcd_security(pairs, etcd_ca_file, etcd_cert_file, etcd_key_file, etcd_username, etcd_password)
+        _options.tls_files(pairs, tls_ca_file, tls_cert_file, tls_key_file)
+        _options.text(pairs, "tls_server_name", tls_server_name)
         _options.generic(pairs, options)
         self._native: _heartbeater.Client = _heartbeater.Client(
             pairs, _options.labels(labels), _options.secret("auth_key", auth_key)

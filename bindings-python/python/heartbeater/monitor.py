@@ -52,16 +52,20 @@ class _PeerView(Handle):
 
 
 class Monitor(_PeerView):
-    """Listens on ``udp://host:port`` and/or ``tcp://host:port`` (port 0 picks a free one;
-    see ``local_addrs``) and reports every peer's transitions: ``alive``, ``suspect``,
-    ``dead`` (nothing heard within the detector's bound), ``left`` (a graceful goodbye).
+    """Listens on ``udp://host:port``, ``tcp://host:port`` and/or ``tls://host:port`` (port
+    0 picks a free one; see ``local_addrs``) and reports every peer's transitions:
+    ``alive``, ``suspect``, ``dead`` (nothing heard within the detector's bound), ``left``
+    (a graceful goodbye).
 
     ``with Monitor(...) as m:`` starts and stops it. ``metrics_addr`` (``"ip:port"``) also
     serves Prometheus ``/metrics`` there; ``http_addr`` (``"ip:port"``, or a port on
     127.0.0.1) serves the HTTP API (peers as JSON, events as Server-Sent Events, ``/metrics``,
     probes: docs/http.md), behind the bearer token in ``http_token_file`` if given.
     ``false_dead_rate`` and ``false_suspect_rate`` (``"COUNT/PERIOD"``, e.g. ``"1/2y"``,
-    ``"1/d"``) are the adaptive detector's targets per peer. ``options`` passes any other
+    ``"1/d"``) are the adaptive detector's targets per peer. ``tls_ca_file`` (the CA that
+    signs the clients' certificates), ``tls_cert_file`` and ``tls_key_file`` (the monitor's
+    own) are required with a ``tls://`` listener, and read again when they change.
+    ``options`` passes any other
     engine option as
     text (see :class:`Client`), after the keyword arguments.
     """
@@ -79,11 +83,15 @@ class Monitor(_PeerView):
         http_addr: Optional[str] = None,
         http_token_file: Optional[str] = None,
         event_capacity: Optional[int] = None,
+        tls_ca_file: Union[str, "os.PathLike[str]", None] = None,
+        tls_cert_file: Union[str, "os.PathLike[str]", None] = None,
+        tls_key_file: Union[str, "os.PathLike[str]", None] = None,
         options: Optional[TextOptions] = None,
     ) -> None:
         super().__init__()
         pairs: _options.Pairs = []
         _options.endpoint(pairs, "listen", listen)
+        _options.tls_files(pairs, tls_ca_file, tls_cert_file, tls_key_file)
         _options.text(pairs, "detector", detector)
         _options.text(pairs, "false_dead_rate", false_dead_rate)
         _options.text(pairs, "false_suspect_rate", false_suspect_rate)

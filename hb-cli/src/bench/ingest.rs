@@ -246,10 +246,16 @@ pub fn run(a: IngestArgs) -> CmdResult {
     let rates = super::list("rates", &a.rates)?;
     let step_len = crate::impair::duration("duration", &a.duration)?;
     let poll = a.poll_http.as_deref().map(|p| crate::impair::duration("poll_http", p)).transpose()?;
+    let (udp, tls) = super::ingest_tls::transports(&a.transport)?;
     let mut results = Vec::new();
-    for &peers in &peer_counts {
+    for &peers in peer_counts.iter().filter(|_| udp) {
         let memory = bytes_per_peer_in_child(peers as usize, a.ack)?;
         results.push(run_one(peers as usize, memory, &rates, step_len, a.ack, poll)?);
+    }
+    let tls_results = if tls { super::ingest_tls::run(&peer_counts, &rates, step_len)? } else { Vec::new() };
+    if !udp {
+        super::ingest_tls::report(&tls_results);
+        return super::write_json(a.json.as_deref(), &super::ingest_tls::json(&tls_results)).map(|()| 0);
     }
     println!();
     println!(
@@ -305,9 +311,13 @@ pub fn run(a: IngestArgs) -> CmdResult {
     println!("(sustained = highest received rate among steps with loss <= {}%)", MAX_LOSS * 100.0);
     println!("(bytes/peer: RSS growth per tracked peer after a warm-up population of N/10 peers;");
     println!(" all-in: from the empty monitor, fixed costs such as its full event queue included)");
+    super::ingest_tls::report(&tls_results);
     super::write_json(
         a.json.as_deref(),
-        &serde_json::json!({ "step_s": step_len.as_secs_f64(), "ack": a.ack, "results": json }),
+        &serde_json::json!({
+            "step_s": step_len.as_secs_f64(), "ack": a.ack, "results": json,
+            "tls": super::ingest_tls::json(&tls_results),
+        }),
     )?;
     Ok(0)
 }

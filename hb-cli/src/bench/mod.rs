@@ -6,6 +6,7 @@ pub mod flood;
 pub mod footprint;
 mod frontier;
 pub mod ingest;
+pub mod ingest_tls;
 mod model;
 mod record;
 mod reference;

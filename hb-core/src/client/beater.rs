@@ -214,6 +214,15 @@ impl Beater {
         self.shared.update_health(|h| h.failed_by(ep, now_ns, Reason::ConnectFailed));
     }
 
+    /// The connection could not be made for a reason `check()` should name (a TLS
+    /// certificate refused); `transport_failed` counts the failure itself.
+    pub fn connect_refused(&mut self, why: String) {
+        self.shared.update_health(|h| {
+            h.failed_because(why);
+            None
+        });
+    }
+
     /// A datagram or TCP frame arrived from the monitor.
     pub fn on_frame(&mut self, bytes: &[u8], now_ns: u64) -> Heard {
         let Ok(f) = decode(bytes, self.key.as_ref()) else {

@@ -1,7 +1,8 @@
-//! Direct beats to one or more heartbeater monitors over `udp://` or `tcp://`.
+//! Direct beats to one or more heartbeater monitors over `udp://`, `tcp://` or `tls://`.
 //!
 //! One tokio task and one socket per endpoint (several endpoints = monitor redundancy);
-//! no thread per client. TCP reconnects forever with jittered exponential backoff.
+//! no thread per client. TCP and TLS reconnect forever with jittered exponential backoff;
+//! each TLS handshake takes the certificate files as they are then (`tls::reload`).
 //! `stop` sends LEAVE to every endpoint and returns within its timeout whatever happens.
 
 use std::net::SocketAddr;
@@ -9,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -21,6 +23,8 @@ use crate::config::{Endpoint, HostPort};
 use crate::error::{Error, Result};
 use crate::proto::stream::{self, StreamDecoder, PREFIX_LEN};
 use crate::proto::MAX_FRAME_LEN;
+use crate::tls::reload::Reloading;
+use crate::tls::TlsFiles;
 
 use super::beater::Beater;
 use super::shared::{ClientShared, Transport};
@@ -54,6 +58,14 @@ impl DirectTransport {
         let (commands, rx) = watch::channel(Command::Run);
         let now = shared.now_ns();
         let mut work: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> = Vec::new();
+        let connect_timeout = shared.config.connect_timeout;
+        let tls = match shared.config.endpoints.iter().any(Endpoint::is_tls) {
+            true => {
+                let files = TlsFiles::of(&shared.config.tls)?;
+                Some(Arc::new(Reloading::new(files.paths(), move || crate::tls::client(&files))?))
+            }
+            false => None,
+        };
         for (index, ep) in shared.config.endpoints.iter().enumerate() {
             let beater = Beater::new(Arc::clone(&shared), index, now)?;
             match ep {
@@ -69,15 +81,21 @@ impl DirectTransport {
                     work.push(Box::pin(udp_task(sock, beater, rx.clone())));
                 }
                 Endpoint::Tcp(hp) => {
-                    let target = resolve(hp, ep)?;
-                    let connect_timeout = shared.config.connect_timeout;
-                    work.push(Box::pin(tcp_task(target, connect_timeout, beater, rx.clone())));
+                    let dialer = Dialer { target: resolve(hp, ep)?, connect_timeout, tls: None };
+                    work.push(Box::pin(tcp_task(dialer, beater, rx.clone())));
+                }
+                Endpoint::Tls(hp) => {
+                    let name =
+                        crate::tls::server_name(shared.config.tls.server_name.as_deref(), &hp.host, &ep.to_string())?;
+                    let files = tls.clone().ok_or_else(|| Error::config("tls_ca_file", "", "a PEM file"))?;
+                    let dialer = Dialer { target: resolve(hp, ep)?, connect_timeout, tls: Some((files, name)) };
+                    work.push(Box::pin(tcp_task(dialer, beater, rx.clone())));
                 }
                 Endpoint::Etcd { .. } => {
                     return Err(Error::config(
                         "endpoint",
                         ep,
-                        "udp://host:port or tcp://host:port (etcd endpoints use the registry)",
+                        "udp://, tcp:// or tls://host:port (etcd endpoints use the registry)",
                     ))
                 }
             }
@@ -182,21 +200,50 @@ async fn udp_leave(sock: &UdpSocket, b: &mut Beater, deadline_ns: u64, out: &mut
     }
 }
 
-async fn tcp_task(
+/// A byte stream to a monitor: TCP, or TLS over TCP.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// How a stream endpoint connects.
+struct Dialer {
     target: SocketAddr,
     connect_timeout: Duration,
-    mut b: Beater,
-    mut commands: watch::Receiver<Command>,
-) {
+    /// `tls://`: the client's configuration and the name the monitor's certificate holds.
+    tls: Option<(Arc<Reloading<ClientConfig>>, ServerName<'static>)>,
+}
+
+impl Dialer {
+    /// A connected stream, within the connect timeout; or `Err`, with a reason for
+    /// `check()` when there is more to say than "could not connect" (TLS refusals).
+    async fn dial(&self) -> std::result::Result<Box<dyn Stream>, Option<String>> {
+        let connect = async {
+            let tcp = TcpStream::connect(self.target).await.map_err(|_| None)?;
+            let _ = tcp.set_nodelay(true);
+            let Some((config, name)) = &self.tls else {
+                return Ok(Box::new(tcp) as Box<dyn Stream>);
+            };
+            let connector = tokio_rustls::TlsConnector::from(config.current());
+            match connector.connect(name.clone(), tcp).await {
+                Ok(tls) => Ok(Box::new(tls) as Box<dyn Stream>),
+                Err(e) => Err(Some(crate::tls::client_failure(&e, name))),
+            }
+        };
+        timeout(self.connect_timeout, connect).await.unwrap_or(Err(None))
+    }
+}
+
+async fn tcp_task(dialer: Dialer, mut b: Beater, mut commands: watch::Receiver<Command>) {
     let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_CAP);
     while *commands.borrow() == Command::Run {
         let connected = tokio::select! {
-            r = timeout(connect_timeout, TcpStream::connect(target)) => r,
+            r = dialer.dial() => r,
             _ = commands.changed() => break,
         };
-        if let Ok(Ok(stream)) = connected {
+        if let Err(Some(why)) = &connected {
+            b.connect_refused(why.clone());
+        }
+        if let Ok(stream) = connected {
             backoff.reset();
-            let _ = stream.set_nodelay(true);
             if session(stream, &mut b, &mut commands).await == Ended::Stopped {
                 if b.leave_acked() {
                     return;
@@ -217,10 +264,9 @@ async fn tcp_task(
     // that a monitor that is reachable again reports `left` rather than `dead` later.
     let command = *commands.borrow();
     if let Command::Leave { deadline_ns } = command {
-        let wait = until(&b, deadline_ns).min(connect_timeout);
-        if let Ok(Ok(stream)) = timeout(wait, TcpStream::connect(target)).await {
-            let _ = stream.set_nodelay(true);
-            let (mut rd, mut wr) = stream.into_split();
+        let wait = until(&b, deadline_ns).min(dialer.connect_timeout);
+        if let Ok(Ok(stream)) = timeout(wait, dialer.dial()).await {
+            let (mut rd, mut wr) = tokio::io::split(stream);
             tcp_leave(&mut rd, &mut wr, &mut b, deadline_ns, &mut StreamDecoder::new()).await;
         }
     }
@@ -232,8 +278,8 @@ enum Ended {
     Broken,
 }
 
-async fn session(stream: TcpStream, b: &mut Beater, commands: &mut watch::Receiver<Command>) -> Ended {
-    let (mut rd, mut wr) = stream.into_split();
+async fn session(stream: Box<dyn Stream>, b: &mut Beater, commands: &mut watch::Receiver<Command>) -> Ended {
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let mut out = Vec::with_capacity(PREFIX_LEN + MAX_FRAME_LEN);
     let mut frame = Vec::with_capacity(MAX_FRAME_LEN);
     let mut inbox = StreamDecoder::new();
@@ -272,8 +318,8 @@ async fn session(stream: TcpStream, b: &mut Beater, commands: &mut watch::Receiv
 /// Sends LEAVE and waits, until `deadline_ns`, for its ACK. `inbox` holds what was
 /// already read from the stream.
 async fn tcp_leave(
-    rd: &mut OwnedReadHalf,
-    wr: &mut OwnedWriteHalf,
+    rd: &mut (impl AsyncRead + Unpin),
+    wr: &mut (impl AsyncWrite + Unpin),
     b: &mut Beater,
     deadline_ns: u64,
     inbox: &mut StreamDecoder,

@@ -46,9 +46,9 @@ pub struct Health {
     valid_until_ns: Vec<Option<u64>>,
     lease_id: i64,
     epoch: u64,
-    /// Why a monitor last refused us (a NACK), until one acknowledges us: what `check()`
-    /// says while we are not registered yet.
-    refused: Option<NackReason>,
+    /// Why a monitor last refused us (a NACK), or we it (its TLS certificate), until one
+    /// acknowledges us: what `check()` says while we are not registered yet.
+    refused: Option<String>,
 }
 
 impl Health {
@@ -152,7 +152,13 @@ impl Health {
     /// A monitor refused a beat (NACK) or a connection, for `reason`: remembered for
     /// `check()`'s message until a monitor acknowledges us.
     pub fn refused(&mut self, reason: NackReason) {
-        self.refused = Some(reason);
+        self.refused = Some(format!("the monitor refused us ({})", reason.as_str()));
+    }
+
+    /// A connection failed for `why` (a sentence: the monitor's certificate was refused):
+    /// remembered as [`refused`](Self::refused) is.
+    pub fn failed_because(&mut self, why: String) {
+        self.refused = Some(why);
     }
 
     /// A beat or keepalive failed (timeout, refused, error).
@@ -208,8 +214,8 @@ impl Health {
             return Ok(());
         }
         Err(Error::NotHolder(match self.state {
-            State::Unknown => match self.refused {
-                Some(r) => format!("not registered yet: the monitor refused us ({})", r.as_str()),
+            State::Unknown => match &self.refused {
+                Some(why) => format!("not registered yet: {why}"),
                 None => "not registered yet".to_string(),
             },
             State::Stopped => "stopped".to_string(),

@@ -1,4 +1,4 @@
-//! The watching side: listens on udp/tcp, tracks every peer with its own detector and
+//! The watching side: listens on udp/tcp/tls, tracks every peer with its own detector and
 //! reports transitions.
 //!
 //! Tasks on the engine runtime: one per UDP listener, one per TCP listener (plus one per
@@ -14,6 +14,7 @@ mod slab;
 mod sweeper;
 pub mod table;
 mod tcp;
+mod tls;
 mod udp;
 mod wheel;
 
@@ -33,6 +34,8 @@ use crate::http::HttpServer;
 use crate::lifecycle::{EventSource, HandleKind, Lifecycle, Phase, Started};
 use crate::peers::PeerInfo;
 use crate::proto::AuthKey;
+use crate::tls::reload::Reloading;
+use crate::tls::{ServerTls, TlsFiles};
 
 use table::{PeerRow, PeerTable, TableConfig};
 
@@ -168,6 +171,8 @@ pub struct Monitor {
     config: Config,
     events: Arc<EventHub>,
     ingest: Arc<Ingest>,
+    /// With a `tls://` listener: its certificate files, loaded (and reloaded on change).
+    tls: Option<Arc<Reloading<ServerTls>>>,
     life: Lifecycle<Running>,
 }
 
@@ -203,6 +208,13 @@ impl Monitor {
         cfg.params.target_false_dead_per_s = config.false_dead_per_s;
         cfg.params.target_false_suspect_per_s = config.false_suspect_per_s;
         let max_interval_ms = cfg.max_interval_ms;
+        let tls = match config.endpoints.iter().any(Endpoint::is_tls) {
+            true => {
+                let files = TlsFiles::of(&config.tls)?;
+                Some(Arc::new(Reloading::new(files.paths(), move || crate::tls::server(&files))?))
+            }
+            false => None,
+        };
         let table = PeerTable::new(cfg, Arc::clone(&events), clock.now_ns());
         let ingest = Arc::new(Ingest {
             table: Mutex::new(table),
@@ -214,7 +226,7 @@ impl Monitor {
             stats: IngestStats::default(),
             sweep_sooner: tokio::sync::Notify::new(),
         });
-        Ok(Monitor { config, events, ingest, life: Lifecycle::new(HandleKind::Monitor) })
+        Ok(Monitor { config, events, ingest, tls, life: Lifecycle::new(HandleKind::Monitor) })
     }
 
     pub fn config(&self) -> &Config {
@@ -245,6 +257,7 @@ impl Monitor {
         rejects::preregister();
         let mut udp = Vec::new();
         let mut tcp = Vec::new();
+        let mut tls = Vec::new();
         let mut addrs = Vec::new();
         for ep in &self.config.endpoints {
             match ep {
@@ -255,16 +268,23 @@ impl Monitor {
                     udp.push(sock);
                 }
                 Endpoint::Tcp(hp) => {
-                    let listener = bind_tcp(hp)?;
+                    let listener = bind_tcp(hp, "tcp")?;
                     let local = listener.local_addr().map_err(|e| Error::io(format!("bind {ep}"), e))?;
                     addrs.push((format!("tcp://{local}"), local));
                     tcp.push(listener);
+                }
+                Endpoint::Tls(hp) => {
+                    let files = self.tls.clone().ok_or_else(|| Error::io(format!("bind {ep}"), "no certificates"))?;
+                    let listener = bind_tcp(hp, "tls")?;
+                    let local = listener.local_addr().map_err(|e| Error::io(format!("bind {ep}"), e))?;
+                    addrs.push((format!("tls://{local}"), local));
+                    tls.push((listener, files));
                 }
                 Endpoint::Etcd { .. } => {
                     return Err(Error::config(
                         "listen",
                         ep,
-                        "udp://host:port or tcp://host:port (watch etcd with a Watcher)",
+                        "udp://, tcp:// or tls://host:port (watch etcd with a Watcher)",
                     ))
                 }
             }
@@ -281,6 +301,9 @@ impl Monitor {
         }
         for listener in tcp {
             tasks.push(rt.spawn(tcp::run(listener, Arc::clone(&self.ingest))));
+        }
+        for (listener, files) in tls {
+            tasks.push(rt.spawn(tls::run(listener, Arc::clone(&self.ingest), files)));
         }
         tasks.push(rt.spawn(sweeper::run(Arc::clone(&self.ingest))));
         Ok(Running { tasks, addrs, _metrics: metrics, http })
@@ -314,7 +337,7 @@ impl Monitor {
         Ok(self.life.with_running(|r| r.addrs.clone()).unwrap_or_default())
     }
 
-    /// The address of the first listener of `scheme` ("udp" or "tcp").
+    /// The address of the first listener of `scheme` ("udp", "tcp" or "tls").
     pub fn local_addr(&self, scheme: &str) -> Option<SocketAddr> {
         let prefix = format!("{scheme}://");
         self.local_addrs().ok()?.into_iter().find(|(url, _)| url.starts_with(&prefix)).map(|(_, a)| a)
@@ -425,10 +448,10 @@ fn bind_udp(hp: &HostPort) -> Result<tokio::net::UdpSocket> {
     Err(Error::io(format!("bind udp://{hp}"), last.map(|e| e.to_string()).unwrap_or_default()))
 }
 
-fn bind_tcp(hp: &HostPort) -> Result<tokio::net::TcpListener> {
+fn bind_tcp(hp: &HostPort, scheme: &str) -> Result<tokio::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let mut last = None;
-    for addr in resolve(hp, "tcp")? {
+    for addr in resolve(hp, scheme)? {
         let attempt = (|| {
             let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
             // Lets a restarted monitor bind its port while old connections sit in TIME_WAIT.
@@ -443,7 +466,7 @@ fn bind_tcp(hp: &HostPort) -> Result<tokio::net::TcpListener> {
             Err(e) => last = Some(e),
         }
     }
-    Err(Error::io(format!("bind tcp://{hp}"), last.map(|e| e.to_string()).unwrap_or_default()))
+    Err(Error::io(format!("bind {scheme}://{hp}"), last.map(|e| e.to_string()).unwrap_or_default()))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::metrics;
 use crate::proto::DecodeError;
 
 /// Reasons the monitor itself gives, besides the decoder's (`DecodeError::REASONS`).
-pub const MONITOR_REASONS: [&str; 10] = [
+pub const MONITOR_REASONS: [&str; 17] = [
     "replay",
     "stale_incarnation",
     "stale_leave",
@@ -21,6 +21,14 @@ pub const MONITOR_REASONS: [&str; 10] = [
     "future_incarnation",
     "implausible_seq",
     "outside_window",
+    // tls:// (monitor/tls.rs): a handshake that failed, then the client-certificate checks.
+    "tls_handshake",
+    "id_mismatch",
+    "cert_required",
+    "cert_untrusted",
+    "cert_expired",
+    "cert_not_yet_valid",
+    "cert_invalid",
 ];
 
 /// Counts a dropped frame by reason.

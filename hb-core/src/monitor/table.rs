@@ -114,6 +114,7 @@ impl PeerState {
 pub enum Transport {
     Udp,
     Tcp,
+    Tls,
 }
 
 /// Where a frame came from.
@@ -337,6 +338,7 @@ impl PeerRow {
         let scheme = match self.transport {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
         };
         PeerInfo {
             id: self.id.to_string(),

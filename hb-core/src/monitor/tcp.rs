@@ -8,18 +8,20 @@
 //! NACK about the connection (seq 0, ts 0), so its client's `check()` can say so.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use crate::proto::stream::{self, StreamDecoder};
 use crate::proto::{decode, DecodeError, Flags, Kind, NackReason};
+use crate::tls::peer::PeerIds;
 
 use super::rejects::reject;
 use super::reply::ReplyEncoder;
@@ -32,10 +34,10 @@ pub const MAX_CONNECTIONS: usize = 16_384;
 pub const MAX_CONNECTIONS_PER_HOST: usize = MAX_CONNECTIONS / 16;
 /// A new connection must deliver a valid frame within this (a client sends its first beat
 /// as soon as it is connected).
-const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
 /// A frame that started must complete within this.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Open connections, in all and per source host.
 #[derive(Default)]
@@ -73,24 +75,41 @@ impl Slots {
 }
 
 pub(super) async fn run(listener: TcpListener, ingest: Arc<Ingest>) {
+    let mut encoder = ReplyEncoder::new(&ingest.monitor_id, ingest.key.clone(), ingest.max_interval_ms);
+    // Said without waiting: a fresh socket's send buffer is empty.
+    let refuse = move |stream: &TcpStream| {
+        let _ = stream.try_write(&connection_nack(&mut encoder, NackReason::TooManyConnections));
+    };
+    accept_loop(listener, refuse, move |stream, from| {
+        let ingest = Arc::clone(&ingest);
+        async move { serve(stream, Source { addr: from, transport: Transport::Tcp }, &ingest, None).await }
+    })
+    .await
+}
+
+/// Accepts connections until aborted, each served by `conn` in a task of its own while it
+/// holds a slot; one past the limits is counted, handed to `refuse`, and closed.
+pub(super) async fn accept_loop<F, Fut>(listener: TcpListener, mut refuse: impl FnMut(&TcpStream), mut conn: F)
+where
+    F: FnMut(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     // Dropping the set (when this task is aborted by `stop`) aborts every connection.
     let mut conns = JoinSet::new();
     let slots = Arc::new(Slots::default());
-    let mut encoder = ReplyEncoder::new(&ingest.monitor_id, ingest.key.clone(), ingest.max_interval_ms);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, from)) => {
                     if !slots.take(from.ip()) {
                         reject("too_many_connections");
-                        // Said without waiting: a fresh socket's send buffer is empty.
-                        let _ = stream.try_write(&connection_nack(&mut encoder, NackReason::TooManyConnections));
+                        refuse(&stream);
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
-                    let (ingest, slots) = (Arc::clone(&ingest), Arc::clone(&slots));
+                    let (work, slots) = (conn(stream, from), Arc::clone(&slots));
                     conns.spawn(async move {
-                        serve(stream, from, &ingest).await;
+                        work.await;
                         slots.give_back(from.ip());
                     });
                 }
@@ -102,13 +121,16 @@ pub(super) async fn run(listener: TcpListener, ingest: Arc<Ingest>) {
     }
 }
 
-async fn serve(stream: TcpStream, from: SocketAddr, ingest: &Ingest) {
-    let (mut rd, mut wr) = stream.into_split();
+/// Reads frames from one connection until it closes or breaks a rule. With `ids` (a
+/// `tls://` client's certificate), a frame under any other id is refused (`id_mismatch`).
+pub(super) async fn serve<S>(mut stream: S, source: Source, ingest: &Ingest, ids: Option<&PeerIds>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut inbox = StreamDecoder::new();
     let mut chunk = [0u8; 1024];
     let mut encoder = ReplyEncoder::new(&ingest.monitor_id, ingest.key.clone(), ingest.max_interval_ms);
     let (mut reply_frame, mut out) = (Vec::with_capacity(128), Vec::with_capacity(128));
-    let source = Source { addr: from, transport: Transport::Tcp };
     // When the frame now buffered in part began: it must complete within FRAME_TIMEOUT.
     let mut partial_since: Option<Instant> = None;
     // Until the first valid frame, the connection has FIRST_FRAME_TIMEOUT; then the idle
@@ -119,7 +141,7 @@ async fn serve(stream: TcpStream, from: SocketAddr, ingest: &Ingest) {
             Some(t) => (t + FRAME_TIMEOUT).min(idle_deadline),
             None => idle_deadline,
         };
-        let n = match timeout_at(deadline, rd.read(&mut chunk)).await {
+        let n = match timeout_at(deadline, stream.read(&mut chunk)).await {
             Ok(Ok(n)) if n > 0 => n,
             // Closed, reset, idle for too long, or a frame that never completed.
             _ => return,
@@ -135,11 +157,11 @@ async fn serve(stream: TcpStream, from: SocketAddr, ingest: &Ingest) {
                     ingest.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
                     out.clear();
                     stream::put(&connection_nack(&mut encoder, NackReason::Malformed), &mut out);
-                    let _ = timeout(WRITE_TIMEOUT, wr.write_all(&out)).await;
+                    let _ = timeout(WRITE_TIMEOUT, stream.write_all(&out)).await;
                     return;
                 }
             };
-            let (reply, valid) = match handle(frame, source, ingest) {
+            let (reply, valid) = match handle(frame, source, ingest, ids) {
                 Ok(reply) => (reply, true),
                 Err(refusal) => (Some(refusal), false),
             };
@@ -151,7 +173,7 @@ async fn serve(stream: TcpStream, from: SocketAddr, ingest: &Ingest) {
                 if encoder.encode(&reply, &mut reply_frame) {
                     out.clear();
                     stream::put(&reply_frame, &mut out);
-                    match timeout(WRITE_TIMEOUT, wr.write_all(&out)).await {
+                    match timeout(WRITE_TIMEOUT, stream.write_all(&out)).await {
                         Ok(Ok(())) => crate::metrics::get().acks_sent.inc(),
                         _ => return,
                     }
@@ -172,8 +194,13 @@ async fn serve(stream: TcpStream, from: SocketAddr, ingest: &Ingest) {
 
 /// Decodes one frame and applies it to the table: the reply to send, if any; or, for an
 /// invalid frame, the NACK to send before closing.
-fn handle(frame: &[u8], source: Source, ingest: &Ingest) -> Result<Option<Reply>, Reply> {
+fn handle(frame: &[u8], source: Source, ingest: &Ingest, ids: Option<&PeerIds>) -> Result<Option<Reply>, Reply> {
     match decode(frame, ingest.key.as_ref()) {
+        Ok(f) if ids.is_some_and(|ids| !ids.allows(f.id)) => {
+            reject(NackReason::IdMismatch.as_str());
+            ingest.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
+            Err(Reply::Nack { seq: f.seq, ts_ns: f.ts_ns, reason: NackReason::IdMismatch })
+        }
         Ok(f) => {
             if f.kind == Kind::Beat {
                 crate::metrics::get().beats_received.inc();
@@ -196,7 +223,7 @@ fn handle(frame: &[u8], source: Source, ingest: &Ingest) -> Result<Option<Reply>
 }
 
 /// A NACK about the connection rather than a beat (seq 0, ts 0), length-prefixed.
-fn connection_nack(encoder: &mut ReplyEncoder, reason: NackReason) -> Vec<u8> {
+pub(super) fn connection_nack(encoder: &mut ReplyEncoder, reason: NackReason) -> Vec<u8> {
     let (mut frame, mut out) = (Vec::with_capacity(64), Vec::with_capacity(66));
     if encoder.encode(&Reply::Nack { seq: 0, ts_ns: 0, reason }, &mut frame) {
         stream::put(&frame, &mut out);

@@ -78,6 +78,19 @@ pub enum NackReason {
     Conflict = 7,
     /// TCP: the monitor holds as many connections as it takes (from this host, or in all).
     TooManyConnections = 8,
+    /// tls://: the beat's id is not one the client's certificate names.
+    IdMismatch = 9,
+    /// tls://: the client presented no certificate.
+    CertRequired = 10,
+    /// tls://: the client's certificate is not signed by the monitor's CA.
+    CertUntrusted = 11,
+    /// tls://: the client's certificate has expired (by the monitor's clock).
+    CertExpired = 12,
+    /// tls://: the client's certificate is not valid yet (by the monitor's clock).
+    CertNotYetValid = 13,
+    /// tls://: the client's certificate is refused for another reason (revoked, wrong
+    /// purpose, bad encoding).
+    CertInvalid = 14,
 }
 
 impl NackReason {
@@ -92,6 +105,12 @@ impl NackReason {
             6 => NackReason::Malformed,
             7 => NackReason::Conflict,
             8 => NackReason::TooManyConnections,
+            9 => NackReason::IdMismatch,
+            10 => NackReason::CertRequired,
+            11 => NackReason::CertUntrusted,
+            12 => NackReason::CertExpired,
+            13 => NackReason::CertNotYetValid,
+            14 => NackReason::CertInvalid,
             _ => NackReason::Unknown,
         }
     }
@@ -108,6 +127,12 @@ impl NackReason {
             NackReason::Malformed => "malformed",
             NackReason::Conflict => "conflict",
             NackReason::TooManyConnections => "too_many_connections",
+            NackReason::IdMismatch => "id_mismatch",
+            NackReason::CertRequired => "cert_required",
+            NackReason::CertUntrusted => "cert_untrusted",
+            NackReason::CertExpired => "cert_expired",
+            NackReason::CertNotYetValid => "cert_not_yet_valid",
+            NackReason::CertInvalid => "cert_invalid",
         }
     }
 }

@@ -309,9 +309,10 @@ fn unknown_nack_code_decodes_as_unknown() {
     let b = raw(4, 0, b"x", &[5, 1, 99]);
     let r = decode(&b, None).unwrap();
     assert_eq!(r.nack_reason, Some(NackReason::Unknown));
-    for code in 0..=6u8 {
+    for code in 0..=14u8 {
         assert_eq!(NackReason::from_u8(code) as u8, code);
     }
+    assert_eq!(NackReason::from_u8(15), NackReason::Unknown);
 }
 
 #[test]

@@ -68,7 +68,7 @@ const KINDS: [(Kind, &str); 4] =
     [(Kind::Beat, "beat"), (Kind::Ack, "ack"), (Kind::Leave, "leave"), (Kind::Nack, "nack")];
 
 /// Every reason, by its wire code: the vectors name them as `NackReason::as_str` does.
-const NACK_REASONS: [NackReason; 9] = [
+const NACK_REASONS: [NackReason; 15] = [
     NackReason::Unknown,
     NackReason::AuthRequired,
     NackReason::BadTag,
@@ -78,6 +78,12 @@ const NACK_REASONS: [NackReason; 9] = [
     NackReason::Malformed,
     NackReason::Conflict,
     NackReason::TooManyConnections,
+    NackReason::IdMismatch,
+    NackReason::CertRequired,
+    NackReason::CertUntrusted,
+    NackReason::CertExpired,
+    NackReason::CertNotYetValid,
+    NackReason::CertInvalid,
 ];
 
 fn name_of<T: PartialEq + Copy>(table: &[(T, &'static str)], v: T) -> String {

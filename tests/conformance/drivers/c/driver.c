@@ -1192,6 +1192,98 @@ static const char *find_dir(char *buf, size_t n) {
   return NULL;
 }
 
+/* `text` with every `${transport}` replaced; the caller frees. */
+static char *with_transport(const char *text, const char *transport) {
+  static const char marker[] = "${transport}";
+  size_t cap = strlen(text) + 1, len = 0;
+  char *out = malloc(cap);
+  for (const char *p = text; *p;) {
+    const char *add = p;
+    size_t n = 1;
+    if (strncmp(p, marker, sizeof marker - 1) == 0) {
+      add = transport;
+      n = strlen(transport);
+      p += sizeof marker - 1;
+    } else {
+      p++;
+    }
+    if (len + n + 1 > cap) out = realloc(out, cap = 2 * (len + n + 1));
+    memcpy(out + len, add, n);
+    len += n;
+  }
+  out[len] = 0;
+  return out;
+}
+
+/* The scenario as run over `transport` (README, "Transports"): `${transport}` replaced,
+ * and each list element `${tls.monitor}`, `${tls.client}` (options) or `${tls.beat}` (CLI
+ * arguments) replaced by that side's TLS files in `certs`, or by nothing over another
+ * transport. A new tree; the caller deletes it. */
+static cJSON *over(const cJSON *v, const char *transport, const char *certs) {
+  if (cJSON_IsString(v)) {
+    char *s = with_transport(v->valuestring, transport);
+    cJSON *out = cJSON_CreateString(s);
+    free(s);
+    return out;
+  }
+  if (cJSON_IsObject(v)) {
+    cJSON *out = cJSON_CreateObject();
+    const cJSON *e;
+    cJSON_ArrayForEach(e, v) cJSON_AddItemToObject(out, e->string, over(e, transport, certs));
+    return out;
+  }
+  if (!cJSON_IsArray(v)) return cJSON_Duplicate(v, 1);
+  cJSON *out = cJSON_CreateArray();
+  const cJSON *e;
+  cJSON_ArrayForEach(e, v) {
+    const char *m = cJSON_IsString(e) ? e->valuestring : "";
+    int monitor = strcmp(m, "${tls.monitor}") == 0, client = strcmp(m, "${tls.client}") == 0;
+    int beat = strcmp(m, "${tls.beat}") == 0;
+    if (!monitor && !client && !beat) {
+      cJSON_AddItemToArray(out, over(e, transport, certs));
+      continue;
+    }
+    if (strcmp(transport, "tls") != 0) continue;
+    const char *side = monitor ? "monitor" : "client";
+    const char *keys[3] = {"tls_ca_file", "tls_cert_file", "tls_key_file"};
+    char files[3][PATH_MAX];
+    snprintf(files[0], PATH_MAX, "%s/ca.pem", certs);
+    snprintf(files[1], PATH_MAX, "%s/%s.pem", certs, side);
+    snprintf(files[2], PATH_MAX, "%s/%s-key.pem", certs, side);
+    for (int i = 0; i < 3; i++) {
+      if (beat) {
+        char flag[32];
+        snprintf(flag, sizeof flag, "--%s", keys[i]);
+        for (char *c = flag; *c; c++)
+          if (*c == '_') *c = '-';
+        cJSON_AddItemToArray(out, cJSON_CreateString(flag));
+        cJSON_AddItemToArray(out, cJSON_CreateString(files[i]));
+      } else {
+        cJSON *pair = cJSON_CreateArray();
+        cJSON_AddItemToArray(pair, cJSON_CreateString(keys[i]));
+        cJSON_AddItemToArray(pair, cJSON_CreateString(files[i]));
+        cJSON_AddItemToArray(out, pair);
+      }
+    }
+  }
+  return out;
+}
+
+/* Runs tests/conformance/tls-certs for the scenario's `tls_ids`; 1 on success. */
+static int make_certs(world *w, const cJSON *sc, const char *certs) {
+  char cmd[4096];
+  int len = snprintf(cmd, sizeof cmd, "'%s/tls-certs' '%s'", g_dir, certs);
+  const cJSON *id;
+  cJSON_ArrayForEach(id, cJSON_GetObjectItemCaseSensitive(sc, "tls_ids")) {
+    char *v = subst(w, cJSON_IsString(id) ? id->valuestring : "");
+    if (!v) return 0;
+    len += snprintf(cmd + len, sizeof cmd - (size_t)len, " '%s'", v);
+    free(v);
+  }
+  if ((size_t)len >= sizeof cmd || system(cmd) != 0) return fail(w, "failed: %s", cmd);
+  return 1;
+}
+
 int main(void) {
   static char dirbuf[PATH_MAX];
   g_dir = find_dir(dirbuf, sizeof dirbuf);
@@ -1262,18 +1354,35 @@ int main(void) {
         printf("skip %s (HB_CONFORMANCE_ETCD is not set)\n", name);
       }
     } else {
-      memset(&w, 0, sizeof w);
-      w.etcd = etcd;
-      snprintf(w.run, sizeof w.run, "c%ld-%lld", (long)getpid(), now_ms() % 100000000);
-      int at = -1;
-      int ok = run_steps(&w, cJSON_GetObjectItemCaseSensitive(sc, "steps"), &at, 0);
-      cleanup(&w);
-      if (ok) {
-        printf("ok %s\n", name);
-        passed++;
-      } else {
-        printf("FAIL %s: step %d: %s\n", name, at, w.msg);
-        failures++;
+      /* Without "transports", the scenario runs once as written. */
+      const cJSON *transports = cJSON_GetObjectItemCaseSensitive(sc, "transports");
+      int n_runs = cJSON_IsArray(transports) ? cJSON_GetArraySize(transports) : 1;
+      for (int r = 0; r < n_runs; r++) {
+        const cJSON *t = cJSON_IsArray(transports) ? cJSON_GetArrayItem(transports, r) : NULL;
+        const char *transport = cJSON_IsString(t) ? t->valuestring : NULL;
+        char certs[] = "/tmp/hb-conf-c-XXXXXX";
+        cJSON *run = transport && mkdtemp(certs) ? over(sc, transport, certs) : NULL;
+        memset(&w, 0, sizeof w);
+        w.etcd = etcd;
+        snprintf(w.run, sizeof w.run, "c%ld-%lld", (long)getpid(), now_ms() % 100000000);
+        int at = -1;
+        int ok = transport && !run ? fail(&w, "cannot make a directory for certificates") : 1;
+        if (ok && transport && strcmp(transport, "tls") == 0) ok = make_certs(&w, run, certs);
+        if (ok) ok = run_steps(&w, cJSON_GetObjectItemCaseSensitive(run ? run : sc, "steps"), &at, 0);
+        cleanup(&w);
+        if (run) {
+          char rm[PATH_MAX + 16];
+          snprintf(rm, sizeof rm, "rm -rf '%s'", certs);
+          if (system(rm) != 0) fprintf(stderr, "conformance-c: could not remove %s\n", certs);
+          cJSON_Delete(run);
+        }
+        if (ok) {
+          printf("ok %s%s%s\n", name, transport ? " over " : "", transport ? transport : "");
+          passed++;
+        } else {
+          printf("FAIL %s%s%s: step %d: %s\n", name, transport ? " over " : "", transport ? transport : "", at, w.msg);
+          failures++;
+        }
       }
     }
     fflush(stdout);

@@ -638,6 +638,49 @@ fs::path find_dir() {
 
 }  // namespace
 
+// The scenario as run over `transport` (README, "Transports"): ${transport} replaced, and
+// each list element ${tls.monitor}, ${tls.client} (options) or ${tls.beat} (CLI arguments)
+// replaced by that side's TLS files, or by nothing over another transport.
+json over(const json& v, const std::string& transport, const fs::path& certs) {
+  auto files = [&](const std::string& side) {
+    return std::vector<std::pair<std::string, std::string>>{{"tls_ca_file", (certs / "ca.pem").string()},
+                                                            {"tls_cert_file", (certs / (side + ".pem")).string()},
+                                                            {"tls_key_file", (certs / (side + "-key.pem")).string()}};
+  };
+  if (v.is_string()) {
+    std::string s = v;
+    for (size_t at; (at = s.find("${transport}")) != std::string::npos;) s.replace(at, 12, transport);
+    return s;
+  }
+  if (v.is_array()) {
+    json out = json::array();
+    for (auto& e : v) {
+      std::string marker = e.is_string() ? e.get<std::string>() : "";
+      if (marker != "${tls.monitor}" && marker != "${tls.client}" && marker != "${tls.beat}") {
+        out.push_back(over(e, transport, certs));
+      } else if (transport == "tls") {
+        for (auto& [key, path] : files(marker == "${tls.monitor}" ? "monitor" : "client")) {
+          if (marker == "${tls.beat}") {
+            std::string flag = "--" + key;
+            std::replace(flag.begin(), flag.end(), '_', '-');
+            out.push_back(flag);
+            out.push_back(path);
+          } else {
+            out.push_back(json::array({key, path}));
+          }
+        }
+      }
+    }
+    return out;
+  }
+  if (v.is_object()) {
+    json out = json::object();
+    for (auto& [k, e] : v.items()) out[k] = over(e, transport, certs);
+    return out;
+  }
+  return v;
+}
+
 int main() {
   fs::path dir = find_dir();
   if (dir.empty()) {
@@ -689,28 +732,43 @@ int main() {
         std::printf("skip %s (HB_CONFORMANCE_ETCD is not set)\n", name.c_str());
       }
     } else {
+      // Without "transports", the scenario runs once as written.
+      json transports = sc.value("transports", json::array({""}));
+      for (auto& t : transports) {
+      std::string transport = t.get<std::string>();
+      std::string label = transport.empty() ? name : name + " over " + transport;
       World w;
       w.etcd = etcd ? etcd : "";
       w.run = "cpp" + std::to_string(getpid()) + "-" +
               std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now().time_since_epoch()).count() % 100000000);
       size_t at = 0;
       std::string error;
+      char tmpl[] = "/tmp/hb-conf-cpp-XXXXXX";
+      fs::path certs = transport.empty() ? fs::path() : fs::path(mkdtemp(tmpl));
+      json run = transport.empty() ? sc : over(sc, transport, certs);
       try {
-        run_steps(w, sc.at("steps"), dir, at);
+        if (transport == "tls") {
+          std::string cmd = "'" + (dir / "tls-certs").string() + "' '" + certs.string() + "'";
+          for (auto& id : run.value("tls_ids", json::array())) cmd += " '" + w.subst(id.get<std::string>()) + "'";
+          if (std::system(cmd.c_str()) != 0) throw Failure("failed: " + cmd);
+        }
+        run_steps(w, run.at("steps"), dir, at);
       } catch (const std::exception& e) {
         error = e.what();
       }
+      if (!certs.empty()) fs::remove_all(certs);
       for (auto& p : w.procs) {
         kill(p.second, SIGKILL);
         waitpid(p.second, nullptr, 0);
       }
       for (auto& kv : w.handles) kv.second->free_it();
       if (error.empty()) {
-        std::printf("ok %s\n", name.c_str());
+        std::printf("ok %s\n", label.c_str());
         ++passed;
       } else {
-        std::printf("FAIL %s: step %zu: %s\n", name.c_str(), at, error.c_str());
+        std::printf("FAIL %s: step %zu: %s\n", label.c_str(), at, error.c_str());
         ++failures;
+      }
       }
     }
     std::fflush(stdout);
