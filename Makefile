@@ -43,8 +43,9 @@ TEST_PREFIX ?= $(CARGO_TARGET_DIR)/c-test-prefix
 
 .PHONY: lib header header-check check-cbindgen install uninstall c-test clean-c-test
 
-# Built with line tables (Cargo.toml); the shipped copies in $(LIBDIR) have them moved into
-# .debug files linked by .gnu_debuglink (gdb finds them in .debug/ beside the file). The
+# Built with line tables (Cargo.toml); the shipped copies in $(LIBDIR) have them and the
+# symbol table (the .so keeps its exports) moved into .debug files linked by .gnu_debuglink
+# (gdb finds them in .debug/ beside the file). The
 # archive drops its debug info and the LLVM bitcode that rustc embeds for LTO, which C linkers
 # never read: 127 MB -> about 30 MB. Keep $(RELEASE)/libheartbeater.a to debug a static link.
 lib:
@@ -54,7 +55,7 @@ lib:
 	  --enable-deterministic-archives $(RELEASE)/libheartbeater.a $(LIBDIR)/libheartbeater.a
 	for f in libheartbeater.so heartbeater; do \
 	  objcopy --only-keep-debug $(RELEASE)/$$f $(LIBDIR)/.debug/$$f.debug && \
-	  objcopy --strip-debug --add-gnu-debuglink=$(LIBDIR)/.debug/$$f.debug $(RELEASE)/$$f $(LIBDIR)/$$f \
+	  objcopy --strip-unneeded --add-gnu-debuglink=$(LIBDIR)/.debug/$$f.debug $(RELEASE)/$$f $(LIBDIR)/$$f \
 	  || exit 1; \
 	done
 
