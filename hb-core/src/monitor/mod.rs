@@ -15,6 +15,7 @@ mod sweeper;
 pub mod table;
 mod tcp;
 mod udp;
+mod udp_threads;
 mod wheel;
 
 use std::net::SocketAddr;
@@ -35,6 +36,7 @@ use crate::peers::PeerInfo;
 use crate::proto::AuthKey;
 
 use table::{PeerRow, PeerTable, TableConfig};
+use udp_threads::UdpThread;
 
 pub use table::DEFAULT_REAP_AFTER_NS;
 
@@ -159,6 +161,8 @@ pub struct MonitorStats {
 
 struct Running {
     tasks: Vec<JoinHandle<()>>,
+    /// The UDP listeners' own threads, with `listen_threads` > 1 (else they are tasks).
+    udp_threads: Vec<UdpThread>,
     addrs: Vec<(String, SocketAddr)>,
     _metrics: Option<HttpServer>,
     http: Option<crate::http::HttpServer>,
@@ -249,10 +253,10 @@ impl Monitor {
         for ep in &self.config.endpoints {
             match ep {
                 Endpoint::Udp(hp) => {
-                    let sock = bind_udp(hp)?;
-                    let local = sock.local_addr().map_err(|e| Error::io(format!("bind {ep}"), e))?;
+                    let socks = bind_udp(hp, self.config.listen_threads)?;
+                    let local = socks[0].local_addr().map_err(|e| Error::io(format!("bind {ep}"), e))?;
                     addrs.push((format!("udp://{local}"), local));
-                    udp.push(sock);
+                    udp.extend(socks);
                 }
                 Endpoint::Tcp(hp) => {
                     let listener = bind_tcp(hp)?;
@@ -276,14 +280,29 @@ impl Monitor {
         let view = Arc::new(HttpView(Arc::clone(&self.ingest)));
         let http = crate::http::serve_view(&self.config, view, &self.events)?;
         let mut tasks = Vec::new();
-        for sock in udp {
-            tasks.push(rt.spawn(udp::run(sock, Arc::clone(&self.ingest))));
+        let mut udp_threads = Vec::new();
+        if self.config.listen_threads == 1 {
+            for sock in udp {
+                let sock = tokio::net::UdpSocket::from_std(sock).map_err(|e| Error::io("listen udp", e))?;
+                tasks.push(rt.spawn(udp::run(sock, Arc::clone(&self.ingest))));
+            }
+        } else {
+            for (i, sock) in udp.into_iter().enumerate() {
+                let name = format!("hb-udp-{}", i + 1);
+                match UdpThread::spawn(sock, Arc::clone(&self.ingest), name) {
+                    Ok(t) => udp_threads.push(t),
+                    Err(e) => {
+                        udp_threads.into_iter().for_each(|t: UdpThread| t.stop(true));
+                        return Err(e);
+                    }
+                }
+            }
         }
         for listener in tcp {
             tasks.push(rt.spawn(tcp::run(listener, Arc::clone(&self.ingest))));
         }
         tasks.push(rt.spawn(sweeper::run(Arc::clone(&self.ingest))));
-        Ok(Running { tasks, addrs, _metrics: metrics, http })
+        Ok(Running { tasks, udp_threads, addrs, _metrics: metrics, http })
     }
 
     /// Aborts the tasks and waits until the sockets are really closed, so that the port can
@@ -293,7 +312,9 @@ impl Monitor {
         for t in &r.tasks {
             t.abort();
         }
-        if !crate::runtime::on_engine_thread() {
+        let wait = !crate::runtime::on_engine_thread();
+        r.udp_threads.into_iter().for_each(|t| t.stop(wait));
+        if wait {
             let tasks = r.tasks;
             let _ = crate::runtime::run(
                 async move {
@@ -406,18 +427,35 @@ fn size_recv_buffer(sock: &socket2::Socket) {
     }
 }
 
-fn bind_udp(hp: &HostPort) -> Result<tokio::net::UdpSocket> {
+/// `count` UDP sockets bound to one address, each sized like a monitor's listener and
+/// non-blocking. With `count > 1` they share the port through `SO_REUSEPORT`: the kernel
+/// picks a socket per datagram by hashing its 4-tuple, so one source address always lands
+/// on the same socket (a peer's beats stay in order), and traffic spreads only over
+/// several source addresses. Port 0 is resolved by the first bind and reused by the rest.
+/// Public so that a benchmark's baseline receiver gets exactly the same sockets.
+pub fn bind_udp_group(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::UdpSocket>> {
     use socket2::{Domain, Protocol, Socket, Type};
+    let mut socks: Vec<std::net::UdpSocket> = Vec::with_capacity(count);
+    let mut at = addr;
+    for _ in 0..count.max(1) {
+        let sock = Socket::new(Domain::for_address(at), Type::DGRAM, Some(Protocol::UDP))?;
+        size_recv_buffer(&sock);
+        if count > 1 {
+            sock.set_reuse_port(true)?;
+        }
+        sock.set_nonblocking(true)?;
+        sock.bind(&at.into())?;
+        let sock: std::net::UdpSocket = sock.into();
+        at = sock.local_addr()?;
+        socks.push(sock);
+    }
+    Ok(socks)
+}
+
+fn bind_udp(hp: &HostPort, count: usize) -> Result<Vec<std::net::UdpSocket>> {
     let mut last = None;
     for addr in resolve(hp, "udp")? {
-        let attempt = (|| {
-            let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-            size_recv_buffer(&sock);
-            sock.set_nonblocking(true)?;
-            sock.bind(&addr.into())?;
-            tokio::net::UdpSocket::from_std(sock.into())
-        })();
-        match attempt {
+        match bind_udp_group(addr, count) {
             Ok(s) => return Ok(s),
             Err(e) => last = Some(e),
         }
@@ -460,6 +498,54 @@ mod tests {
         let table = m.ingest.table.lock();
         assert_eq!(table.params().target_false_dead_per_s, 1.0 / (365.25 * DAY_S));
         assert_eq!(table.params().target_false_suspect_per_s, 2.0 / 3_600.0);
+    }
+
+    #[test]
+    fn two_listen_threads_share_the_port_and_every_peer_is_heard() {
+        use crate::proto::{encode, Frame};
+        use std::time::{Duration, Instant};
+        let mut o = Options::new();
+        o.set("listen", "udp://127.0.0.1:0").unwrap();
+        o.set("listen_threads", "2").unwrap();
+        let m = super::Monitor::new(&o).unwrap();
+        m.start().unwrap();
+        let addr = m.local_addr("udp").unwrap();
+        let threads = || {
+            let mut names: Vec<String> = std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .map(|n| n.trim().to_string())
+                .filter(|n| n.starts_with("hb-udp-"))
+                .collect();
+            names.sort();
+            names
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // A thread takes its name once it runs.
+        while threads() != ["hb-udp-1", "hb-udp-2"] {
+            assert!(Instant::now() < deadline, "listener threads: {:?}", threads());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Many source ports, so that the kernel's 4-tuple hash reaches both sockets.
+        let senders: Vec<_> = (0..32).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+        let mut seq = 1;
+        while m.stats().alive < senders.len() {
+            assert!(Instant::now() < deadline, "{} of {} peers alive", m.stats().alive, senders.len());
+            for (i, s) in senders.iter().enumerate() {
+                let mut f = Frame::beat(format!("p{i}"));
+                (f.seq, f.incarnation) = (seq, 1);
+                let mut bytes = Vec::new();
+                encode(&f, None, &mut bytes).unwrap();
+                s.send_to(&bytes, addr).unwrap();
+            }
+            seq += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        m.stop().unwrap();
+        assert!(threads().is_empty(), "the listener threads end with stop");
+        // Both sockets are closed: the port can be bound again, without SO_REUSEPORT.
+        std::net::UdpSocket::bind(addr).unwrap();
     }
 
     #[test]
