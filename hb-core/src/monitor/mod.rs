@@ -31,6 +31,7 @@ use crate::config::{Config, Endpoint, HostPort, Options, Role};
 use crate::error::{Error, Result};
 use crate::events::EventHub;
 use crate::http::HttpServer;
+use crate::http::Listed;
 use crate::lifecycle::{EventSource, HandleKind, Lifecycle, Phase, Started};
 use crate::peers::PeerInfo;
 use crate::proto::AuthKey;
@@ -109,21 +110,75 @@ impl Ingest {
     }
 }
 
+/// How long list requests may share one copy of the table's rows while no event happens
+/// (docs/http.md): a reader polling a 100k-peer table every 100 ms then copies and sorts it
+/// 4 times a second, not 10.
+pub const LISTING_MAX_AGE: Duration = Duration::from_millis(250);
+
 /// What the HTTP API shows of a running monitor: it is served only while the monitor runs.
-struct HttpView(Arc<Ingest>);
+struct HttpView {
+    ingest: Arc<Ingest>,
+    /// Whose last event id tells whether a state changed since the copy was taken.
+    events: Arc<EventHub>,
+    /// The rows list requests answer from, rebuilt when older than `max_age` or when an
+    /// event happened since.
+    listing: Mutex<Option<Arc<Listing>>>,
+    max_age: Duration,
+}
+
+/// The table's rows as copied at `taken`, in the default order (service, then id).
+struct Listing {
+    rows: Vec<PeerRow>,
+    taken: std::time::Instant,
+    unix_ms: u64,
+    /// Counts the copies taken: which one this is.
+    generation: u64,
+    /// The last event id before the copy: every state in it is at least that recent.
+    event_id: u64,
+}
+
+impl HttpView {
+    fn new(ingest: Arc<Ingest>, events: Arc<EventHub>, max_age: Duration) -> HttpView {
+        HttpView { ingest, events, listing: Mutex::new(None), max_age }
+    }
+
+    /// The shared copy of the rows, rebuilt if it is too old or a peer changed state since
+    /// (so that a reader who lists the peers, then follows `/v1/events` from the id it
+    /// saw, misses no transition). Requests that arrive during a rebuild wait for it
+    /// (under `listing`) rather than each copying the table.
+    fn listing(&self) -> Arc<Listing> {
+        let mut slot = self.listing.lock();
+        let event_id = self.events.history().latest();
+        if let Some(fresh) = slot.as_ref().filter(|l| l.taken.elapsed() < self.max_age && l.event_id == event_id) {
+            return Arc::clone(fresh);
+        }
+        let taken = std::time::Instant::now();
+        let unix_ms = crate::events::unix_ms_now();
+        let mut rows = self.ingest.rows_paged();
+        rows.sort_by(|a, b| (a.service(), a.id()).cmp(&(b.service(), b.id())));
+        let generation = slot.as_ref().map_or(0, |l| l.generation + 1);
+        let listing = Arc::new(Listing { rows, taken, unix_ms, generation, event_id });
+        *slot = Some(Arc::clone(&listing));
+        listing
+    }
+}
 
 impl crate::http::PeerView for HttpView {
     fn peers(&self) -> Result<Vec<PeerInfo>> {
-        Ok(self.0.peers())
+        Ok(self.ingest.peers())
     }
     fn ready(&self) -> std::result::Result<(), String> {
         Ok(())
     }
-    /// Filters, sorts and pages the table's rows; builds only the page's peers.
-    fn list(&self, query: &crate::http::ListQuery) -> Result<(Vec<PeerInfo>, usize)> {
-        let (page, total) = query.apply(self.0.rows_paged());
-        let now_unix_ms = crate::events::unix_ms_now();
-        Ok((page.into_iter().map(|r| r.info(now_unix_ms)).collect(), total))
+    fn listing_generation(&self) -> Option<u64> {
+        Some(self.listing().generation)
+    }
+    /// Filters, sorts and pages the shared copy of the rows; builds only the page's peers.
+    fn list(&self, query: &crate::http::ListQuery) -> Result<crate::http::Page> {
+        let listing = self.listing();
+        let (page, total) = query.apply(listing.rows.iter().collect());
+        let peers = page.into_iter().map(|r| r.info(listing.unix_ms)).collect();
+        Ok(crate::http::Page { peers, total, as_of_unix_ms: listing.unix_ms })
     }
 }
 
@@ -277,7 +332,7 @@ impl Monitor {
             Some(addr) => Some(crate::http::serve_metrics(addr)?),
             None => None,
         };
-        let view = Arc::new(HttpView(Arc::clone(&self.ingest)));
+        let view = Arc::new(HttpView::new(Arc::clone(&self.ingest), Arc::clone(&self.events), LISTING_MAX_AGE));
         let http = crate::http::serve_view(&self.config, view, &self.events)?;
         let mut tasks = Vec::new();
         let mut udp_threads = Vec::new();
@@ -498,6 +553,44 @@ mod tests {
         let table = m.ingest.table.lock();
         assert_eq!(table.params().target_false_dead_per_s, 1.0 / (365.25 * DAY_S));
         assert_eq!(table.params().target_false_suspect_per_s, 2.0 / 3_600.0);
+    }
+
+    #[test]
+    fn list_requests_share_one_sorted_copy_of_the_rows_until_it_is_too_old_or_a_state_changes() {
+        use crate::http::{ListQuery, PeerView};
+        use crate::proto::{decode, encode, Frame};
+        use std::sync::Arc;
+        use std::time::Duration;
+        let mut o = Options::new();
+        o.set("listen", "udp://127.0.0.1:0").unwrap();
+        let m = super::Monitor::new(&o).unwrap();
+        let beat = |id: &str, service: &str, seq: u32| {
+            let mut f = Frame::beat(id);
+            (f.seq, f.incarnation, f.service) = (seq, 1, Some(service.into()));
+            let mut bytes = Vec::new();
+            encode(&f, None, &mut bytes).unwrap();
+            let from =
+                super::table::Source { addr: "127.0.0.1:9".parse().unwrap(), transport: super::table::Transport::Udp };
+            m.ingest.with_table(|t| t.ingest(&decode(&bytes, None).unwrap(), from, m.ingest.clock.now_ns()));
+        };
+        let ids = |page: crate::http::Page| page.peers.into_iter().map(|p| p.id).collect::<Vec<_>>();
+        let view = |age| super::HttpView::new(Arc::clone(&m.ingest), Arc::clone(&m.events), age);
+        let (kept, fresh) = (view(Duration::from_secs(3600)), view(Duration::ZERO));
+        beat("b", "web", 1);
+        beat("a", "web", 1);
+        assert_eq!(ids(kept.list(&ListQuery::default_page()).unwrap()), ["a", "b"], "sorted by service, then id");
+        // A beat that changes no state: the copy answers on within its age ...
+        let before = kept.listing();
+        beat("a", "web", 2);
+        assert!(Arc::ptr_eq(&before, &kept.listing()));
+        // ... a new peer (an event) makes it take a new one ...
+        beat("c", "db", 1);
+        let after = kept.listing();
+        assert!(!Arc::ptr_eq(&before, &after));
+        assert_eq!(ids(kept.list(&ListQuery::default_page()).unwrap()), ["c", "a", "b"]);
+        assert_eq!(after.generation, before.generation + 1);
+        // ... and so does age.
+        assert!(!Arc::ptr_eq(&fresh.listing(), &fresh.listing()));
     }
 
     #[test]
