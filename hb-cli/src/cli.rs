@@ -71,6 +71,10 @@ pub struct MonitorArgs {
     /// once, then dead and left ones, before it refuses a newcomer
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub max_peers: Option<String>,
+    /// Receive threads per udp:// endpoint, on SO_REUSEPORT sockets (default 1;
+    /// docs/configuration.md)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub listen_threads: Option<String>,
     /// Serve the HTTP API (peers as JSON, events as SSE, /metrics, probes) on H:P, or on
     /// 127.0.0.1:PORT for a bare port (docs/http.md)
     #[arg(long, value_name = "ADDR", allow_hyphen_values = true)]
@@ -262,6 +266,13 @@ pub struct IngestArgs {
     /// Length of each step
     #[arg(long, default_value = "3s")]
     pub duration: String,
+    /// Listener thread counts (the monitor's listen_threads, and the raw loop's sockets),
+    /// comma-separated
+    #[arg(long, default_value = "1")]
+    pub listeners: String,
+    /// Load-generator threads, each with its own source port and share of the peers
+    #[arg(long, default_value_t = 2)]
+    pub senders: usize,
     /// Ask for an ACK on every beat (the monitor then sends one datagram per beat)
     #[arg(long)]
     pub ack: bool,

@@ -116,6 +116,9 @@ fn monitor(a: MonitorArgs) -> CmdResult {
     if let Some(n) = &a.max_peers {
         set(&mut o, "max_peers", n)?;
     }
+    if let Some(n) = &a.listen_threads {
+        set(&mut o, "listen_threads", n)?;
+    }
     set_http(&mut o, a.http.as_deref(), a.http_token_file.as_deref())?;
     // Validated by the library, served here (one listener per process).
     let metrics_addr = a.metrics_addr.as_deref().map(hb_core::config::parse_metrics_addr).transpose()?;

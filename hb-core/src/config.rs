@@ -28,6 +28,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Above the 100k-peer design target, yet a bound on what spoofed ids can make a
 /// monitor without an auth key hold.
 pub const DEFAULT_MAX_PEERS: usize = 1 << 17;
+/// Receive threads per UDP endpoint of a monitor (docs/configuration.md, `listen_threads`).
+pub const DEFAULT_LISTEN_THREADS: usize = 1;
+const MAX_LISTEN_THREADS: usize = 16;
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 
 /// What a handle is for; decides which options apply and which variables are read.
@@ -393,6 +396,7 @@ pub struct Options {
     pub(crate) false_dead_rate: Option<Typed<f64>>,
     pub(crate) false_suspect_rate: Option<Typed<f64>>,
     pub(crate) max_peers: Option<usize>,
+    pub(crate) listen_threads: Option<usize>,
     pub(crate) stop_timeout: Option<Duration>,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) event_capacity: Option<usize>,
@@ -427,6 +431,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "auth_key_file",
     "detector",
     "max_peers",
+    "listen_threads",
     "stop_timeout",
     "connect_timeout",
     "event_capacity",
@@ -492,6 +497,9 @@ impl Options {
                 }
             }
             "max_peers" => self.max_peers = Some(parse_count("max_peers", value, 1, 1 << 24)?),
+            "listen_threads" => {
+                self.listen_threads = Some(parse_count("listen_threads", value, 1, MAX_LISTEN_THREADS)?)
+            }
             "stop_timeout" => self.stop_timeout = Some(parse_duration("stop_timeout", value)?),
             "connect_timeout" => self.connect_timeout = Some(parse_duration("connect_timeout", value)?),
             "event_capacity" => self.event_capacity = Some(parse_count("event_capacity", value, 1, 1 << 20)?),
@@ -632,6 +640,8 @@ pub struct Config {
     pub false_dead_per_s: f64,
     pub false_suspect_per_s: f64,
     pub max_peers: usize,
+    /// Receive threads per UDP listen endpoint (SO_REUSEPORT sockets on one port).
+    pub listen_threads: usize,
     pub stop_timeout: Duration,
     pub connect_timeout: Duration,
     pub event_capacity: usize,
@@ -762,6 +772,7 @@ impl Config {
             false_dead_per_s,
             false_suspect_per_s,
             max_peers: o.max_peers.unwrap_or(DEFAULT_MAX_PEERS),
+            listen_threads: o.listen_threads.unwrap_or(DEFAULT_LISTEN_THREADS),
             stop_timeout: o.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
             connect_timeout: o.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             event_capacity: o.event_capacity.unwrap_or(DEFAULT_EVENT_CAPACITY),
@@ -840,6 +851,7 @@ fn overlay(base: Options, top: Options) -> Options {
         false_dead_rate,
         false_suspect_rate,
         max_peers,
+        listen_threads,
         stop_timeout,
         connect_timeout,
         event_capacity,
@@ -1062,6 +1074,19 @@ mod tests {
         }
         let err = Endpoint::parse_list("etcd//x").unwrap_err().to_string();
         assert_eq!(err, format!("endpoint \"etcd//x\": expected {ENDPOINT_FORM}"));
+    }
+
+    #[test]
+    fn listen_threads_is_a_small_whole_number() {
+        let mut o = Options::new();
+        for bad in ["0", "17", "two", "-1", ""] {
+            let err = o.set("listen_threads", bad).unwrap_err().to_string();
+            assert_eq!(err, format!("listen_threads {bad:?}: expected a whole number from 1 to 16"));
+        }
+        o.set("listen", "udp://127.0.0.1:0").unwrap();
+        assert_eq!(Config::resolve_with_env(&o, Role::Monitor, &|_| None).unwrap().listen_threads, 1);
+        o.set("listen_threads", "2").unwrap();
+        assert_eq!(Config::resolve_with_env(&o, Role::Monitor, &|_| None).unwrap().listen_threads, 2);
     }
 
     #[test]

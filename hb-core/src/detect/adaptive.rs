@@ -166,17 +166,51 @@ pub struct Model {
     pub eps: f64,
 }
 
+/// The logarithms of a model's probabilities, taken once per deadline: they are most of
+/// its cost (it runs on every beat), and every use below takes them from here.
+struct Logs {
+    loss: LossLogs,
+    /// ln(1 − L), ln(1 − c), ln(1 − τ): what the silence needs besides.
+    not_l: f64,
+    not_c: f64,
+    not_tau: f64,
+}
+
+/// ln L, ln c, ln ε: what the loss budget needs.
+struct LossLogs {
+    l: f64,
+    c: f64,
+    eps: f64,
+}
+
 impl Model {
+    fn logs(&self) -> Logs {
+        Logs {
+            loss: self.loss_logs(),
+            not_l: (1.0 - self.loss_start).ln(),
+            not_c: (1.0 - self.loss_continue).ln(),
+            not_tau: (1.0 - TAU).ln(),
+        }
+    }
+
+    fn loss_logs(&self) -> LossLogs {
+        LossLogs { l: self.loss_start.ln(), c: self.loss_continue.ln(), eps: self.eps.ln() }
+    }
+
     /// ln P_k: the next k beats all lost.
-    fn ln_all_lost(&self, k: u64) -> f64 {
+    fn ln_all_lost(&self, k: u64, ln: &LossLogs) -> f64 {
         if k == 0 {
             return 0.0;
         }
-        self.loss_start.ln() + (k - 1) as f64 * self.loss_continue.ln()
+        ln.l + (k - 1) as f64 * ln.c
     }
 
     /// The smallest k with P_k < ε: how many lost beats in a row the deadline tolerates.
     pub fn budget(&self) -> u64 {
+        self.budget_with(&self.loss_logs())
+    }
+
+    fn budget_with(&self, ln: &LossLogs) -> u64 {
         let (l, c, eps) = (self.loss_start, self.loss_continue.min(MAX_CONTINUATION), self.eps);
         if l < eps {
             return 1;
@@ -184,42 +218,42 @@ impl Model {
         let r = (eps / l).ln() / c.ln(); // > 0
         let mut k = if r.is_finite() { (r.floor() + 2.0).clamp(1.0, MAX_BUDGET as f64) as u64 } else { MAX_BUDGET };
         // Settle float edges exactly on the definition.
-        while k > 1 && self.ln_all_lost(k - 1) < eps.ln() {
+        while k > 1 && self.ln_all_lost(k - 1, ln) < ln.eps {
             k -= 1;
         }
-        while k < MAX_BUDGET && self.ln_all_lost(k) >= eps.ln() {
+        while k < MAX_BUDGET && self.ln_all_lost(k, ln) >= ln.eps {
             k += 1;
         }
         k
     }
 
     /// ln S_k = ln Σ_{N=1..k} p_N · e^(N·I/β), in closed form (a geometric series).
-    fn ln_s(&self, k: u64) -> f64 {
-        let (l, c) = (self.loss_start, self.loss_continue);
+    fn ln_s(&self, k: u64, ln: &Logs) -> f64 {
         let z = self.period_ns / self.beta_ns;
-        let first = (1.0 - l).ln() + z;
+        let first = ln.not_l + z;
         if k < 2 {
             return first;
         }
-        let rest = l.ln() + (1.0 - c).ln() + 2.0 * z + ln_geometric((k - 1) as f64, c.ln() + z);
+        let rest = ln.loss.l + ln.not_c + 2.0 * z + ln_geometric((k - 1) as f64, ln.loss.c + z);
         log_add_exp(first, rest)
     }
 
     /// Smallest silence meeting ε when k lost beats are covered by the loss term.
-    fn silence_with_budget(&self, k: u64) -> f64 {
-        let room = self.eps - self.ln_all_lost(k).exp();
+    fn silence_with_budget(&self, k: u64, ln: &Logs) -> f64 {
+        let room = self.eps - self.ln_all_lost(k, &ln.loss).exp();
         if room <= 0.0 || k >= MAX_BUDGET {
             return f64::INFINITY;
         }
-        let ln_tail = (1.0 - TAU).ln() + self.ln_s(k) - room.ln();
+        let ln_tail = ln.not_tau + self.ln_s(k, ln) - room.ln();
         let t = self.q_ns + self.beta_ns * ln_tail;
         t.max(k as f64 * self.period_ns + self.q_ns)
     }
 
     /// Silence after the last arrival at which the model's mistake rate equals the target, ns.
     pub fn silence_ns(&self) -> f64 {
-        let k = self.budget();
-        let t = self.silence_with_budget(k).min(self.silence_with_budget(k + 1));
+        let ln = self.logs();
+        let k = self.budget_with(&ln.loss);
+        let t = self.silence_with_budget(k, &ln).min(self.silence_with_budget(k + 1, &ln));
         if t.is_nan() {
             f64::INFINITY
         } else {
@@ -266,7 +300,7 @@ mod tests {
     fn bound(m: &Model, k: u64, t: f64) -> f64 {
         let q = |y: f64| if y < m.q_ns { 1.0 } else { 0.1 * (-(y - m.q_ns) / m.beta_ns).exp() };
         let (l, c) = (m.loss_start, m.loss_continue);
-        let mut sum = m.ln_all_lost(k).exp() + (1.0 - l) * q(t - m.period_ns);
+        let mut sum = m.ln_all_lost(k, &m.loss_logs()).exp() + (1.0 - l) * q(t - m.period_ns);
         for n in 2..=k {
             sum += l * (1.0 - c) * c.powi(n as i32 - 2) * q(t - n as f64 * m.period_ns);
         }
@@ -293,7 +327,7 @@ mod tests {
         ] {
             let k = m.budget();
             for kk in [k, k + 1] {
-                let t = m.silence_with_budget(kk);
+                let t = m.silence_with_budget(kk, &m.logs());
                 let b = bound(&m, kk, t);
                 assert!(b <= m.eps * (1.0 + 1e-9), "{m:?} k={kk}: bound {b} at {t}");
                 // Tight unless clamped at k·I + q.

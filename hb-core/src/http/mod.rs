@@ -37,7 +37,7 @@ use crate::peers::PeerInfo;
 
 pub use auth::read_token_file;
 pub use health::{HealthReport, HealthSource};
-pub use peers::{ListQuery, Listed};
+pub use peers::{ListQuery, Listed, Page};
 
 /// What one client of the listener may cost.
 #[derive(Clone, Copy, Debug)]
@@ -73,8 +73,15 @@ pub trait PeerView: Send + Sync + 'static {
     /// `Ok` when the view can be trusted (started, listed), else why not.
     fn ready(&self) -> std::result::Result<(), String>;
     /// One page of a list request, and how many peers matched in all.
-    fn list(&self, query: &ListQuery) -> Result<(Vec<PeerInfo>, usize)> {
-        Ok(query.apply(self.peers()?))
+    fn list(&self, query: &ListQuery) -> Result<Page> {
+        let (peers, total) = query.apply(self.peers()?);
+        Ok(Page { peers, total, as_of_unix_ms: crate::events::unix_ms_now() })
+    }
+    /// Which shared copy of the rows `list` answers from now (taking a new one if due);
+    /// while it is the same, the same parameters get the same page, so the last body
+    /// written is sent again. `None`: every list is taken afresh.
+    fn listing_generation(&self) -> Option<u64> {
+        None
     }
 }
 
@@ -115,6 +122,8 @@ impl Drop for HttpServer {
 struct ViewState {
     view: Arc<dyn PeerView>,
     history: Arc<History>,
+    /// The last `/v1/peers` body: (listing generation, raw query, JSON).
+    last_list: Arc<parking_lot::Mutex<Option<peers::CachedList>>>,
 }
 
 /// Serves the whole API for `view` (whose events go through `hub`) on `config.http_addr`,
@@ -132,7 +141,7 @@ pub fn serve_view_with(
     limits: Limits,
 ) -> Result<Option<HttpServer>> {
     let Some(addr) = config.http_addr else { return Ok(None) };
-    let state = ViewState { view, history: hub.history() };
+    let state = ViewState { view, history: hub.history(), last_list: Arc::default() };
     let api = Router::new()
         .route("/", get(status_page))
         .route("/metrics", get(metrics))

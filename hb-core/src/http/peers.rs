@@ -1,7 +1,8 @@
 //! `GET /v1/peers` (filtered, sorted, paginated) and `GET /v1/peers/{id}`: the same rows as
 //! `peers()`, in the JSON shape of [`PeerInfo::to_json`].
 
-use axum::extract::{Path, Query, State};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -43,6 +44,46 @@ impl Listed for PeerInfo {
     }
 }
 
+/// One page of a list, as a view answers it.
+pub struct Page {
+    pub peers: Vec<PeerInfo>,
+    /// How many peers matched in all.
+    pub total: usize,
+    /// When the rows the page was taken from were copied (a monitor shares one copy
+    /// between requests for a short while: docs/http.md).
+    pub as_of_unix_ms: u64,
+}
+
+impl<T: Listed> Listed for &T {
+    fn id(&self) -> &str {
+        (**self).id()
+    }
+    fn service(&self) -> &str {
+        (**self).service()
+    }
+    fn label(&self, key: &str) -> Option<&str> {
+        (**self).label(key)
+    }
+    fn state(&self) -> PeerState {
+        (**self).state()
+    }
+    fn recency(&self) -> u64 {
+        (**self).recency()
+    }
+}
+
+/// The body of `GET /v1/peers`, serialized straight from the page (keys in alphabetical
+/// order, as the `Value` map it replaces had them).
+#[derive(serde::Serialize)]
+struct ListBody<'a> {
+    as_of_unix_ms: u64,
+    limit: usize,
+    next_offset: Option<usize>,
+    offset: usize,
+    peers: &'a [PeerInfo],
+    total: usize,
+}
+
 /// What a request for a list asks for (`GET /v1/peers`'s parameters).
 #[derive(Debug, Default, PartialEq)]
 pub struct ListQuery {
@@ -75,8 +116,13 @@ fn bad(name: &str, value: &str, expected: &str) -> String {
 }
 
 impl ListQuery {
+    /// A list request without parameters: the first page, in the default order.
+    pub fn default_page() -> ListQuery {
+        ListQuery { limit: DEFAULT_LIMIT, ..ListQuery::default() }
+    }
+
     fn parse(pairs: &[(String, String)]) -> Result<ListQuery, String> {
-        let mut q = ListQuery { limit: DEFAULT_LIMIT, ..ListQuery::default() };
+        let mut q = ListQuery::default_page();
         for (key, value) in pairs {
             match key.as_str() {
                 "service" => q.service = Some(value.clone()),
@@ -141,24 +187,53 @@ fn view_error(e: crate::error::Error) -> Response {
     error_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
 
-pub(super) async fn list(State(s): State<ViewState>, Query(pairs): Query<Vec<(String, String)>>) -> Response {
+/// A `/v1/peers` body kept for the next request with the same query on the same copy of
+/// the rows (a reader polling faster than the copy is renewed costs nothing more).
+pub(super) struct CachedList {
+    generation: u64,
+    query: String,
+    body: Bytes,
+}
+
+pub(super) async fn list(
+    State(s): State<ViewState>,
+    RawQuery(raw): RawQuery,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
     let q = match ListQuery::parse(&pairs) {
         Ok(q) => q,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, e),
     };
-    let (page, total) = match s.view.list(&q) {
-        Ok(listed) => listed,
+    let raw = raw.unwrap_or_default();
+    let generation = s.view.listing_generation();
+    if let Some(c) = s.last_list.lock().as_ref().filter(|c| Some(c.generation) == generation && c.query == raw) {
+        return json_body(c.body.clone());
+    }
+    let page = match s.view.list(&q) {
+        Ok(page) => page,
         Err(e) => return view_error(e),
     };
-    let next = q.offset + page.len();
-    Json(serde_json::json!({
-        "peers": page.iter().map(PeerInfo::to_json).collect::<Vec<_>>(),
-        "total": total,
-        "offset": q.offset,
-        "limit": q.limit,
-        "next_offset": (next < total).then_some(next),
-    }))
-    .into_response()
+    let next = q.offset + page.peers.len();
+    let body = ListBody {
+        as_of_unix_ms: page.as_of_unix_ms,
+        limit: q.limit,
+        next_offset: (next < page.total).then_some(next),
+        offset: q.offset,
+        peers: &page.peers,
+        total: page.total,
+    };
+    let body = match serde_json::to_vec(&body) {
+        Ok(b) => Bytes::from(b),
+        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    if let Some(generation) = generation {
+        *s.last_list.lock() = Some(CachedList { generation, query: raw, body: body.clone() });
+    }
+    json_body(body)
+}
+
+fn json_body(body: Bytes) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 pub(super) async fn one(
@@ -175,7 +250,7 @@ pub(super) async fn one(
     }
     let query = ListQuery { id: Some(id.clone()), service, limit: 1, ..ListQuery::default() };
     let (found, total) = match s.view.list(&query) {
-        Ok(listed) => listed,
+        Ok(page) => (page.peers, page.total),
         Err(e) => return view_error(e),
     };
     match (found.as_slice(), total) {

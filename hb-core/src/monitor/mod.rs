@@ -16,6 +16,7 @@ pub mod table;
 mod tcp;
 mod tls;
 mod udp;
+mod udp_threads;
 mod wheel;
 
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ use crate::config::{Config, Endpoint, HostPort, Options, Role};
 use crate::error::{Error, Result};
 use crate::events::EventHub;
 use crate::http::HttpServer;
+use crate::http::Listed;
 use crate::lifecycle::{EventSource, HandleKind, Lifecycle, Phase, Started};
 use crate::peers::PeerInfo;
 use crate::proto::AuthKey;
@@ -38,6 +40,7 @@ use crate::tls::reload::Reloading;
 use crate::tls::{ServerTls, TlsFiles};
 
 use table::{PeerRow, PeerTable, TableConfig};
+use udp_threads::UdpThread;
 
 pub use table::DEFAULT_REAP_AFTER_NS;
 
@@ -110,21 +113,75 @@ impl Ingest {
     }
 }
 
+/// How long list requests may share one copy of the table's rows while no event happens
+/// (docs/http.md): a reader polling a 100k-peer table every 100 ms then copies and sorts it
+/// 4 times a second, not 10.
+pub const LISTING_MAX_AGE: Duration = Duration::from_millis(250);
+
 /// What the HTTP API shows of a running monitor: it is served only while the monitor runs.
-struct HttpView(Arc<Ingest>);
+struct HttpView {
+    ingest: Arc<Ingest>,
+    /// Whose last event id tells whether a state changed since the copy was taken.
+    events: Arc<EventHub>,
+    /// The rows list requests answer from, rebuilt when older than `max_age` or when an
+    /// event happened since.
+    listing: Mutex<Option<Arc<Listing>>>,
+    max_age: Duration,
+}
+
+/// The table's rows as copied at `taken`, in the default order (service, then id).
+struct Listing {
+    rows: Vec<PeerRow>,
+    taken: std::time::Instant,
+    unix_ms: u64,
+    /// Counts the copies taken: which one this is.
+    generation: u64,
+    /// The last event id before the copy: every state in it is at least that recent.
+    event_id: u64,
+}
+
+impl HttpView {
+    fn new(ingest: Arc<Ingest>, events: Arc<EventHub>, max_age: Duration) -> HttpView {
+        HttpView { ingest, events, listing: Mutex::new(None), max_age }
+    }
+
+    /// The shared copy of the rows, rebuilt if it is too old or a peer changed state since
+    /// (so that a reader who lists the peers, then follows `/v1/events` from the id it
+    /// saw, misses no transition). Requests that arrive during a rebuild wait for it
+    /// (under `listing`) rather than each copying the table.
+    fn listing(&self) -> Arc<Listing> {
+        let mut slot = self.listing.lock();
+        let event_id = self.events.history().latest();
+        if let Some(fresh) = slot.as_ref().filter(|l| l.taken.elapsed() < self.max_age && l.event_id == event_id) {
+            return Arc::clone(fresh);
+        }
+        let taken = std::time::Instant::now();
+        let unix_ms = crate::events::unix_ms_now();
+        let mut rows = self.ingest.rows_paged();
+        rows.sort_by(|a, b| (a.service(), a.id()).cmp(&(b.service(), b.id())));
+        let generation = slot.as_ref().map_or(0, |l| l.generation + 1);
+        let listing = Arc::new(Listing { rows, taken, unix_ms, generation, event_id });
+        *slot = Some(Arc::clone(&listing));
+        listing
+    }
+}
 
 impl crate::http::PeerView for HttpView {
     fn peers(&self) -> Result<Vec<PeerInfo>> {
-        Ok(self.0.peers())
+        Ok(self.ingest.peers())
     }
     fn ready(&self) -> std::result::Result<(), String> {
         Ok(())
     }
-    /// Filters, sorts and pages the table's rows; builds only the page's peers.
-    fn list(&self, query: &crate::http::ListQuery) -> Result<(Vec<PeerInfo>, usize)> {
-        let (page, total) = query.apply(self.0.rows_paged());
-        let now_unix_ms = crate::events::unix_ms_now();
-        Ok((page.into_iter().map(|r| r.info(now_unix_ms)).collect(), total))
+    fn listing_generation(&self) -> Option<u64> {
+        Some(self.listing().generation)
+    }
+    /// Filters, sorts and pages the shared copy of the rows; builds only the page's peers.
+    fn list(&self, query: &crate::http::ListQuery) -> Result<crate::http::Page> {
+        let listing = self.listing();
+        let (page, total) = query.apply(listing.rows.iter().collect());
+        let peers = page.into_iter().map(|r| r.info(listing.unix_ms)).collect();
+        Ok(crate::http::Page { peers, total, as_of_unix_ms: listing.unix_ms })
     }
 }
 
@@ -162,6 +219,8 @@ pub struct MonitorStats {
 
 struct Running {
     tasks: Vec<JoinHandle<()>>,
+    /// The UDP listeners' own threads, with `listen_threads` > 1 (else they are tasks).
+    udp_threads: Vec<UdpThread>,
     addrs: Vec<(String, SocketAddr)>,
     _metrics: Option<HttpServer>,
     http: Option<crate::http::HttpServer>,
@@ -262,10 +321,10 @@ impl Monitor {
         for ep in &self.config.endpoints {
             match ep {
                 Endpoint::Udp(hp) => {
-                    let sock = bind_udp(hp)?;
-                    let local = sock.local_addr().map_err(|e| Error::io(format!("bind {ep}"), e))?;
+                    let socks = bind_udp(hp, self.config.listen_threads)?;
+                    let local = socks[0].local_addr().map_err(|e| Error::io(format!("bind {ep}"), e))?;
                     addrs.push((format!("udp://{local}"), local));
-                    udp.push(sock);
+                    udp.extend(socks);
                 }
                 Endpoint::Tcp(hp) => {
                     let listener = bind_tcp(hp, "tcp")?;
@@ -293,11 +352,26 @@ impl Monitor {
             Some(addr) => Some(crate::http::serve_metrics(addr)?),
             None => None,
         };
-        let view = Arc::new(HttpView(Arc::clone(&self.ingest)));
+        let view = Arc::new(HttpView::new(Arc::clone(&self.ingest), Arc::clone(&self.events), LISTING_MAX_AGE));
         let http = crate::http::serve_view(&self.config, view, &self.events)?;
         let mut tasks = Vec::new();
-        for sock in udp {
-            tasks.push(rt.spawn(udp::run(sock, Arc::clone(&self.ingest))));
+        let mut udp_threads = Vec::new();
+        if self.config.listen_threads == 1 {
+            for sock in udp {
+                let sock = tokio::net::UdpSocket::from_std(sock).map_err(|e| Error::io("listen udp", e))?;
+                tasks.push(rt.spawn(udp::run(sock, Arc::clone(&self.ingest))));
+            }
+        } else {
+            for (i, sock) in udp.into_iter().enumerate() {
+                let name = format!("hb-udp-{}", i + 1);
+                match UdpThread::spawn(sock, Arc::clone(&self.ingest), name) {
+                    Ok(t) => udp_threads.push(t),
+                    Err(e) => {
+                        udp_threads.into_iter().for_each(|t: UdpThread| t.stop(true));
+                        return Err(e);
+                    }
+                }
+            }
         }
         for listener in tcp {
             tasks.push(rt.spawn(tcp::run(listener, Arc::clone(&self.ingest))));
@@ -306,7 +380,7 @@ impl Monitor {
             tasks.push(rt.spawn(tls::run(listener, Arc::clone(&self.ingest), files)));
         }
         tasks.push(rt.spawn(sweeper::run(Arc::clone(&self.ingest))));
-        Ok(Running { tasks, addrs, _metrics: metrics, http })
+        Ok(Running { tasks, udp_threads, addrs, _metrics: metrics, http })
     }
 
     /// Aborts the tasks and waits until the sockets are really closed, so that the port can
@@ -316,7 +390,9 @@ impl Monitor {
         for t in &r.tasks {
             t.abort();
         }
-        if !crate::runtime::on_engine_thread() {
+        let wait = !crate::runtime::on_engine_thread();
+        r.udp_threads.into_iter().for_each(|t| t.stop(wait));
+        if wait {
             let tasks = r.tasks;
             let _ = crate::runtime::run(
                 async move {
@@ -429,18 +505,35 @@ fn size_recv_buffer(sock: &socket2::Socket) {
     }
 }
 
-fn bind_udp(hp: &HostPort) -> Result<tokio::net::UdpSocket> {
+/// `count` UDP sockets bound to one address, each sized like a monitor's listener and
+/// non-blocking. With `count > 1` they share the port through `SO_REUSEPORT`: the kernel
+/// picks a socket per datagram by hashing its 4-tuple, so one source address always lands
+/// on the same socket (a peer's beats stay in order), and traffic spreads only over
+/// several source addresses. Port 0 is resolved by the first bind and reused by the rest.
+/// Public so that a benchmark's baseline receiver gets exactly the same sockets.
+pub fn bind_udp_group(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::UdpSocket>> {
     use socket2::{Domain, Protocol, Socket, Type};
+    let mut socks: Vec<std::net::UdpSocket> = Vec::with_capacity(count);
+    let mut at = addr;
+    for _ in 0..count.max(1) {
+        let sock = Socket::new(Domain::for_address(at), Type::DGRAM, Some(Protocol::UDP))?;
+        size_recv_buffer(&sock);
+        if count > 1 {
+            sock.set_reuse_port(true)?;
+        }
+        sock.set_nonblocking(true)?;
+        sock.bind(&at.into())?;
+        let sock: std::net::UdpSocket = sock.into();
+        at = sock.local_addr()?;
+        socks.push(sock);
+    }
+    Ok(socks)
+}
+
+fn bind_udp(hp: &HostPort, count: usize) -> Result<Vec<std::net::UdpSocket>> {
     let mut last = None;
     for addr in resolve(hp, "udp")? {
-        let attempt = (|| {
-            let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-            size_recv_buffer(&sock);
-            sock.set_nonblocking(true)?;
-            sock.bind(&addr.into())?;
-            tokio::net::UdpSocket::from_std(sock.into())
-        })();
-        match attempt {
+        match bind_udp_group(addr, count) {
             Ok(s) => return Ok(s),
             Err(e) => last = Some(e),
         }
@@ -483,6 +576,92 @@ mod tests {
         let table = m.ingest.table.lock();
         assert_eq!(table.params().target_false_dead_per_s, 1.0 / (365.25 * DAY_S));
         assert_eq!(table.params().target_false_suspect_per_s, 2.0 / 3_600.0);
+    }
+
+    #[test]
+    fn list_requests_share_one_sorted_copy_of_the_rows_until_it_is_too_old_or_a_state_changes() {
+        use crate::http::{ListQuery, PeerView};
+        use crate::proto::{decode, encode, Frame};
+        use std::sync::Arc;
+        use std::time::Duration;
+        let mut o = Options::new();
+        o.set("listen", "udp://127.0.0.1:0").unwrap();
+        let m = super::Monitor::new(&o).unwrap();
+        let beat = |id: &str, service: &str, seq: u32| {
+            let mut f = Frame::beat(id);
+            (f.seq, f.incarnation, f.service) = (seq, 1, Some(service.into()));
+            let mut bytes = Vec::new();
+            encode(&f, None, &mut bytes).unwrap();
+            let from =
+                super::table::Source { addr: "127.0.0.1:9".parse().unwrap(), transport: super::table::Transport::Udp };
+            m.ingest.with_table(|t| t.ingest(&decode(&bytes, None).unwrap(), from, m.ingest.clock.now_ns()));
+        };
+        let ids = |page: crate::http::Page| page.peers.into_iter().map(|p| p.id).collect::<Vec<_>>();
+        let view = |age| super::HttpView::new(Arc::clone(&m.ingest), Arc::clone(&m.events), age);
+        let (kept, fresh) = (view(Duration::from_secs(3600)), view(Duration::ZERO));
+        beat("b", "web", 1);
+        beat("a", "web", 1);
+        assert_eq!(ids(kept.list(&ListQuery::default_page()).unwrap()), ["a", "b"], "sorted by service, then id");
+        // A beat that changes no state: the copy answers on within its age ...
+        let before = kept.listing();
+        beat("a", "web", 2);
+        assert!(Arc::ptr_eq(&before, &kept.listing()));
+        // ... a new peer (an event) makes it take a new one ...
+        beat("c", "db", 1);
+        let after = kept.listing();
+        assert!(!Arc::ptr_eq(&before, &after));
+        assert_eq!(ids(kept.list(&ListQuery::default_page()).unwrap()), ["c", "a", "b"]);
+        assert_eq!(after.generation, before.generation + 1);
+        // ... and so does age.
+        assert!(!Arc::ptr_eq(&fresh.listing(), &fresh.listing()));
+    }
+
+    #[test]
+    fn two_listen_threads_share_the_port_and_every_peer_is_heard() {
+        use crate::proto::{encode, Frame};
+        use std::time::{Duration, Instant};
+        let mut o = Options::new();
+        o.set("listen", "udp://127.0.0.1:0").unwrap();
+        o.set("listen_threads", "2").unwrap();
+        let m = super::Monitor::new(&o).unwrap();
+        m.start().unwrap();
+        let addr = m.local_addr("udp").unwrap();
+        let threads = || {
+            let mut names: Vec<String> = std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .map(|n| n.trim().to_string())
+                .filter(|n| n.starts_with("hb-udp-"))
+                .collect();
+            names.sort();
+            names
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // A thread takes its name once it runs.
+        while threads() != ["hb-udp-1", "hb-udp-2"] {
+            assert!(Instant::now() < deadline, "listener threads: {:?}", threads());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Many source ports, so that the kernel's 4-tuple hash reaches both sockets.
+        let senders: Vec<_> = (0..32).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+        let mut seq = 1;
+        while m.stats().alive < senders.len() {
+            assert!(Instant::now() < deadline, "{} of {} peers alive", m.stats().alive, senders.len());
+            for (i, s) in senders.iter().enumerate() {
+                let mut f = Frame::beat(format!("p{i}"));
+                (f.seq, f.incarnation) = (seq, 1);
+                let mut bytes = Vec::new();
+                encode(&f, None, &mut bytes).unwrap();
+                s.send_to(&bytes, addr).unwrap();
+            }
+            seq += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        m.stop().unwrap();
+        assert!(threads().is_empty(), "the listener threads end with stop");
+        // Both sockets are closed: the port can be bound again, without SO_REUSEPORT.
+        std::net::UdpSocket::bind(addr).unwrap();
     }
 
     #[test]

@@ -334,7 +334,7 @@ pub struct PeerRow {
 }
 
 impl PeerRow {
-    pub fn info(self, now_unix_ms: u64) -> PeerInfo {
+    pub fn info(&self, now_unix_ms: u64) -> PeerInfo {
         let scheme = match self.transport {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
@@ -621,12 +621,16 @@ impl PeerTable {
         if conflict {
             self.report_conflict(slot);
         }
+        // The suspect deadline, the costly part of a beat, placed once for both uses.
+        let mut suspect = None;
         if f.kind == Kind::Beat {
             let p = self.slab.get(slot).expect("live slot");
             let expected_ns = p.last_beat_ns().saturating_add(interval_ns);
-            self.guard.observe_slack(p.suspect_deadline(&params).saturating_sub(expected_ns), now_ns);
+            let deadline = p.suspect_deadline(&params);
+            self.guard.observe_slack(deadline.saturating_sub(expected_ns), now_ns);
+            suspect = Some(deadline);
         }
-        self.schedule_if_earlier(slot);
+        self.schedule_if_earlier_given(slot, suspect);
         wants_ack.then(|| self.ack(slot, f, now_ns))
     }
 
@@ -755,7 +759,13 @@ impl PeerTable {
 
     /// When the peer becomes suspect if nothing more is heard, our own last pause allowed for.
     fn suspect_due(&self, p: &Peer) -> u64 {
-        self.guard.after_pause(p.suspect_deadline(&self.cfg.params), p.last_beat_ns())
+        self.suspect_due_given(p, None)
+    }
+
+    /// `suspect_due`, with `p.suspect_deadline` already placed if `deadline` is given.
+    fn suspect_due_given(&self, p: &Peer, deadline: Option<u64>) -> u64 {
+        let deadline = deadline.unwrap_or_else(|| p.suspect_deadline(&self.cfg.params));
+        self.guard.after_pause(deadline, p.last_beat_ns())
     }
 
     /// When the peer is dead if nothing more is heard, our own last pause allowed for.
@@ -765,11 +775,16 @@ impl PeerTable {
 
     /// When this peer next needs the sweeper's attention.
     fn next_due(&self, p: &Peer) -> u64 {
+        self.next_due_given(p, None)
+    }
+
+    /// `next_due`, with `p.suspect_deadline` already placed if `suspect` is given.
+    fn next_due_given(&self, p: &Peer, suspect: Option<u64>) -> u64 {
         if p.on_probation {
-            return self.suspect_due(p);
+            return self.suspect_due_given(p, suspect);
         }
         match p.state {
-            PeerState::Alive => self.suspect_due(p),
+            PeerState::Alive => self.suspect_due_given(p, suspect),
             PeerState::Suspect => {
                 let dead = self.dead_due(p);
                 match p.flap.release_at_ns() {
@@ -784,8 +799,13 @@ impl PeerTable {
     /// Puts the peer in the wheel if its deadline is now earlier than where it sits (a
     /// later deadline is found lazily when the old entry comes due).
     fn schedule_if_earlier(&mut self, slot: u32) {
+        self.schedule_if_earlier_given(slot, None)
+    }
+
+    /// `schedule_if_earlier`, with the peer's `suspect_deadline` already placed if given.
+    fn schedule_if_earlier_given(&mut self, slot: u32, suspect: Option<u64>) {
         let p = self.slab.get(slot).expect("live slot");
-        let due = self.next_due(p);
+        let due = self.next_due_given(p, suspect);
         if self.wheel.tick_of(due) < p.wheel_tick {
             let tick = self.wheel.insert(slot, due);
             self.slab.get_mut(slot).expect("live slot").wheel_tick = tick;
