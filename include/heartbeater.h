@@ -546,7 +546,7 @@ void hb_config_free(hb_config *config);
  *
  * Keys: `endpoint` (alias `listen`), `service`, `instance_id`, `ttl`, `interval`, `labels`,
  * `label`, `auth_key`, `auth_key_file`, `detector`, `false_dead_rate`, `false_suspect_rate`,
- * `max_peers`, `stop_timeout`,
+ * `max_peers`, `listen_threads`, `stop_timeout`,
  * `connect_timeout`, `event_capacity`, `traceparent`, `metrics_addr`, `etcd_ca_file`,
  * `etcd_cert_file`, `etcd_key_file`, `etcd_username`, `etcd_password`, `ack`, `http_addr`,
  * `http_token_file`, `health_addr`, `tls_ca_file`, `tls_cert_file`, `tls_key_file`,

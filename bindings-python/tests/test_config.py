@@ -33,6 +33,8 @@ UDP = "udp://127.0.0.1:9"
         (lambda: Monitor("udp//x"), "listen"),
         (lambda: Monitor("etcd://127.0.0.1:2379/p"), "listen"),
         (lambda: Monitor("udp://127.0.0.1:7946", max_peers=0), "max_peers"),
+        (lambda: Monitor("udp://127.0.0.1:7946", listen_threads=0), "listen_threads"),
+        (lambda: Monitor("udp://127.0.0.1:7946", listen_threads=17), "listen_threads"),
         (lambda: Monitor("udp://127.0.0.1:7946", metrics_addr="nope"), "metrics_addr"),
         (lambda: Monitor("udp://127.0.0.1:7946", false_dead_rate="1/fortnight"), "false_dead_rate"),
         (lambda: Monitor("udp://127.0.0.1:7946", false_dead_rate="1/h"), "false_suspect_rate"),

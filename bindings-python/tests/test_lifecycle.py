@@ -195,3 +195,21 @@ def test_a_thousand_clients_with_on_event_share_a_few_threads(monitor: heartbeat
     finally:
         for c in clients:
             c.stop(timeout=0.2)
+
+
+def test_a_monitor_with_two_listen_threads_hears_its_clients() -> None:
+    from conftest import free_port
+
+    with heartbeater.Monitor(f"udp://127.0.0.1:{free_port()}", listen_threads=2) as m:
+        clients = [heartbeater.Client(udp_addr(m), service="two", instance_id=f"two-{i}") for i in range(4)]
+        try:
+            for c in clients:
+                c.start()
+            wait_until(
+                lambda: {p.id for p in m.peers() if p.state == "alive"} >= {f"two-{i}" for i in range(4)},
+                30,
+                "four clients alive on a monitor with two listener threads",
+            )
+        finally:
+            for c in clients:
+                c.stop(timeout=0.2)

@@ -79,6 +79,7 @@ class Monitor(_PeerView):
         false_dead_rate: Optional[str] = None,
         false_suspect_rate: Optional[str] = None,
         max_peers: Optional[int] = None,
+        listen_threads: Optional[int] = None,
         metrics_addr: Optional[str] = None,
         http_addr: Optional[str] = None,
         http_token_file: Optional[str] = None,
@@ -96,6 +97,7 @@ class Monitor(_PeerView):
         _options.text(pairs, "false_dead_rate", false_dead_rate)
         _options.text(pairs, "false_suspect_rate", false_suspect_rate)
         _options.count(pairs, "max_peers", max_peers)
+        _options.count(pairs, "listen_threads", listen_threads)
         _options.text(pairs, "metrics_addr", metrics_addr)
         _options.text(pairs, "http_addr", http_addr)
         _options.text(pairs, "http_token_file", http_token_file)
