@@ -3,6 +3,7 @@ frames with a bad tag or a replayed seq hit the monitor. It stays up, the legiti
 peers stay alive, and /metrics counts the rejections by reason."""
 
 import subprocess
+import time
 
 from procs import MonitorProc, metric_values
 from scenario import kill_and_check, start_beats
@@ -10,17 +11,44 @@ from scenario import kill_and_check, start_beats
 RANDOM, BAD_TAG, REPLAY = 100_000, 5_000, 5_000
 
 
-def kernel_drops(addr):
-    """Datagrams the kernel dropped for the UDP socket bound to `addr` (a full receive
-    buffer: the monitor was not scheduled for a while), from /proc/net/udp's last column."""
+def udp_socket(addr):
+    """/proc/net/udp's fields for the UDP socket bound to `addr`."""
     host, port = addr.rsplit(":", 1)
     local = "".join(f"{int(b):02X}" for b in reversed(host.split("."))) + f":{int(port):04X}"
     with open("/proc/net/udp") as f:
         for line in f.readlines()[1:]:
             fields = line.split()
             if fields[1] == local:
-                return int(fields[-1])
+                return fields
     raise AssertionError(f"no UDP socket bound to {addr} in /proc/net/udp")
+
+
+def kernel_drops(addr):
+    """Datagrams the kernel dropped for the UDP socket bound to `addr` (a full receive
+    buffer: the monitor was not scheduled for a while), from /proc/net/udp's last column."""
+    return int(udp_socket(addr)[-1])
+
+
+def queued_bytes(addr):
+    """Bytes waiting in that socket's receive queue, not yet read by the monitor."""
+    return int(udp_socket(addr)[4].split(":")[1], 16)
+
+
+def drained(monitor, what, timeout=60):
+    """Waits until the monitor has read everything sent to it and counted what it read:
+    the receive queue is empty and the rejection counters stopped moving (two reads 0.1 s
+    apart that agree, after the queue emptied). The flood sender's exit does not mean the
+    monitor is done: on a loaded host its socket still holds thousands of datagrams."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if queued_bytes(monitor.udp_addr) == 0:
+            now = metric_values(monitor.metrics(), "heartbeater_frames_rejected_total")
+            if now == last:
+                return now
+            last = now
+        time.sleep(0.1)
+    raise AssertionError(f"the monitor did not drain its socket within {timeout} s ({what})")
 
 
 def test_flood_is_rejected_and_counted(heartbeater_bin, procs, tmp_path):
@@ -42,7 +70,7 @@ def test_flood_is_rejected_and_counted(heartbeater_bin, procs, tmp_path):
             flood.wait()
 
     assert monitor.popen.poll() is None, "monitor died under the flood"
-    rejected = metric_values(monitor.metrics(), "heartbeater_frames_rejected_total")
+    rejected = drained(monitor, "after the flood")
     by_reason = {k.split('"')[1]: v for k, v in rejected.items() if '"' in k}
     # What the kernel dropped never reached the monitor (under scripts/stress the replays,
     # sent last, lost 599 of 5,000 that way): every datagram it could read is counted.
